@@ -1,0 +1,1 @@
+//! EventBridge event patterns (placeholder until implemented).

@@ -1,0 +1,1 @@
+//! Input templates (placeholder until implemented).
