@@ -1,0 +1,572 @@
+//! The evaluator: a field-path trie over all conjunctions of all filters, and one streaming pass
+//! over the event that computes, for every conjunction at once, whether it holds.
+//!
+//! This module owns matching semantics beyond single values: nesting, arrays and the
+//! "same array element" rule, absence (`exists: false`), and the one-pass scan.
+//!
+//! ## The "same element" rule, exactly
+//! A conjunction holds if one can pick, for each positive leaf, a value occurrence matching it,
+//! such that no two picked occurrences sit in different elements of the same array, and every
+//! `exists: false` leaf has no occurrence that is consistent (in that sense) with the picks.
+//! The scan computes this bottom-up with two bit sets per trie node instance, one bit per
+//! conjunction:
+//! - `pos`: satisfiable inside this value with at least one occurrence picked inside it;
+//! - `neg`: satisfiable inside this value with nothing picked inside it (only absences).
+//!
+//! Conjunctions that name nothing under a node are neutral there (`pos = 0`, `neg = 1`).
+//! Objects combine members (AND, with "some member picked" for `pos`); arrays combine elements
+//! (`pos` = any element, `neg` = every element, because an absence must hold in all of them);
+//! an empty array counts as absent. Bits never depend on which order fields come in.
+
+use crate::compile::{Leaf, Program};
+use crate::cond::{Scalar, Val};
+use crate::json::{JResult, Scanner};
+
+/// Bit sets of `W` words: one bit per conjunction.
+pub(crate) type Bits<const W: usize> = [u64; W];
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Out<const W: usize> {
+    pos: Bits<W>,
+    neg: Bits<W>,
+}
+
+#[inline]
+fn and<const W: usize>(a: Bits<W>, b: Bits<W>) -> Bits<W> {
+    std::array::from_fn(|i| a[i] & b[i])
+}
+#[inline]
+fn or<const W: usize>(a: Bits<W>, b: Bits<W>) -> Bits<W> {
+    std::array::from_fn(|i| a[i] | b[i])
+}
+#[inline]
+fn not<const W: usize>(a: Bits<W>) -> Bits<W> {
+    std::array::from_fn(|i| !a[i])
+}
+
+#[derive(Debug)]
+pub(crate) struct Node<const W: usize> {
+    /// Child field name -> node index.
+    children: Vec<(Box<[u8]>, usize)>,
+    /// Distinct leaves tested here, each with the conjunctions that require it.
+    leaves: Vec<(usize, Bits<W>)>,
+    /// Conjunctions with at least one leaf here.
+    leaf_users: Bits<W>,
+    /// Per conjunction: the leaf part holds when the value is absent or an object
+    /// (non-users: 1; users: all their leaves here allow absence).
+    leaf_absent: Bits<W>,
+    /// Conjunctions naming something at or below this node.
+    uses: Bits<W>,
+    /// Conjunctions naming something strictly below this node.
+    child_users: Bits<W>,
+    /// AND of the children's `missing` (all ones without children).
+    children_missing: Bits<W>,
+    /// `neg` when the value here is missing: `leaf_absent & children_missing`.
+    missing: Bits<W>,
+}
+
+/// The compiled trie for one word width.
+#[derive(Debug)]
+pub(crate) struct Trie<const W: usize> {
+    nodes: Vec<Node<W>>,
+    leaves: Vec<Leaf>,
+    /// Bits of real conjunctions (the tail of the last word is padding).
+    valid: Bits<W>,
+    /// Per filter: bits of its conjunctions.
+    filter_bits: Vec<Bits<W>>,
+}
+
+fn bit<const W: usize>(c: usize) -> Bits<W> {
+    let mut b = [0u64; W];
+    if let Some(w) = b.get_mut(c / 64) {
+        *w |= 1u64 << (c % 64);
+    }
+    b
+}
+
+impl<const W: usize> Trie<W> {
+    pub fn build(p: &Program) -> Self {
+        let mut nodes: Vec<Node<W>> = vec![Node::empty()];
+        let mut valid = [0u64; W];
+        let mut filter_bits = vec![[0u64; W]; p.filters];
+        for (c, conj) in p.conjs.iter().enumerate() {
+            let cb = bit::<W>(c);
+            valid = or(valid, cb);
+            if let Some(f) = filter_bits.get_mut(p.filter_of[c]) {
+                *f = or(*f, cb);
+            }
+            for (path, leaf) in conj {
+                let mut n = 0;
+                nodes[0].uses = or(nodes[0].uses, cb);
+                for key in path {
+                    nodes[n].child_users = or(nodes[n].child_users, cb);
+                    let found = nodes[n]
+                        .children
+                        .iter()
+                        .find(|(k, _)| **k == *key.as_bytes())
+                        .map(|&(_, i)| i);
+                    n = match found {
+                        Some(i) => i,
+                        None => {
+                            nodes.push(Node::empty());
+                            let i = nodes.len() - 1;
+                            nodes[n].children.push((key.as_bytes().into(), i));
+                            i
+                        }
+                    };
+                    nodes[n].uses = or(nodes[n].uses, cb);
+                }
+                let node = &mut nodes[n];
+                node.leaf_users = or(node.leaf_users, cb);
+                match node.leaves.iter_mut().find(|(l, _)| l == leaf) {
+                    Some((_, m)) => *m = or(*m, cb),
+                    None => node.leaves.push((*leaf, cb)),
+                }
+            }
+        }
+        // leaf_absent: start at all ones, clear conjunctions with a leaf that needs presence.
+        for node in &mut nodes {
+            let mut absent = [u64::MAX; W];
+            for (l, m) in &node.leaves {
+                if !p.leaves[*l].absent_ok {
+                    absent = and(absent, not(*m));
+                }
+            }
+            node.leaf_absent = absent;
+        }
+        // Children are always created after their parent, so a reverse sweep is bottom-up.
+        for n in (0..nodes.len()).rev() {
+            let mut cm = [u64::MAX; W];
+            for &(_, c) in &nodes[n].children {
+                cm = and(cm, nodes[c].missing);
+            }
+            nodes[n].children_missing = cm;
+            nodes[n].missing = and(nodes[n].leaf_absent, cm);
+        }
+        Trie {
+            nodes,
+            leaves: p.leaves.clone(),
+            valid,
+            filter_bits,
+        }
+    }
+
+    /// Which filters hold, given the root outcome.
+    fn filters(&self, out: Out<W>) -> FilterSet {
+        let hold = and(or(out.pos, out.neg), self.valid);
+        let mut set = FilterSet(0);
+        for (i, fb) in self.filter_bits.iter().enumerate() {
+            if and(hold, *fb).iter().any(|&w| w != 0) {
+                set.0 |= 1 << i;
+            }
+        }
+        set
+    }
+
+    /// Matches a JSON text (the whole event), validating all of it.
+    pub fn match_json(&self, text: &[u8]) -> JResult<FilterSet> {
+        let out = Eval::<W, true>::new(self, text)?.document()?;
+        Ok(self.filters(out))
+    }
+
+    /// Matches a JSON text, reading only as far as the patterns need and without validating
+    /// what it skips.
+    pub fn match_json_lenient(&self, text: &[u8]) -> JResult<FilterSet> {
+        let out = Eval::<W, false>::new(self, text)?.document()?;
+        Ok(self.filters(out))
+    }
+
+    /// Matches a Kafka record view (see [`crate::KafkaRecord`]).
+    pub fn match_kafka(&self, r: &crate::KafkaRecord<'_>) -> FilterSet {
+        let root = &self.nodes[0];
+        let mut sat = root.leaf_absent;
+        let mut anyp = [0u64; W];
+        let mut alln = root.leaf_absent;
+        for (key, child) in &root.children {
+            let o = self.kafka_field(key, *child, r);
+            sat = and(sat, or(o.pos, o.neg));
+            anyp = or(anyp, o.pos);
+            alln = and(alln, o.neg);
+        }
+        self.filters(Out {
+            pos: and(sat, anyp),
+            neg: alln,
+        })
+    }
+
+    fn kafka_field(&self, key: &[u8], n: usize, r: &crate::KafkaRecord<'_>) -> Out<W> {
+        let node = &self.nodes[n];
+        let missing = Out {
+            pos: [0; W],
+            neg: node.missing,
+        };
+        let s = |v: &str| self.scalar(n, Scalar::Str(v.as_bytes()));
+        match key {
+            b"topic" => s(r.topic),
+            b"partition" => s(&r.partition.to_string()),
+            b"offset" => self.scalar(n, Scalar::Num(r.offset.to_string().as_bytes())),
+            b"timestamp" => self.scalar(n, Scalar::Num(r.timestamp.to_string().as_bytes())),
+            b"timestampType" => s(r.timestamp_type),
+            b"eventSource" => s(if r.bootstrap_servers.is_some() {
+                "SelfManagedKafka"
+            } else {
+                "aws:kafka"
+            }),
+            b"eventSourceKey" => s(&format!("{}-{}", r.topic, r.partition)),
+            b"eventSourceArn" => r.event_source_arn.map_or(missing, s),
+            b"bootstrapServers" => r.bootstrap_servers.map_or(missing, s),
+            b"key" => r.key.map_or(missing, |k| self.decoded(n, k)),
+            b"value" => match r.value {
+                Some(v) => self.decoded(n, v),
+                None => self.scalar(n, Scalar::Null),
+            },
+            b"headers" => {
+                let json = headers_json(r.headers);
+                match Eval::<W, true>::new(self, json.as_bytes()) {
+                    Ok(mut e) => e.value(n, false).unwrap_or(missing),
+                    Err(_) => missing,
+                }
+            }
+            _ => missing,
+        }
+    }
+
+    /// A Kafka key or value: JSON if it parses, else a plain string; non-UTF-8 matches nothing.
+    fn decoded(&self, n: usize, bytes: &[u8]) -> Out<W> {
+        let node = &self.nodes[n];
+        // Every conjunction naming this field fails; the others stay neutral.
+        let fail = Out {
+            pos: [0; W],
+            neg: not(node.uses),
+        };
+        let Ok(text) = std::str::from_utf8(bytes) else {
+            return fail;
+        };
+        if let Ok(mut e) = Eval::<W, true>::new(self, bytes) {
+            if let Ok(first) = e.sc.peek() {
+                if let Ok(o) = e.value(n, false) {
+                    if e.sc.end().is_ok() {
+                        if first == b'{' || first == b'[' {
+                            // JSON document vs a plain-string pattern leaf here: format mismatch.
+                            let keep = not(node.leaf_users);
+                            return Out {
+                                pos: and(o.pos, keep),
+                                neg: and(o.neg, keep),
+                            };
+                        }
+                        return o;
+                    }
+                }
+            }
+        }
+        // Plain text vs a JSON pattern (fields under this one): format mismatch.
+        let o = self.scalar(n, Scalar::Str(text.as_bytes()));
+        let keep = not(node.child_users);
+        Out {
+            pos: and(o.pos, keep),
+            neg: and(o.neg, keep),
+        }
+    }
+
+    /// Outcome of a scalar at node `n` (its children, if any, see it as missing).
+    fn scalar(&self, n: usize, s: Scalar<'_>) -> Out<W> {
+        let node = &self.nodes[n];
+        if node.leaves.is_empty() {
+            return Out {
+                pos: [0; W],
+                neg: node.children_missing,
+            };
+        }
+        let mut v = Val::new(s);
+        let mut fail = [0u64; W];
+        for (l, m) in &node.leaves {
+            let leaf = &self.leaves[*l];
+            if !leaf.conds.iter().any(|c| c.matches(&mut v)) {
+                fail = or(fail, *m);
+            }
+        }
+        Out {
+            pos: and(and(node.leaf_users, not(fail)), node.children_missing),
+            neg: and(not(node.leaf_users), node.children_missing),
+        }
+    }
+}
+
+impl<const W: usize> Node<W> {
+    fn empty() -> Self {
+        Node {
+            children: Vec::new(),
+            leaves: Vec::new(),
+            leaf_users: [0; W],
+            leaf_absent: [u64::MAX; W],
+            uses: [0; W],
+            child_users: [0; W],
+            children_missing: [u64::MAX; W],
+            missing: [u64::MAX; W],
+        }
+    }
+}
+
+/// Byte equality without a `memcmp` call: field names are short.
+#[inline]
+fn eq_key(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+}
+
+/// Set of filter indexes (at most 5, so a bit mask).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct FilterSet(pub u8);
+
+fn headers_json(h: &[(&str, Option<&[u8]>)]) -> String {
+    let mut s = String::from("[");
+    for (i, (k, v)) in h.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push('{');
+        s.push_str(&serde_json::Value::from(*k).to_string());
+        s.push(':');
+        match v {
+            None => s.push_str("null"),
+            Some(bytes) => {
+                s.push('[');
+                for (j, b) in bytes.iter().enumerate() {
+                    if j > 0 {
+                        s.push(',');
+                    }
+                    // Java's signed bytes, as AWS sends them.
+                    s.push_str(&(*b as i8).to_string());
+                }
+                s.push(']');
+            }
+        }
+        s.push('}');
+    }
+    s.push(']');
+    s
+}
+
+/// One pass over one JSON text. `STRICT` validates everything; lenient passes skip unnamed
+/// values without validating them and stop as soon as every named field has been read.
+struct Eval<'t, 'a, const W: usize, const STRICT: bool> {
+    t: &'t Trie<W>,
+    sc: Scanner<'a>,
+    /// Unescaped strings (keys and values) land here.
+    buf: Vec<u8>,
+    /// Lenient only: the top-level object was left early, the rest of the text is unread.
+    stopped: bool,
+}
+
+enum ArrState {
+    Open,
+    Elem,
+    After,
+}
+
+impl<'t, 'a, const W: usize, const STRICT: bool> Eval<'t, 'a, W, STRICT> {
+    fn new(t: &'t Trie<W>, text: &'a [u8]) -> JResult<Self> {
+        Ok(Eval {
+            t,
+            sc: if STRICT {
+                Scanner::new(text)?
+            } else {
+                Scanner::new_unchecked(text)
+            },
+            buf: Vec::new(),
+            stopped: false,
+        })
+    }
+
+    /// The whole text against the root.
+    fn document(&mut self) -> JResult<Out<W>> {
+        let out = self.value(0, true)?;
+        if !self.stopped {
+            self.sc.end()?;
+        }
+        Ok(out)
+    }
+
+    #[inline]
+    fn skip(&mut self) -> JResult<()> {
+        if STRICT {
+            self.sc.skip_value()
+        } else {
+            self.sc.skip_lenient()
+        }
+    }
+
+    /// Evaluates the value at the cursor against node `n`. `top`: nothing after this value can
+    /// change the outcome (the document's own value, or the last field a top object waits for),
+    /// so a lenient pass may stop reading once this value is decided.
+    fn value(&mut self, n: usize, top: bool) -> JResult<Out<W>> {
+        let t = self.t;
+        let node = &t.nodes[n];
+        match self.sc.peek()? {
+            b'{' => {
+                if node.children.is_empty() {
+                    self.skip()?;
+                    Ok(Out {
+                        pos: [0; W],
+                        neg: node.leaf_absent,
+                    })
+                } else {
+                    self.object(n, top)
+                }
+            }
+            b'[' => self.array(n),
+            b'"' => {
+                let r = self.sc.string()?;
+                if node.leaves.is_empty() {
+                    return Ok(t.scalar(n, Scalar::Null));
+                }
+                let bytes = self.sc.str_bytes(r, &mut self.buf);
+                if !STRICT && std::str::from_utf8(bytes).is_err() {
+                    return self.sc.err("invalid UTF-8");
+                }
+                Ok(t.scalar(n, Scalar::Str(bytes)))
+            }
+            b'-' | b'0'..=b'9' => {
+                let (a, b) = self.sc.number()?;
+                Ok(t.scalar(n, Scalar::Num(&self.sc.b[a..b])))
+            }
+            b't' => {
+                self.sc.literal(b"true")?;
+                Ok(t.scalar(n, Scalar::Bool(true)))
+            }
+            b'f' => {
+                self.sc.literal(b"false")?;
+                Ok(t.scalar(n, Scalar::Bool(false)))
+            }
+            b'n' => {
+                self.sc.literal(b"null")?;
+                Ok(t.scalar(n, Scalar::Null))
+            }
+            _ => self.sc.err("expected a JSON value"),
+        }
+    }
+
+    /// An object: members combine as they come. A repeated key counts once (the first one),
+    /// so the outcome never depends on what follows the last named field.
+    fn object(&mut self, n: usize, top: bool) -> JResult<Out<W>> {
+        let t = self.t;
+        let node = &t.nodes[n];
+        self.sc.i += 1;
+        let mut sat = node.leaf_absent;
+        let mut anyp = [0u64; W];
+        let mut alln = node.leaf_absent;
+        let nkids = node.children.len();
+        // Which children were seen: inline for up to 64, heap beyond (rare, wide patterns).
+        let mut seen_small: u64 = 0;
+        let mut seen_big: Vec<bool> = Vec::new();
+        if nkids > 64 {
+            seen_big = vec![false; nkids];
+        }
+        let mut left = nkids;
+        if self.sc.peek()? == b'}' {
+            self.sc.i += 1;
+        } else {
+            loop {
+                let k = self.sc.key()?;
+                let key = self.sc.str_bytes(k, &mut self.buf);
+                let found = node.children.iter().position(|(name, _)| eq_key(name, key));
+                let fresh = match found {
+                    Some(ci) if ci < 64 && nkids <= 64 => seen_small & (1 << ci) == 0,
+                    Some(ci) => !seen_big.get(ci).copied().unwrap_or(true),
+                    None => false,
+                };
+                match found {
+                    Some(ci) if fresh => {
+                        // The last field a top-level object waits for may stop the whole pass.
+                        let last = top && left == 1;
+                        let o = self.value(node.children[ci].1, last)?;
+                        sat = and(sat, or(o.pos, o.neg));
+                        anyp = or(anyp, o.pos);
+                        alln = and(alln, o.neg);
+                        if nkids <= 64 {
+                            seen_small |= 1 << ci;
+                        } else if let Some(s) = seen_big.get_mut(ci) {
+                            *s = true;
+                        }
+                        left -= 1;
+                    }
+                    _ => self.skip()?,
+                }
+                if !STRICT && (left == 0 || self.stopped) {
+                    // Every named field is read: nothing later can change the outcome.
+                    if top {
+                        self.stopped = true;
+                    } else {
+                        self.sc.close_lenient()?;
+                    }
+                    break;
+                }
+                if !self.sc.next_or_close(b'}')? {
+                    break;
+                }
+            }
+        }
+        if left > 0 {
+            for (ci, &(_, c)) in node.children.iter().enumerate() {
+                let seen = if nkids <= 64 {
+                    seen_small & (1 << ci) != 0
+                } else {
+                    seen_big.get(ci).copied().unwrap_or(false)
+                };
+                if !seen {
+                    let m = t.nodes[c].missing;
+                    sat = and(sat, m);
+                    alln = and(alln, m);
+                }
+            }
+        }
+        Ok(Out {
+            pos: and(sat, anyp),
+            neg: alln,
+        })
+    }
+
+    /// Arrays, nested to any depth, without recursion: elements' outcomes fold into one.
+    fn array(&mut self, n: usize) -> JResult<Out<W>> {
+        let missing = self.t.nodes[n].missing;
+        let mut pos = [0u64; W];
+        let mut neg = [u64::MAX; W];
+        let mut depth = 0usize;
+        let mut st = ArrState::Open;
+        loop {
+            match st {
+                ArrState::Open => {
+                    self.sc.i += 1;
+                    depth += 1;
+                    if self.sc.peek()? == b']' {
+                        self.sc.i += 1;
+                        depth -= 1;
+                        neg = and(neg, missing);
+                        st = ArrState::After;
+                    } else {
+                        st = ArrState::Elem;
+                    }
+                }
+                ArrState::Elem => {
+                    if self.sc.peek()? == b'[' {
+                        st = ArrState::Open;
+                    } else {
+                        let o = self.value(n, false)?;
+                        pos = or(pos, o.pos);
+                        neg = and(neg, o.neg);
+                        st = ArrState::After;
+                    }
+                }
+                ArrState::After => {
+                    if depth == 0 {
+                        return Ok(Out { pos, neg });
+                    }
+                    if self.sc.next_or_close(b']')? {
+                        st = ArrState::Elem;
+                    } else {
+                        depth -= 1;
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! Helpers for `scripts/bench` (not part of Sluice):
+//!
+//!   bench_tool produce --bootstrap B --topic T --partitions 8 --count 1000000 --size 200
+//!   bench_tool consume --bootstrap B --topic T --count 1000000      (raw rdkafka consumer: the ceiling)
+//!   bench_tool receive --port-file F --expect 1000000              (HTTP receiver counting records)
+//!
+//! Each prints one JSON line with what it measured.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+
+fn arg(args: &[String], name: &str) -> String {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+        .unwrap_or_else(|| panic!("missing {name}"))
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("produce") => produce(&args).await,
+        Some("consume") => consume(&args).await,
+        Some("receive") => receive(&args).await,
+        _ => eprintln!("usage: bench_tool produce|consume|receive ..."),
+    }
+}
+
+async fn produce(args: &[String]) {
+    let bootstrap = arg(args, "--bootstrap");
+    let topic = arg(args, "--topic");
+    let partitions: i32 = arg(args, "--partitions").parse().unwrap();
+    let count: usize = arg(args, "--count").parse().unwrap();
+    let size: usize = arg(args, "--size").parse().unwrap();
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
+    admin
+        .create_topics(
+            &[NewTopic::new(
+                &topic,
+                partitions,
+                TopicReplication::Fixed(1),
+            )],
+            &AdminOptions::new(),
+        )
+        .await
+        .unwrap();
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("linger.ms", "20")
+        .set("batch.num.messages", "10000")
+        .set("queue.buffering.max.messages", "1000000")
+        .set("compression.type", "none")
+        .create()
+        .unwrap();
+    let started = Instant::now();
+    // Realistic JSON values of about `size` bytes.
+    let filler = "x".repeat(size.saturating_sub(90));
+    let mut pending = Vec::with_capacity(10_000);
+    for i in 0..count {
+        let value = format!(
+            "{{\"orderId\":\"o-{i:09}\",\"customer\":\"c-{:05}\",\"amount\":{},\"note\":\"{filler}\"}}",
+            i % 10_000,
+            i % 977
+        );
+        let key = format!("c-{:05}", i % 10_000);
+        let fut = producer.send_result(
+            FutureRecord::to(&topic)
+                .partition((i % partitions as usize) as i32)
+                .key(&key)
+                .payload(&value)
+                .headers(OwnedHeaders::new().insert(Header {
+                    key: "source",
+                    value: Some("bench"),
+                })),
+        );
+        match fut {
+            Ok(f) => pending.push(f),
+            Err((e, _)) => panic!("enqueue: {e}"),
+        }
+        if pending.len() == 10_000 {
+            for f in pending.drain(..) {
+                f.await.unwrap().unwrap();
+            }
+        }
+    }
+    for f in pending.drain(..) {
+        f.await.unwrap().unwrap();
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "{{\"produced\":{count},\"secs\":{secs:.3},\"rate\":{:.0}}}",
+        count as f64 / secs
+    );
+}
+
+async fn consume(args: &[String]) {
+    let bootstrap = arg(args, "--bootstrap");
+    let topic = arg(args, "--topic");
+    let count: u64 = arg(args, "--count").parse().unwrap();
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", format!("bench-raw-{}", std::process::id()))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[&topic]).unwrap();
+    let mut n = 0u64;
+    let mut bytes = 0usize;
+    let mut first: Option<Instant> = None;
+    while n < count {
+        let m = consumer.recv().await.unwrap();
+        first.get_or_insert_with(Instant::now);
+        // Touch the bytes, as any real consumer would.
+        bytes += rdkafka::Message::payload(&m).map_or(0, <[u8]>::len);
+        n += 1;
+    }
+    let secs = first.map_or(0.0, |f| f.elapsed().as_secs_f64());
+    println!(
+        "{{\"records\":{n},\"bytes\":{bytes},\"secs\":{secs:.3},\"rate\":{:.0}}}",
+        n as f64 / secs
+    );
+}
+
+async fn receive(args: &[String]) {
+    use axum::body::Bytes;
+    let expect: u64 = arg(args, "--expect").parse().unwrap();
+    let port_file = arg(args, "--port-file");
+    let count = Arc::new(AtomicU64::new(0));
+    let times: Arc<Mutex<(Option<Instant>, Option<Instant>)>> = Arc::default();
+    let done = Arc::new(tokio::sync::Notify::new());
+    let (c, t, d) = (count.clone(), times.clone(), done.clone());
+    let app = axum::Router::new().fallback(move |body: Bytes| {
+        let (c, t, d) = (c.clone(), t.clone(), d.clone());
+        async move {
+            let n = if body.first() == Some(&b'[') {
+                serde_json::from_slice::<Vec<serde::de::IgnoredAny>>(&body)
+                    .map(|v| v.len())
+                    .unwrap_or(0)
+            } else {
+                1
+            } as u64;
+            {
+                let mut t = t.lock().unwrap();
+                t.0.get_or_insert_with(Instant::now);
+            }
+            let total = c.fetch_add(n, Ordering::Relaxed) + n;
+            if total >= expect {
+                t.lock().unwrap().1.get_or_insert_with(Instant::now);
+                d.notify_one();
+            }
+            "ok"
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    std::fs::write(
+        &port_file,
+        listener.local_addr().unwrap().port().to_string(),
+    )
+    .unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    done.notified().await;
+    let (first, last) = *times.lock().unwrap();
+    let secs = match (first, last) {
+        (Some(f), Some(l)) => (l - f).as_secs_f64(),
+        _ => 0.0,
+    };
+    let n = count.load(Ordering::Relaxed);
+    println!(
+        "{{\"records\":{n},\"secs\":{secs:.3},\"rate\":{:.0}}}",
+        n as f64 / secs
+    );
+}

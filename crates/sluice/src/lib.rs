@@ -1,0 +1,14 @@
+//! Sluice: EventBridge Pipes for Kafka, self-hosted.
+//!
+//! A record's path, folder by folder: [`sources`] (Kafka poll) -> [`runtime`] (per-partition lanes,
+//! batching, retries, offset commits) -> [`transforms`] (filter, input templates) -> [`targets`].
+//! [`model`] holds pipe definitions and their validation; [`metrics`] and [`telemetry`] what the
+//! engine reports about itself.
+
+pub mod metrics;
+pub mod model;
+pub mod runtime;
+pub mod sources;
+pub mod targets;
+pub mod telemetry;
+pub mod transforms;

@@ -1,0 +1,315 @@
+//! The `sluice` command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use sluice::metrics::Metrics;
+use sluice::model::{self, ValidationContext};
+use sluice::runtime::{run_pipe, RuntimeOptions};
+use sluice::telemetry::{self, LogFormat};
+
+/// Sluice: EventBridge Pipes for Kafka, self-hosted.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run one pipe in the foreground until SIGINT/SIGTERM.
+    Run {
+        /// Pipe definition (JSON, or YAML for .yaml/.yml).
+        pipe_file: PathBuf,
+        /// Serve Prometheus metrics at http://ADDR/metrics.
+        #[arg(long)]
+        metrics_addr: Option<SocketAddr>,
+        /// Log format.
+        #[arg(long, value_enum, default_value = "text")]
+        log_format: LogFormat,
+        #[command(flatten)]
+        arn: ArnArgs,
+        /// Seconds a shutdown waits for batches in flight.
+        #[arg(long, default_value_t = 30)]
+        shutdown_timeout_secs: u64,
+    },
+    /// Check a pipe definition; prints every field error and exits 2 when invalid.
+    Validate {
+        /// Pipe definition (JSON, or YAML for .yaml/.yml).
+        pipe_file: PathBuf,
+        #[command(flatten)]
+        arn: ArnArgs,
+    },
+    /// Match an event against an event pattern, like `aws events test-event-pattern`.
+    TestEventPattern {
+        /// The pattern (JSON).
+        #[arg(long)]
+        event_pattern: String,
+        /// The event (JSON), matched as given.
+        #[arg(long)]
+        event: String,
+    },
+    /// Render an input template for an event.
+    TestInputTemplate {
+        /// The template text.
+        #[arg(long)]
+        template: String,
+        /// The event (JSON) the template's paths read.
+        #[arg(long)]
+        event: String,
+        /// `<aws.pipes.pipe-name>`.
+        #[arg(long, default_value = "")]
+        pipe_name: String,
+        /// `<aws.pipes.pipe-arn>`.
+        #[arg(long, default_value = "")]
+        pipe_arn: String,
+        /// `<aws.pipes.source-arn>`.
+        #[arg(long, default_value = "")]
+        source_arn: String,
+        /// `<aws.pipes.enrichment-arn>`.
+        #[arg(long, default_value = "")]
+        enrichment_arn: String,
+        /// `<aws.pipes.target-arn>`.
+        #[arg(long, default_value = "")]
+        target_arn: String,
+        /// `<aws.pipes.event.ingestion-time>` (ISO-8601); now when absent.
+        #[arg(long)]
+        ingestion_time: Option<String>,
+    },
+}
+
+/// Region and account used in the ARNs Sluice mints.
+#[derive(Debug, clap::Args)]
+struct ArnArgs {
+    /// Region for pipe ARNs.
+    #[arg(long, env = "SLUICE_REGION", default_value = "us-east-1")]
+    region: String,
+    /// Account id for pipe ARNs.
+    #[arg(long, env = "SLUICE_ACCOUNT", default_value = "000000000000")]
+    account: String,
+}
+
+impl ArnArgs {
+    fn context(&self) -> ValidationContext {
+        ValidationContext {
+            region: self.region.clone(),
+            account: self.account.clone(),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run {
+            pipe_file,
+            metrics_addr,
+            log_format,
+            arn,
+            shutdown_timeout_secs,
+        } => {
+            telemetry::init_logging(log_format);
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(run(
+                pipe_file,
+                metrics_addr,
+                arn.context(),
+                shutdown_timeout_secs,
+            )) {
+                Ok(code) => code,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Validate { pipe_file, arn } => match load(&pipe_file, &arn.context()) {
+            Ok(spec) => {
+                println!("{}: valid pipe {:?}", pipe_file.display(), spec.name);
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::TestEventPattern {
+            event_pattern,
+            event,
+        } => test_event_pattern(&event_pattern, &event),
+        Command::TestInputTemplate {
+            template,
+            event,
+            pipe_name,
+            pipe_arn,
+            source_arn,
+            enrichment_arn,
+            target_arn,
+            ingestion_time,
+        } => {
+            let vars = TemplateArgs {
+                pipe_name,
+                pipe_arn,
+                source_arn,
+                enrichment_arn,
+                target_arn,
+                ingestion_time,
+            };
+            test_input_template(&template, &event, &vars)
+        }
+    }
+}
+
+/// Load and validate; on failure print the field errors and give the exit code (2).
+fn load(path: &std::path::Path, ctx: &ValidationContext) -> Result<model::PipeSpec, ExitCode> {
+    let invalid = |e: &model::ValidationError| {
+        eprintln!("{}: invalid pipe definition", path.display());
+        for f in &e.fields {
+            let name = if f.name.is_empty() {
+                "(document)"
+            } else {
+                &f.name
+            };
+            eprintln!("  {name}: {}", f.message);
+        }
+        ExitCode::from(2)
+    };
+    let def = match model::load_definition(path) {
+        Ok(d) => d,
+        Err(model::LoadError::Invalid(e)) => return Err(invalid(&e)),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Err(ExitCode::from(2));
+        }
+    };
+    model::validate(&def, ctx).map_err(|e| invalid(&e))
+}
+
+async fn run(
+    pipe_file: PathBuf,
+    metrics_addr: Option<SocketAddr>,
+    ctx: ValidationContext,
+    shutdown_timeout_secs: u64,
+) -> anyhow::Result<ExitCode> {
+    let spec = match load(&pipe_file, &ctx) {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    let shutdown = CancellationToken::new();
+    let metrics = Arc::new(Metrics::new());
+    if let Some(addr) = metrics_addr {
+        telemetry::serve_metrics(addr, metrics.clone(), shutdown.clone())
+            .await
+            .with_context(|| format!("cannot serve metrics on {addr}"))?;
+    }
+    tokio::spawn(wait_for_signal(shutdown.clone()));
+    let options = RuntimeOptions {
+        shutdown_timeout: std::time::Duration::from_secs(shutdown_timeout_secs),
+        client_id: format!("sluice-{}", spec.name),
+        ..RuntimeOptions::default()
+    };
+    run_pipe(spec, metrics, options, shutdown).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// First SIGINT/SIGTERM: graceful stop. A second one: exit at once.
+async fn wait_for_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("signal received; shutting down (send it again to exit at once)");
+    shutdown.cancel();
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::warn!("second signal: exiting without waiting");
+    std::process::exit(130);
+}
+
+fn test_event_pattern(pattern: &str, event: &str) -> ExitCode {
+    let matcher = match sluice_pattern::Matcher::compile(pattern) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("InvalidEventPatternException: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match matcher.matches_json(event.as_bytes()) {
+        Ok(r) => {
+            println!("{}", serde_json::json!({ "Result": r }));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("InvalidEventException: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+struct TemplateArgs {
+    pipe_name: String,
+    pipe_arn: String,
+    source_arn: String,
+    enrichment_arn: String,
+    target_arn: String,
+    ingestion_time: Option<String>,
+}
+
+fn test_input_template(template: &str, event: &str, a: &TemplateArgs) -> ExitCode {
+    let t = match sluice_template::Template::compile(template) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("invalid template: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let json: serde_json::Value = match serde_json::from_str(event) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("invalid event: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let out = t.render(
+        &json,
+        &sluice_template::Context {
+            pipe_arn: &a.pipe_arn,
+            pipe_name: &a.pipe_name,
+            source_arn: &a.source_arn,
+            enrichment_arn: &a.enrichment_arn,
+            target_arn: &a.target_arn,
+            ingestion_time: a.ingestion_time.as_deref().unwrap_or(&now),
+            event_text: event,
+            event_json: &json,
+        },
+    );
+    print!("{out}");
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,353 @@
+//! Every metric Sluice exports, named in one place. The names follow the AWS Pipes metrics of
+//! `observability.md` (snake_case, a `pipe` label, prefix `sluice_`), plus per-partition consumer
+//! lag and our own counters. [`Metrics::encode`] renders the Prometheus text format.
+
+use std::sync::{Arc, Mutex};
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// Metric names and help texts (AWS name in parentheses where there is one).
+pub mod names {
+    /// (Invocations) batches executed.
+    pub const INVOCATIONS: &str = "sluice_invocations";
+    /// (EventCount) records that entered the pipe.
+    pub const EVENT_COUNT: &str = "sluice_event_count";
+    /// (EventSize) bytes of key, value and headers of records that entered the pipe.
+    pub const EVENT_SIZE: &str = "sluice_event_size_bytes";
+    /// (Duration) time from batch start to its success, retries included.
+    pub const DURATION: &str = "sluice_duration_seconds";
+    /// (Concurrency) batches executing now.
+    pub const CONCURRENCY: &str = "sluice_concurrency";
+    /// (ExecutionFailed) failed execution attempts.
+    pub const EXECUTION_FAILED: &str = "sluice_execution_failed";
+    /// (ExecutionThrottled) attempts the target throttled (429).
+    pub const EXECUTION_THROTTLED: &str = "sluice_execution_throttled";
+    /// (ExecutionTimeout) attempts that timed out.
+    pub const EXECUTION_TIMEOUT: &str = "sluice_execution_timeout";
+    /// (TargetStageDuration) time of one target call.
+    pub const TARGET_STAGE_DURATION: &str = "sluice_target_stage_duration_seconds";
+    /// (TargetStageFailed) failed target calls.
+    pub const TARGET_STAGE_FAILED: &str = "sluice_target_stage_failed";
+    /// (TargetStageSkipped) batches with nothing left for the target.
+    pub const TARGET_STAGE_SKIPPED: &str = "sluice_target_stage_skipped";
+    /// Records the filter dropped.
+    pub const RECORDS_FILTERED: &str = "sluice_records_filtered";
+    /// Records delivered to the target.
+    pub const RECORDS_DELIVERED: &str = "sluice_records_delivered";
+    /// Batch retries scheduled.
+    pub const RETRIES: &str = "sluice_retries";
+    /// (OffsetLag) sum of the consumer lag over the pipe's partitions.
+    pub const OFFSET_LAG: &str = "sluice_offset_lag";
+    /// Consumer lag of one partition: high watermark minus committed offset.
+    pub const PARTITION_LAG: &str = "sluice_partition_lag";
+    /// Offsets committed, per partition: the next offset the group will read.
+    pub const COMMITTED_OFFSET: &str = "sluice_committed_offset";
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PipeLabels {
+    pipe: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PartitionLabels {
+    pipe: String,
+    topic: String,
+    partition: String,
+}
+
+fn duration_histogram() -> Histogram {
+    // 1 ms .. ~65 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 17))
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// The process-wide metric registry.
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    invocations: Family<PipeLabels, Counter>,
+    event_count: Family<PipeLabels, Counter>,
+    event_size: Family<PipeLabels, Counter>,
+    duration: HistogramFamily<PipeLabels>,
+    concurrency: Family<PipeLabels, Gauge>,
+    execution_failed: Family<PipeLabels, Counter>,
+    execution_throttled: Family<PipeLabels, Counter>,
+    execution_timeout: Family<PipeLabels, Counter>,
+    target_stage_duration: HistogramFamily<PipeLabels>,
+    target_stage_failed: Family<PipeLabels, Counter>,
+    target_stage_skipped: Family<PipeLabels, Counter>,
+    records_filtered: Family<PipeLabels, Counter>,
+    records_delivered: Family<PipeLabels, Counter>,
+    retries: Family<PipeLabels, Counter>,
+    offset_lag: Family<PipeLabels, Gauge>,
+    partition_lag: Family<PartitionLabels, Gauge>,
+    committed_offset: Family<PartitionLabels, Gauge>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A registry with every metric registered.
+    pub fn new() -> Self {
+        let hist: fn() -> Histogram = duration_histogram;
+        let m = Self {
+            registry: Mutex::new(Registry::default()),
+            invocations: Family::default(),
+            event_count: Family::default(),
+            event_size: Family::default(),
+            duration: Family::new_with_constructor(hist),
+            concurrency: Family::default(),
+            execution_failed: Family::default(),
+            execution_throttled: Family::default(),
+            execution_timeout: Family::default(),
+            target_stage_duration: Family::new_with_constructor(hist),
+            target_stage_failed: Family::default(),
+            target_stage_skipped: Family::default(),
+            records_filtered: Family::default(),
+            records_delivered: Family::default(),
+            retries: Family::default(),
+            offset_lag: Family::default(),
+            partition_lag: Family::default(),
+            committed_offset: Family::default(),
+        };
+        {
+            let mut r = m.registry.lock().unwrap_or_else(|e| e.into_inner());
+            use names::*;
+            r.register(
+                INVOCATIONS,
+                "Batches executed (AWS: Invocations)",
+                m.invocations.clone(),
+            );
+            r.register(
+                EVENT_COUNT,
+                "Records that entered the pipe (AWS: EventCount)",
+                m.event_count.clone(),
+            );
+            r.register(
+                EVENT_SIZE,
+                "Bytes of records that entered the pipe (AWS: EventSize)",
+                m.event_size.clone(),
+            );
+            r.register(
+                DURATION,
+                "Batch execution time, retries included (AWS: Duration)",
+                m.duration.clone(),
+            );
+            r.register(
+                CONCURRENCY,
+                "Batches executing now (AWS: Concurrency)",
+                m.concurrency.clone(),
+            );
+            r.register(
+                EXECUTION_FAILED,
+                "Failed execution attempts (AWS: ExecutionFailed)",
+                m.execution_failed.clone(),
+            );
+            r.register(
+                EXECUTION_THROTTLED,
+                "Attempts throttled by the target (AWS: ExecutionThrottled)",
+                m.execution_throttled.clone(),
+            );
+            r.register(
+                EXECUTION_TIMEOUT,
+                "Attempts that timed out (AWS: ExecutionTimeout)",
+                m.execution_timeout.clone(),
+            );
+            r.register(
+                TARGET_STAGE_DURATION,
+                "Time of one target call (AWS: TargetStageDuration)",
+                m.target_stage_duration.clone(),
+            );
+            r.register(
+                TARGET_STAGE_FAILED,
+                "Failed target calls (AWS: TargetStageFailed)",
+                m.target_stage_failed.clone(),
+            );
+            r.register(
+                TARGET_STAGE_SKIPPED,
+                "Batches with nothing for the target (AWS: TargetStageSkipped)",
+                m.target_stage_skipped.clone(),
+            );
+            r.register(
+                RECORDS_FILTERED,
+                "Records dropped by the filter",
+                m.records_filtered.clone(),
+            );
+            r.register(
+                RECORDS_DELIVERED,
+                "Records delivered to the target",
+                m.records_delivered.clone(),
+            );
+            r.register(RETRIES, "Batch retries scheduled", m.retries.clone());
+            r.register(
+                OFFSET_LAG,
+                "Sum of consumer lag over the pipe's partitions (AWS: OffsetLag)",
+                m.offset_lag.clone(),
+            );
+            r.register(
+                PARTITION_LAG,
+                "Consumer lag of one partition",
+                m.partition_lag.clone(),
+            );
+            r.register(
+                COMMITTED_OFFSET,
+                "Next offset the group will read, per partition",
+                m.committed_offset.clone(),
+            );
+        }
+        m
+    }
+
+    /// Handles for one pipe's series.
+    pub fn pipe(self: &Arc<Self>, pipe: &str) -> PipeMetrics {
+        let l = PipeLabels {
+            pipe: pipe.to_string(),
+        };
+        PipeMetrics {
+            pipe: pipe.to_string(),
+            registry: self.clone(),
+            invocations: self.invocations.get_or_create(&l).clone(),
+            event_count: self.event_count.get_or_create(&l).clone(),
+            event_size: self.event_size.get_or_create(&l).clone(),
+            duration: self.duration.get_or_create(&l).clone(),
+            concurrency: self.concurrency.get_or_create(&l).clone(),
+            execution_failed: self.execution_failed.get_or_create(&l).clone(),
+            execution_throttled: self.execution_throttled.get_or_create(&l).clone(),
+            execution_timeout: self.execution_timeout.get_or_create(&l).clone(),
+            target_stage_duration: self.target_stage_duration.get_or_create(&l).clone(),
+            target_stage_failed: self.target_stage_failed.get_or_create(&l).clone(),
+            target_stage_skipped: self.target_stage_skipped.get_or_create(&l).clone(),
+            records_filtered: self.records_filtered.get_or_create(&l).clone(),
+            records_delivered: self.records_delivered.get_or_create(&l).clone(),
+            retries: self.retries.get_or_create(&l).clone(),
+            offset_lag: self.offset_lag.get_or_create(&l).clone(),
+        }
+    }
+
+    /// Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let r = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &r);
+        out
+    }
+}
+
+/// One pipe's metric handles (cheap to clone, lock-free to update).
+#[derive(Clone)]
+pub struct PipeMetrics {
+    pipe: String,
+    registry: Arc<Metrics>,
+    /// Batches executed.
+    pub invocations: Counter,
+    /// Records that entered the pipe.
+    pub event_count: Counter,
+    /// Their bytes.
+    pub event_size: Counter,
+    /// Batch execution time.
+    pub duration: Histogram,
+    /// Batches executing now.
+    pub concurrency: Gauge,
+    /// Failed attempts.
+    pub execution_failed: Counter,
+    /// Throttled attempts.
+    pub execution_throttled: Counter,
+    /// Timed-out attempts.
+    pub execution_timeout: Counter,
+    /// Target call time.
+    pub target_stage_duration: Histogram,
+    /// Failed target calls.
+    pub target_stage_failed: Counter,
+    /// Skipped target calls.
+    pub target_stage_skipped: Counter,
+    /// Records filtered out.
+    pub records_filtered: Counter,
+    /// Records delivered.
+    pub records_delivered: Counter,
+    /// Retries scheduled.
+    pub retries: Counter,
+    /// Total lag.
+    pub offset_lag: Gauge,
+}
+
+impl std::fmt::Debug for PipeMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PipeMetrics")
+            .field("pipe", &self.pipe)
+            .finish()
+    }
+}
+
+impl PipeMetrics {
+    /// Set one partition's lag and committed offset.
+    pub fn set_partition(&self, topic: &str, partition: i32, lag: i64, committed: i64) {
+        let l = PartitionLabels {
+            pipe: self.pipe.clone(),
+            topic: topic.to_string(),
+            partition: partition.to_string(),
+        };
+        self.registry.partition_lag.get_or_create(&l).set(lag);
+        self.registry
+            .committed_offset
+            .get_or_create(&l)
+            .set(committed);
+    }
+
+    /// Forget a partition this instance no longer owns.
+    pub fn remove_partition(&self, topic: &str, partition: i32) {
+        let l = PartitionLabels {
+            pipe: self.pipe.clone(),
+            topic: topic.to_string(),
+            partition: partition.to_string(),
+        };
+        self.registry.partition_lag.remove(&l);
+        self.registry.committed_offset.remove(&l);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_carry_the_pipe_label_and_aws_names() {
+        let m = Arc::new(Metrics::new());
+        let p = m.pipe("orders");
+        p.invocations.inc();
+        p.event_count.inc_by(3);
+        p.set_partition("t", 2, 40, 7);
+        let text = m.encode();
+        assert!(
+            text.contains("sluice_invocations_total{pipe=\"orders\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("sluice_event_count_total{pipe=\"orders\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("sluice_partition_lag{pipe=\"orders\",topic=\"t\",partition=\"2\"} 40"),
+            "{text}"
+        );
+        p.remove_partition("t", 2);
+        assert!(!m.encode().contains("partition=\"2\""));
+    }
+}

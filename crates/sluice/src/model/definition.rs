@@ -1,0 +1,186 @@
+//! The pipe definition as users write it: AWS's `CreatePipe` request shape plus `Name`, with AWS's
+//! field names exactly, and our extensions in one `SluiceParameters` block.
+//!
+//! These structs only carry what was written. Nothing here checks ranges or formats; that is
+//! [`super::validate`]'s job, so that every field error can be reported at once.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// A pipe definition (`CreatePipe` body plus `Name`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct PipeDefinition {
+    /// The pipe's name: 1-64 characters of `[.\-_A-Za-z0-9]`.
+    pub name: Option<String>,
+    /// Free text, at most 512 characters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// `RUNNING` (default) or `STOPPED`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub desired_state: Option<String>,
+    /// `smk://host:port` for self-managed Kafka, or an MSK cluster ARN.
+    pub source: Option<String>,
+    /// Source parameters; exactly one Kafka block applies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_parameters: Option<SourceParameters>,
+    /// Enrichment endpoint (URL or ARN).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enrichment: Option<String>,
+    /// Enrichment parameters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enrichment_parameters: Option<EnrichmentParameters>,
+    /// Target: an `http(s)://` URL (our extension) or an AWS ARN.
+    pub target: Option<String>,
+    /// Target parameters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_parameters: Option<TargetParameters>,
+    /// IAM role ARN; stored, not used (Sluice uses its own credentials). Optional in pipe files.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    /// Resource tags.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<BTreeMap<String, String>>,
+    /// Execution log configuration (accepted; see docs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_configuration: Option<serde_json::Value>,
+    /// KMS key for encryption at rest in AWS; accepted and stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kms_key_identifier: Option<String>,
+    /// Sluice's extensions (not part of the AWS shape).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sluice_parameters: Option<SluiceParameters>,
+}
+
+/// `SourceParameters`. Unknown keys land in `other` (serde cannot deny them next to a flatten);
+/// validation rejects them by name.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SourceParameters {
+    /// Event-pattern filters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter_criteria: Option<FilterCriteria>,
+    /// Parameters of a self-managed Kafka source.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub self_managed_kafka_parameters: Option<KafkaParameters>,
+    /// Parameters of an Amazon MSK source.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub managed_streaming_kafka_parameters: Option<KafkaParameters>,
+    /// Any other AWS source kind (SQS, Kinesis, ...): accepted by the shape, rejected by validation.
+    #[serde(flatten, skip_serializing_if = "BTreeMap::is_empty")]
+    pub other: BTreeMap<String, serde_json::Value>,
+}
+
+/// `FilterCriteria`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct FilterCriteria {
+    /// Up to 5 filters; a record passes if any matches.
+    #[serde(default)]
+    pub filters: Vec<Filter>,
+}
+
+/// One filter.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct Filter {
+    /// The event pattern as JSON text.
+    pub pattern: Option<String>,
+}
+
+/// `SelfManagedKafkaParameters` and `ManagedStreamingKafkaParameters` (the MSK block simply has
+/// fewer fields; validation rejects the self-managed-only ones there).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct KafkaParameters {
+    /// The topic to read.
+    pub topic_name: Option<String>,
+    /// `TRIM_HORIZON` or `LATEST` (default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub starting_position: Option<String>,
+    /// 1-10000 records per batch, default 100.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<i64>,
+    /// 0-300 seconds, default 0.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maximum_batching_window_in_seconds: Option<i64>,
+    /// Consumer group; generated from the pipe name when absent.
+    #[serde(rename = "ConsumerGroupID", skip_serializing_if = "Option::is_none")]
+    pub consumer_group_id: Option<String>,
+    /// Up to two extra `host:port` bootstrap servers (self-managed only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub additional_bootstrap_servers: Option<Vec<String>>,
+    /// Secret references for authentication.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<BTreeMap<String, String>>,
+    /// Secret reference holding the CA certificate (self-managed only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_root_ca_certificate: Option<String>,
+    /// VPC placement in AWS; accepted and stored, meaningless here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vpc: Option<serde_json::Value>,
+}
+
+/// `EnrichmentParameters`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct EnrichmentParameters {
+    /// Template applied to each record before the enrichment call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_template: Option<String>,
+    /// HTTP parameters of an HTTP enrichment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_parameters: Option<HttpParameters>,
+}
+
+/// `TargetParameters`: the HTTP part is typed; other target kinds' blocks are kept as given and
+/// checked by name in validation.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TargetParameters {
+    /// Template applied to each record before the target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_template: Option<String>,
+    /// HTTP parameters of an HTTP target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_parameters: Option<HttpParameters>,
+    /// Parameters of AWS service targets (`SqsQueueParameters`, `LambdaFunctionParameters`, ...).
+    #[serde(flatten, skip_serializing_if = "BTreeMap::is_empty")]
+    pub other: BTreeMap<String, serde_json::Value>,
+}
+
+/// `HttpParameters`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct HttpParameters {
+    /// Values for the `*` wildcards of the endpoint path, in order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_parameter_values: Option<Vec<String>>,
+    /// Extra request headers; values may be JSON paths into the record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header_parameters: Option<BTreeMap<String, String>>,
+    /// Query string parameters; values may be JSON paths into the record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query_string_parameters: Option<BTreeMap<String, String>>,
+}
+
+/// Sluice's own extensions to a pipe. Absent means "behave exactly as AWS".
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct SluiceParameters {
+    /// Bootstrap servers (`host:port`) for an MSK source given by ARN, which cannot be resolved
+    /// without AWS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bootstrap_servers: Option<Vec<String>>,
+    /// HTTP target delivery: `PER_RECORD` (default; one request per record, as API destinations)
+    /// or `BATCH` (the whole batch as one JSON array, as a Lambda target receives it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_delivery: Option<String>,
+    /// Timeout of one HTTP request to the target, in seconds (default 5, as API destinations).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_timeout_seconds: Option<f64>,
+    /// Ceiling of the exponential retry backoff, in seconds (default 30).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maximum_retry_backoff_seconds: Option<f64>,
+}

@@ -1,0 +1,393 @@
+//! Running one pipe: the consumer loop that reads the topic and hands each record to the lane of
+//! its partition ([`lane`]), the rebalance handling that starts lanes on assignment and drains them
+//! on revocation, backpressure (pausing a partition whose lane is full), lag reporting, and the
+//! graceful shutdown.
+//!
+//! Record path: `sources::kafka` (poll) -> [`Shared::dispatch`] -> lane (batch) -> `transforms`
+//! (filter, template) -> `targets` -> lane commits the offset.
+
+pub mod lane;
+pub mod retry;
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::{Metrics, PipeMetrics};
+use crate::model::{HttpDelivery, KafkaSourceKind, PipeSpec};
+use crate::sources::kafka::record::{RecordContext, SourceRecord};
+use crate::sources::kafka::{client_config, KafkaConsumer, PartitionHandler, SourceContext};
+use crate::targets::{Event, Target, TargetConfig, TargetError};
+use crate::transforms::{decoded_record, TemplateVars};
+use lane::{Lane, LaneControl};
+use retry::RetryPolicy;
+
+/// Knobs of the runtime that are not part of a pipe definition.
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    /// Records a lane may hold before its partition is paused.
+    pub lane_buffer_records: usize,
+    /// Bytes a lane may hold before its partition is paused.
+    pub lane_buffer_bytes: usize,
+    /// How long a revocation waits for a batch in flight.
+    pub revoke_timeout: Duration,
+    /// How long shutdown waits for batches in flight.
+    pub shutdown_timeout: Duration,
+    /// How often partition lag is measured.
+    pub lag_interval: Duration,
+    /// `client.id` of the consumer.
+    pub client_id: String,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        Self {
+            lane_buffer_records: 20_000,
+            lane_buffer_bytes: 8 * 1024 * 1024,
+            revoke_timeout: lane::DEFAULT_REVOKE_TIMEOUT,
+            shutdown_timeout: Duration::from_secs(30),
+            lag_interval: Duration::from_secs(5),
+            client_id: "sluice".into(),
+        }
+    }
+}
+
+/// Why a pipe could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The consumer could not be created or subscribed.
+    #[error("Kafka consumer: {0}")]
+    Kafka(#[from] KafkaError),
+    /// The target could not be built.
+    #[error("target: {0}")]
+    Target(#[from] TargetError),
+}
+
+impl RuntimeError {
+    /// Whether trying again later may help.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, RuntimeError::Kafka(_))
+    }
+
+    /// Whether the user must change something.
+    pub fn is_user_error(&self) -> bool {
+        matches!(self, RuntimeError::Target(e) if e.is_user_error())
+    }
+}
+
+struct LaneHandle {
+    tx: mpsc::UnboundedSender<SourceRecord>,
+    control: Arc<LaneControl>,
+    done: std::sync::mpsc::Receiver<()>,
+}
+
+/// State shared by the consumer loop, the lanes and the rebalance callbacks of one pipe.
+pub(crate) struct Shared {
+    spec: Arc<PipeSpec>,
+    record_ctx: RecordContext,
+    target: Arc<dyn Target>,
+    needs_record: bool,
+    batch_payload_capped: bool,
+    vars: TemplateVars,
+    metrics: PipeMetrics,
+    policy: RetryPolicy,
+    options: RuntimeOptions,
+    lanes: Mutex<HashMap<i32, LaneHandle>>,
+    consumer: OnceLock<Weak<KafkaConsumer>>,
+    handle: tokio::runtime::Handle,
+    /// Set by the poll loop when the consumer is being closed, so revocation does not wait.
+    closing: CancellationToken,
+}
+
+impl Shared {
+    /// The event a target receives for one record.
+    fn event(&self, rec: &SourceRecord) -> Event {
+        let need_decoded = self.needs_record || self.spec.target_template.is_some();
+        let decoded = need_decoded.then(|| decoded_record(&self.record_ctx, rec));
+        let (payload, is_json) = match (&self.spec.target_template, &decoded) {
+            (Some(t), Some(d)) => {
+                let text = self.record_ctx.to_json(rec);
+                (Bytes::from(t.render(&self.vars, &text, d)), t.is_json())
+            }
+            _ => {
+                let mut out = Vec::with_capacity(256 + rec.size() * 4 / 3);
+                self.record_ctx.write_json(rec, &mut out);
+                (Bytes::from(out), true)
+            }
+        };
+        Event {
+            payload,
+            is_json,
+            record: if self.needs_record {
+                decoded.map(Arc::new)
+            } else {
+                None
+            },
+        }
+    }
+
+    /// Hand a polled record to its partition's lane; pause the partition when the lane is full.
+    fn dispatch(&self, consumer: &KafkaConsumer, rec: SourceRecord) {
+        let lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(lane) = lanes.get(&rec.partition) else {
+            // librdkafka drops fetched records of revoked partitions; anything else is a bug.
+            tracing::debug!(
+                partition = rec.partition,
+                "record for a partition without a lane"
+            );
+            return;
+        };
+        let c = &lane.control;
+        let records = c.buffered_records.fetch_add(1, Ordering::Relaxed) + 1;
+        let bytes = c.buffered_bytes.fetch_add(rec.size(), Ordering::Relaxed) + rec.size();
+        if lane.tx.send(rec).is_err() {
+            return;
+        }
+        if records >= self.options.lane_buffer_records || bytes >= self.options.lane_buffer_bytes {
+            let mut paused = c.paused.lock().unwrap_or_else(|e| e.into_inner());
+            if !*paused {
+                let mut tpl = TopicPartitionList::new();
+                tpl.add_partition(&self.record_ctx.topic, c.partition);
+                match consumer.pause(&tpl) {
+                    Ok(()) => *paused = true,
+                    Err(e) => {
+                        tracing::warn!(partition = c.partition, error = %e, "cannot pause partition")
+                    }
+                }
+            }
+        }
+    }
+
+    fn start_lane(self: &Arc<Self>, partition: i32) -> LaneHandle {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let control = Arc::new(LaneControl::new(partition));
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let lane = Lane {
+            shared: self.clone(),
+            control: control.clone(),
+            rx,
+            consumer: self.consumer.get().cloned().unwrap_or_default(),
+        };
+        self.handle.spawn(async move {
+            lane.run().await;
+            let _ = done_tx.send(());
+        });
+        LaneHandle { tx, control, done }
+    }
+
+    /// Stop these lanes: let each finish its batch in flight within `timeout`, then abandon.
+    fn stop_lanes(&self, handles: Vec<(i32, LaneHandle)>, timeout: Duration) {
+        for (_, h) in &handles {
+            h.control.drain.cancel();
+        }
+        let deadline = Instant::now() + timeout;
+        let wait = || {
+            for (p, h) in &handles {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if h.done.recv_timeout(left).is_err() {
+                    tracing::warn!(partition = p, "batch in flight did not finish in time; abandoned (it will be delivered again)");
+                    h.control.abandon.cancel();
+                    // The lane exits at its next await; give it a moment so it cannot commit
+                    // after the partition is gone.
+                    let _ = h.done.recv_timeout(Duration::from_secs(1));
+                }
+                self.metrics.remove_partition(&self.record_ctx.topic, *p);
+            }
+        };
+        block_if_async(wait);
+    }
+}
+
+/// Run blocking work from a callback that may be on a tokio worker thread.
+fn block_if_async<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
+struct Handler(Arc<Shared>);
+
+impl PartitionHandler for Handler {
+    fn assigned(&self, consumer: &BaseConsumer<SourceContext>, partitions: &[i32]) {
+        let mut lanes = self.0.lanes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut tpl = TopicPartitionList::new();
+        for &p in partitions {
+            lanes.entry(p).or_insert_with(|| self.0.start_lane(p));
+            tpl.add_partition(&self.0.record_ctx.topic, p);
+        }
+        // A pause for backpressure must not outlive the lane it protected.
+        if let Err(e) = consumer.resume(&tpl) {
+            tracing::debug!(error = %e, "resume on assignment");
+        }
+    }
+
+    fn revoking(&self, _consumer: &BaseConsumer<SourceContext>, partitions: &[i32]) {
+        let handles: Vec<(i32, LaneHandle)> = {
+            let mut lanes = self.0.lanes.lock().unwrap_or_else(|e| e.into_inner());
+            partitions
+                .iter()
+                .filter_map(|p| lanes.remove(p).map(|h| (*p, h)))
+                .collect()
+        };
+        if handles.is_empty() {
+            return;
+        }
+        let timeout = if self.0.closing.is_cancelled() {
+            Duration::ZERO
+        } else {
+            self.0.options.revoke_timeout
+        };
+        self.0.stop_lanes(handles, timeout);
+    }
+
+    fn client_error(&self, error: &KafkaError, reason: &str) {
+        tracing::warn!(pipe = %self.0.spec.name, error = %error, reason, "Kafka client error");
+    }
+}
+
+/// Run a validated pipe until `shutdown` is cancelled, then stop gracefully: stop polling, let
+/// batches in flight finish (bounded), commit what was delivered, close the consumer.
+pub async fn run_pipe(
+    spec: PipeSpec,
+    metrics: Arc<Metrics>,
+    options: RuntimeOptions,
+    shutdown: CancellationToken,
+) -> Result<(), RuntimeError> {
+    let spec = Arc::new(spec);
+    let target = spec.target.build()?;
+    let src = &spec.source;
+    let record_ctx = match &src.kind {
+        KafkaSourceKind::SelfManaged => {
+            RecordContext::self_managed(&src.topic, &src.bootstrap_servers.join(","))
+        }
+        KafkaSourceKind::Msk { arn } => RecordContext::msk(&src.topic, arn),
+    };
+    let batch_payload_capped =
+        matches!(&spec.target, TargetConfig::Http(h) if h.delivery == HttpDelivery::Batch);
+    let shared = Arc::new(Shared {
+        vars: TemplateVars {
+            pipe_arn: spec.arn.clone(),
+            pipe_name: spec.name.clone(),
+            source_arn: spec.definition.source.clone().unwrap_or_default(),
+            enrichment_arn: spec.definition.enrichment.clone().unwrap_or_default(),
+            target_arn: spec.definition.target.clone().unwrap_or_default(),
+        },
+        needs_record: spec.target.needs_record(),
+        batch_payload_capped,
+        metrics: metrics.pipe(&spec.name),
+        policy: RetryPolicy::new(spec.max_retry_backoff),
+        record_ctx,
+        target,
+        options: options.clone(),
+        lanes: Mutex::new(HashMap::new()),
+        consumer: OnceLock::new(),
+        handle: tokio::runtime::Handle::current(),
+        closing: CancellationToken::new(),
+        spec: spec.clone(),
+    });
+    let context = SourceContext::new(&spec.source.topic, Arc::new(Handler(shared.clone())));
+    let consumer: Arc<KafkaConsumer> =
+        Arc::new(client_config(&spec.source, &options.client_id).create_with_context(context)?);
+    let _ = shared.consumer.set(Arc::downgrade(&consumer));
+    consumer.subscribe(&[&spec.source.topic])?;
+    tracing::info!(pipe = %spec.name, topic = %spec.source.topic, group = %spec.source.consumer_group_id,
+        target = %spec.definition.target.as_deref().unwrap_or_default(), "pipe running");
+
+    let lag = tokio::spawn(report_lag(shared.clone(), Arc::downgrade(&consumer)));
+    let mut last_error: Option<(String, Instant)> = None;
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            m = consumer.recv() => match m {
+                Ok(msg) => shared.dispatch(&consumer, SourceRecord::from_message(&msg)),
+                Err(e) => {
+                    // The same error repeats on every poll while it lasts; say it once a minute.
+                    let text = e.to_string();
+                    let repeat = last_error.as_ref().is_some_and(|(t, at)| *t == text && at.elapsed() < Duration::from_secs(60));
+                    if !repeat {
+                        tracing::warn!(pipe = %spec.name, error = %text, "consumer error");
+                        last_error = Some((text, Instant::now()));
+                    }
+                }
+            },
+        }
+    }
+    tracing::info!(pipe = %spec.name, "stopping: finishing batches in flight");
+    let handles: Vec<(i32, LaneHandle)> = shared
+        .lanes
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .drain()
+        .collect();
+    let timeout = options.shutdown_timeout;
+    let s = shared.clone();
+    let _ = tokio::task::spawn_blocking(move || s.stop_lanes(handles, timeout)).await;
+    lag.abort();
+    shared.closing.cancel();
+    // Closing leaves the group (a last revoke callback); it blocks, so not on a worker thread.
+    let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
+    tracing::info!(pipe = %spec.name, "pipe stopped");
+    Ok(())
+}
+
+/// Measure each assigned partition's lag (high watermark minus committed offset) periodically.
+async fn report_lag(shared: Arc<Shared>, consumer: Weak<KafkaConsumer>) {
+    let mut tick = tokio::time::interval(shared.options.lag_interval);
+    loop {
+        tick.tick().await;
+        let Some(c) = consumer.upgrade() else { return };
+        let parts: Vec<(i32, i64)> = shared
+            .lanes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(p, h)| (*p, h.control.committed.load(Ordering::Relaxed)))
+            .collect();
+        let topic = shared.record_ctx.topic.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let positions = c.position().ok();
+            parts
+                .into_iter()
+                .filter_map(|(p, committed)| {
+                    let (_lo, hi) = c.fetch_watermarks(&topic, p, Duration::from_secs(2)).ok()?;
+                    let base = if committed >= 0 {
+                        committed
+                    } else {
+                        position_of(positions.as_ref(), &topic, p).unwrap_or(hi)
+                    };
+                    Some((p, (hi - base).max(0), base))
+                })
+                .collect::<Vec<_>>()
+        })
+        .await;
+        if let Ok(rows) = result {
+            let mut total = 0;
+            for (p, lag, base) in rows {
+                total += lag;
+                shared
+                    .metrics
+                    .set_partition(&shared.record_ctx.topic, p, lag, base);
+            }
+            shared.metrics.offset_lag.set(total);
+        }
+    }
+}
+
+fn position_of(tpl: Option<&TopicPartitionList>, topic: &str, p: i32) -> Option<i64> {
+    match tpl?.find_partition(topic, p)?.offset() {
+        Offset::Offset(o) => Some(o),
+        _ => None,
+    }
+}

@@ -1,0 +1,3 @@
+//! Sources: where records come from. Only Kafka (self-managed and MSK) today.
+
+pub mod kafka;
