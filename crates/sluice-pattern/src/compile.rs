@@ -19,8 +19,9 @@ pub(crate) struct Leaf {
     pub absent_ok: bool,
 }
 
-/// One `$or`-free alternative of a pattern: every (path, leaf) must hold.
-pub(crate) type Conj = Vec<(Vec<String>, usize)>;
+/// One `$or`-free alternative of a pattern: every (path id, leaf id) must hold. Paths live in
+/// [`Program::paths`] so that expanding `$or` copies small ids, never the paths themselves.
+pub(crate) type Conj = Vec<(usize, usize)>;
 
 /// Field names a Kafka-source pattern may not use (AWS sets them per pipe or per poller).
 pub(crate) const KAFKA_RESERVED: &[&str] = &[
@@ -34,6 +35,8 @@ pub(crate) const KAFKA_RESERVED: &[&str] = &[
 #[derive(Debug, Default)]
 pub(crate) struct Program {
     pub leaves: Vec<Leaf>,
+    /// Field paths of leaves, by id.
+    pub paths: Vec<Vec<String>>,
     pub conjs: Vec<Conj>,
     /// Filter index of each conjunction.
     pub filter_of: Vec<usize>,
@@ -42,12 +45,13 @@ pub(crate) struct Program {
 }
 
 enum Item {
-    Field { key: String, body: Body },
+    Field { body: Body },
     Or(Vec<Vec<Item>>),
 }
 
 enum Body {
-    Leaf(usize),
+    /// Leaf id, path id.
+    Leaf(usize, usize),
     Obj(Vec<Item>),
 }
 
@@ -69,13 +73,13 @@ impl Program {
         let Tree::Obj(members) = &tree else {
             return Err(PatternError::NotAnObject);
         };
-        let items = self.object(members, "", kafka)?;
+        let items = self.object(members, "", &[], kafka)?;
         let count = count_items(&items);
         if count > MAX_COMBINATIONS {
             return Err(PatternError::TooManyCombinations { count });
         }
         let filter = self.filters;
-        for conj in expand_items(&items, &[]) {
+        for conj in expand_items(&items) {
             self.conjs.push(conj);
             self.filter_of.push(filter);
         }
@@ -87,6 +91,7 @@ impl Program {
         &mut self,
         members: &[(String, Tree)],
         path: &str,
+        prefix: &[String],
         root: bool,
     ) -> Result<Vec<Item>, PatternError> {
         if members.is_empty() {
@@ -99,21 +104,24 @@ impl Program {
                 return Err(PatternError::field(&sub, "is specified more than once"));
             }
             if key == "$or" {
-                items.push(self.or(value, path, &sub, root)?);
+                items.push(self.or(value, path, &sub, prefix, root)?);
                 continue;
             }
             if root && KAFKA_RESERVED.contains(&key.as_str()) {
                 return Err(PatternError::NotFilterable { field: key.clone() });
             }
+            let mut fpath = prefix.to_vec();
+            fpath.push(key.clone());
             let body = match value {
-                Tree::Obj(m) => Body::Obj(self.object(m, &sub, false)?),
-                Tree::Arr(a) => Body::Leaf(self.leaf(a, &sub)?),
+                Tree::Obj(m) => Body::Obj(self.object(m, &sub, &fpath, false)?),
+                Tree::Arr(a) => {
+                    let leaf = self.leaf(a, &sub)?;
+                    self.paths.push(fpath);
+                    Body::Leaf(leaf, self.paths.len() - 1)
+                }
                 _ => return Err(PatternError::field(&sub, "must be an object or an array")),
             };
-            items.push(Item::Field {
-                key: key.clone(),
-                body,
-            });
+            items.push(Item::Field { body });
         }
         Ok(items)
     }
@@ -123,6 +131,7 @@ impl Program {
         value: &Tree,
         path: &str,
         or_path: &str,
+        prefix: &[String],
         root: bool,
     ) -> Result<Item, PatternError> {
         let Tree::Arr(branches) = value else {
@@ -151,7 +160,7 @@ impl Program {
                     "must not contain an empty object",
                 ));
             }
-            out.push(self.object(m, path, root)?);
+            out.push(self.object(m, path, prefix, root)?);
         }
         Ok(Item::Or(out))
     }
@@ -249,9 +258,11 @@ fn operator(
                             Cond::SuffixFold(fold(s))
                         }
                     }
-                    _ => return err(format!(
+                    _ => {
+                        return err(format!(
                         "{op} match pattern must be a string or {{\"equals-ignore-case\": string}}"
-                    )),
+                    ))
+                    }
                 },
                 other => {
                     return err(format!(
@@ -353,12 +364,14 @@ fn numeric(v: &Tree, path: &str) -> Result<Range, PatternError> {
                 }
                 range.hi = Some((d, op == "<="));
             }
-            other => return Err(PatternError::field(
-                path,
-                format!(
+            other => {
+                return Err(PatternError::field(
+                    path,
+                    format!(
                     "numeric operator {other:?} is not one of \"<\", \"<=\", \"=\", \">\", \">=\""
                 ),
-            )),
+                ))
+            }
         }
     }
     if let (Some((lo, _)), Some((hi, _))) = (&range.lo, &range.hi) {
@@ -474,7 +487,7 @@ fn count_items(items: &[Item]) -> usize {
     items.iter().fold(1usize, |acc, it| {
         let c = match it {
             Item::Field {
-                body: Body::Leaf(_),
+                body: Body::Leaf(..),
                 ..
             } => 1,
             Item::Field {
@@ -489,28 +502,25 @@ fn count_items(items: &[Item]) -> usize {
     })
 }
 
-fn expand_items(items: &[Item], prefix: &[String]) -> Vec<Conj> {
+fn expand_items(items: &[Item]) -> Vec<Conj> {
     let mut acc: Vec<Conj> = vec![Vec::new()];
     for it in items {
         let options: Vec<Conj> = match it {
-            Item::Field { key, body } => {
-                let mut p = prefix.to_vec();
-                p.push(key.clone());
-                match body {
-                    Body::Leaf(id) => vec![vec![(p, *id)]],
-                    Body::Obj(sub) => expand_items(sub, &p),
-                }
-            }
-            Item::Or(branches) => branches
-                .iter()
-                .flat_map(|b| expand_items(b, prefix))
-                .collect(),
+            Item::Field {
+                body: Body::Leaf(leaf, path),
+                ..
+            } => vec![vec![(*path, *leaf)]],
+            Item::Field {
+                body: Body::Obj(sub),
+                ..
+            } => expand_items(sub),
+            Item::Or(branches) => branches.iter().flat_map(|b| expand_items(b)).collect(),
         };
         let mut next = Vec::with_capacity(acc.len() * options.len());
         for a in &acc {
             for o in &options {
                 let mut c = a.clone();
-                c.extend(o.iter().cloned());
+                c.extend(o.iter().copied());
                 next.push(c);
             }
         }

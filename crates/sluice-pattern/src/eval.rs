@@ -18,6 +18,9 @@
 //! (`pos` = any element, `neg` = every element, because an absence must hold in all of them);
 //! an empty array counts as absent. Bits never depend on which order fields come in.
 
+// Word loops over several parallel bit sets read better indexed than zipped three ways.
+#![allow(clippy::needless_range_loop)]
+
 use crate::compile::{Leaf, Program};
 use crate::cond::{Scalar, Val};
 use crate::json::{JResult, Scanner};
@@ -76,6 +79,12 @@ pub(crate) struct Trie<const W: usize> {
     filter_bits: Vec<Bits<W>>,
 }
 
+fn set<const W: usize>(b: &mut Bits<W>, c: usize) {
+    if let Some(w) = b.get_mut(c / 64) {
+        *w |= 1u64 << (c % 64);
+    }
+}
+
 fn bit<const W: usize>(c: usize) -> Bits<W> {
     let mut b = [0u64; W];
     if let Some(w) = b.get_mut(c / 64) {
@@ -90,16 +99,17 @@ impl<const W: usize> Trie<W> {
         let mut valid = [0u64; W];
         let mut filter_bits = vec![[0u64; W]; p.filters];
         for (c, conj) in p.conjs.iter().enumerate() {
-            let cb = bit::<W>(c);
-            valid = or(valid, cb);
+            // Setting one bit in place: O(1) per step even with 79-word sets.
+            set(&mut valid, c);
             if let Some(f) = filter_bits.get_mut(p.filter_of[c]) {
-                *f = or(*f, cb);
+                set(f, c);
             }
-            for (path, leaf) in conj {
+            for &(path, leaf) in conj {
+                let path = &p.paths[path];
                 let mut n = 0;
-                nodes[0].uses = or(nodes[0].uses, cb);
+                set(&mut nodes[0].uses, c);
                 for key in path {
-                    nodes[n].child_users = or(nodes[n].child_users, cb);
+                    set(&mut nodes[n].child_users, c);
                     let found = nodes[n]
                         .children
                         .iter()
@@ -114,13 +124,13 @@ impl<const W: usize> Trie<W> {
                             i
                         }
                     };
-                    nodes[n].uses = or(nodes[n].uses, cb);
+                    set(&mut nodes[n].uses, c);
                 }
                 let node = &mut nodes[n];
-                node.leaf_users = or(node.leaf_users, cb);
-                match node.leaves.iter_mut().find(|(l, _)| l == leaf) {
-                    Some((_, m)) => *m = or(*m, cb),
-                    None => node.leaves.push((*leaf, cb)),
+                set(&mut node.leaf_users, c);
+                match node.leaves.iter_mut().find(|(l, _)| *l == leaf) {
+                    Some((_, m)) => set(m, c),
+                    None => node.leaves.push((leaf, bit::<W>(c))),
                 }
             }
         }
@@ -270,24 +280,36 @@ impl<const W: usize> Trie<W> {
 
     /// Outcome of a scalar at node `n` (its children, if any, see it as missing).
     fn scalar(&self, n: usize, s: Scalar<'_>) -> Out<W> {
+        let mut out = Out {
+            pos: [0; W],
+            neg: [0; W],
+        };
+        self.scalar_into(n, s, &mut out);
+        out
+    }
+
+    /// [`Trie::scalar`] writing into `out`: the recursive scan keeps its frames small this way.
+    fn scalar_into(&self, n: usize, s: Scalar<'_>, out: &mut Out<W>) {
         let node = &self.nodes[n];
         if node.leaves.is_empty() {
-            return Out {
-                pos: [0; W],
-                neg: node.children_missing,
-            };
+            out.pos = [0; W];
+            out.neg = node.children_missing;
+            return;
         }
         let mut v = Val::new(s);
-        let mut fail = [0u64; W];
+        // pos starts as "every leaf user", then loses the users of each failing leaf.
+        out.pos = node.leaf_users;
         for (l, m) in &node.leaves {
             let leaf = &self.leaves[*l];
             if !leaf.conds.iter().any(|c| c.matches(&mut v)) {
-                fail = or(fail, *m);
+                for i in 0..W {
+                    out.pos[i] &= !m[i];
+                }
             }
         }
-        Out {
-            pos: and(and(node.leaf_users, not(fail)), node.children_missing),
-            neg: and(not(node.leaf_users), node.children_missing),
+        for i in 0..W {
+            out.pos[i] &= node.children_missing[i];
+            out.neg[i] = !node.leaf_users[i] & node.children_missing[i];
         }
     }
 }
@@ -304,6 +326,17 @@ impl<const W: usize> Node<W> {
             children_missing: [u64::MAX; W],
             missing: [u64::MAX; W],
         }
+    }
+}
+
+/// Folds one member's outcome into an object's running (all hold, some picked, all absent).
+/// In place: with 79-word sets, by-value temporaries would bloat every recursion frame.
+#[inline]
+fn absorb<const W: usize>(sat: &mut Bits<W>, anyp: &mut Bits<W>, alln: &mut Bits<W>, o: &Out<W>) {
+    for i in 0..W {
+        sat[i] &= o.pos[i] | o.neg[i];
+        anyp[i] |= o.pos[i];
+        alln[i] &= o.neg[i];
     }
 }
 
@@ -395,51 +428,66 @@ impl<'t, 'a, const W: usize, const STRICT: bool> Eval<'t, 'a, W, STRICT> {
         }
     }
 
-    /// Evaluates the value at the cursor against node `n`. `top`: nothing after this value can
-    /// change the outcome (the document's own value, or the last field a top object waits for),
-    /// so a lenient pass may stop reading once this value is decided.
+    /// Evaluates the value at the cursor against node `n` (not recursive callers: see `value_into`).
     fn value(&mut self, n: usize, top: bool) -> JResult<Out<W>> {
+        let mut out = Out {
+            pos: [0; W],
+            neg: [0; W],
+        };
+        self.value_into(n, top, &mut out)?;
+        Ok(out)
+    }
+
+    /// Evaluates the value at the cursor against node `n`, into `out`. `top`: nothing after this
+    /// value can change the outcome (the document's own value, or the last field a top object
+    /// waits for), so a lenient pass may stop reading once this value is decided.
+    fn value_into(&mut self, n: usize, top: bool, out: &mut Out<W>) -> JResult<()> {
         let t = self.t;
         let node = &t.nodes[n];
         match self.sc.peek()? {
             b'{' => {
                 if node.children.is_empty() {
                     self.skip()?;
-                    Ok(Out {
-                        pos: [0; W],
-                        neg: node.leaf_absent,
-                    })
+                    out.pos = [0; W];
+                    out.neg = node.leaf_absent;
+                    Ok(())
                 } else {
-                    self.object(n, top)
+                    self.object(n, top, out)
                 }
             }
-            b'[' => self.array(n),
+            b'[' => self.array(n, out),
             b'"' => {
                 let r = self.sc.string()?;
                 if node.leaves.is_empty() {
-                    return Ok(t.scalar(n, Scalar::Null));
+                    t.scalar_into(n, Scalar::Null, out);
+                    return Ok(());
                 }
                 let bytes = self.sc.str_bytes(r, &mut self.buf);
                 if !STRICT && std::str::from_utf8(bytes).is_err() {
                     return self.sc.err("invalid UTF-8");
                 }
-                Ok(t.scalar(n, Scalar::Str(bytes)))
+                t.scalar_into(n, Scalar::Str(bytes), out);
+                Ok(())
             }
             b'-' | b'0'..=b'9' => {
                 let (a, b) = self.sc.number()?;
-                Ok(t.scalar(n, Scalar::Num(&self.sc.b[a..b])))
+                t.scalar_into(n, Scalar::Num(&self.sc.b[a..b]), out);
+                Ok(())
             }
             b't' => {
                 self.sc.literal(b"true")?;
-                Ok(t.scalar(n, Scalar::Bool(true)))
+                t.scalar_into(n, Scalar::Bool(true), out);
+                Ok(())
             }
             b'f' => {
                 self.sc.literal(b"false")?;
-                Ok(t.scalar(n, Scalar::Bool(false)))
+                t.scalar_into(n, Scalar::Bool(false), out);
+                Ok(())
             }
             b'n' => {
                 self.sc.literal(b"null")?;
-                Ok(t.scalar(n, Scalar::Null))
+                t.scalar_into(n, Scalar::Null, out);
+                Ok(())
             }
             _ => self.sc.err("expected a JSON value"),
         }
@@ -447,7 +495,7 @@ impl<'t, 'a, const W: usize, const STRICT: bool> Eval<'t, 'a, W, STRICT> {
 
     /// An object: members combine as they come. A repeated key counts once (the first one),
     /// so the outcome never depends on what follows the last named field.
-    fn object(&mut self, n: usize, top: bool) -> JResult<Out<W>> {
+    fn object(&mut self, n: usize, top: bool, out: &mut Out<W>) -> JResult<()> {
         let t = self.t;
         let node = &t.nodes[n];
         self.sc.i += 1;
@@ -478,10 +526,8 @@ impl<'t, 'a, const W: usize, const STRICT: bool> Eval<'t, 'a, W, STRICT> {
                     Some(ci) if fresh => {
                         // The last field a top-level object waits for may stop the whole pass.
                         let last = top && left == 1;
-                        let o = self.value(node.children[ci].1, last)?;
-                        sat = and(sat, or(o.pos, o.neg));
-                        anyp = or(anyp, o.pos);
-                        alln = and(alln, o.neg);
+                        self.value_into(node.children[ci].1, last, out)?;
+                        absorb(&mut sat, &mut anyp, &mut alln, out);
                         if nkids <= 64 {
                             seen_small |= 1 << ci;
                         } else if let Some(s) = seen_big.get_mut(ci) {
@@ -513,21 +559,24 @@ impl<'t, 'a, const W: usize, const STRICT: bool> Eval<'t, 'a, W, STRICT> {
                     seen_big.get(ci).copied().unwrap_or(false)
                 };
                 if !seen {
-                    let m = t.nodes[c].missing;
-                    sat = and(sat, m);
-                    alln = and(alln, m);
+                    let m = &t.nodes[c].missing;
+                    for i in 0..W {
+                        sat[i] &= m[i];
+                        alln[i] &= m[i];
+                    }
                 }
             }
         }
-        Ok(Out {
-            pos: and(sat, anyp),
-            neg: alln,
-        })
+        for i in 0..W {
+            out.pos[i] = sat[i] & anyp[i];
+        }
+        out.neg = alln;
+        Ok(())
     }
 
     /// Arrays, nested to any depth, without recursion: elements' outcomes fold into one.
-    fn array(&mut self, n: usize) -> JResult<Out<W>> {
-        let missing = self.t.nodes[n].missing;
+    fn array(&mut self, n: usize, out: &mut Out<W>) -> JResult<()> {
+        let missing = &self.t.nodes[n].missing;
         let mut pos = [0u64; W];
         let mut neg = [u64::MAX; W];
         let mut depth = 0usize;
@@ -540,7 +589,9 @@ impl<'t, 'a, const W: usize, const STRICT: bool> Eval<'t, 'a, W, STRICT> {
                     if self.sc.peek()? == b']' {
                         self.sc.i += 1;
                         depth -= 1;
-                        neg = and(neg, missing);
+                        for i in 0..W {
+                            neg[i] &= missing[i];
+                        }
                         st = ArrState::After;
                     } else {
                         st = ArrState::Elem;
@@ -550,15 +601,19 @@ impl<'t, 'a, const W: usize, const STRICT: bool> Eval<'t, 'a, W, STRICT> {
                     if self.sc.peek()? == b'[' {
                         st = ArrState::Open;
                     } else {
-                        let o = self.value(n, false)?;
-                        pos = or(pos, o.pos);
-                        neg = and(neg, o.neg);
+                        self.value_into(n, false, out)?;
+                        for i in 0..W {
+                            pos[i] |= out.pos[i];
+                            neg[i] &= out.neg[i];
+                        }
                         st = ArrState::After;
                     }
                 }
                 ArrState::After => {
                     if depth == 0 {
-                        return Ok(Out { pos, neg });
+                        out.pos = pos;
+                        out.neg = neg;
+                        return Ok(());
                     }
                     if self.sc.next_or_close(b']')? {
                         st = ArrState::Elem;

@@ -45,9 +45,9 @@ pub struct Matcher {
 enum Inner {
     W1(Trie<1>),
     W4(Trie<4>),
-    W16(Trie<16>),
+    W16(Box<Trie<16>>),
     /// 5 filters x 1,000 combinations = 5,000 conjunctions at most: 79 words.
-    W79(Trie<79>),
+    W79(Box<Trie<79>>),
 }
 
 /// One Kafka record as the filter sees it (the record format of `kafka-source.md`, before base64).
@@ -120,9 +120,9 @@ impl Matcher {
         } else if n <= 256 {
             Inner::W4(Trie::build(&p))
         } else if n <= 1024 {
-            Inner::W16(Trie::build(&p))
+            Inner::W16(Box::new(Trie::build(&p)))
         } else {
-            Inner::W79(Trie::build(&p))
+            Inner::W79(Box::new(Trie::build(&p)))
         };
         Matcher {
             inner,

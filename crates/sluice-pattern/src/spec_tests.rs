@@ -685,7 +685,7 @@ fn five_filters_of_a_thousand_combinations() {
     let leaves: Vec<String> = (0..10).map(|i| format!(r#"{{"a{i}":[1]}}"#)).collect();
     let ten = format!(r#"{{"$or":[{}]}}"#, leaves.join(","));
     let thousand = format!(r#"{{"x":{ten},"y":{ten},"z":{ten}}}"#);
-    let m = Matcher::compile_all(&vec![thousand.as_str(); 5]).unwrap();
+    let m = Matcher::compile_all(&[thousand.as_str(); 5]).unwrap();
     assert_eq!(m.conjunction_count(), 5000);
     assert!(m
         .matches_json(br#"{"x":{"a3":1},"y":{"a9":1},"z":{"a0":1}}"#)

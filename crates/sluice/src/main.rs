@@ -222,7 +222,8 @@ async fn run(
         client_id: format!("sluice-{}", spec.name),
         ..RuntimeOptions::default()
     };
-    run_pipe(spec, metrics, options, shutdown).await?;
+    let (status, _) = tokio::sync::watch::channel(sluice::runtime::PipeStatus::Starting);
+    run_pipe(spec, metrics, options, shutdown, status).await?;
     Ok(ExitCode::SUCCESS)
 }
 

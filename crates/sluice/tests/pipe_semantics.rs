@@ -444,7 +444,7 @@ async fn a_second_instance_shares_the_partitions_and_gives_them_back() {
     a.wait_assigned().await;
     let producer = broker.producer();
     let mut produced = 0;
-    let mut next_batch = |produced: &mut i64| {
+    let next_batch = |produced: &mut i64| {
         let recs: Vec<Rec> = (0..4)
             .map(|p| Rec::kv(p, "k", &format!("{}", *produced + p as i64)))
             .collect();

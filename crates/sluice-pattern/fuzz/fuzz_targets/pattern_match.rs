@@ -31,8 +31,12 @@ fuzz_target!(|data: &[u8]| {
     // Our validator agrees with serde_json (within serde_json's recursion limit).
     if depth(event) < 100 {
         let ours = sluice_pattern::is_valid_json(event);
-        let theirs = serde_json::from_slice::<serde_json::Value>(event).is_ok();
-        assert_eq!(ours, theirs, "validity of {:?}", String::from_utf8_lossy(event));
+        match serde_json::from_slice::<serde_json::Value>(event) {
+            Ok(_) => assert!(ours, "valid: {:?}", String::from_utf8_lossy(event)),
+            // serde_json refuses numbers beyond f64 (`2e99999`); JSON's grammar allows them.
+            Err(e) if e.to_string().starts_with("number out of range") => {}
+            Err(e) => assert!(!ours, "invalid ({e}): {:?}", String::from_utf8_lossy(event)),
+        }
     }
 
     let Ok(pat) = std::str::from_utf8(pat) else {

@@ -60,6 +60,22 @@ impl Default for RuntimeOptions {
     }
 }
 
+/// What a running pipe reports about itself (the control plane maps it to `CurrentState`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PipeStatus {
+    /// Connecting and joining the consumer group.
+    Starting,
+    /// Joined the group and received an assignment (possibly of no partition).
+    Running,
+    /// Stopped because of a problem only the user can fix; the reason says what.
+    Failed {
+        /// What to fix, without secrets.
+        reason: String,
+    },
+    /// Stopped after a shutdown request.
+    Stopped,
+}
+
 /// Why a pipe could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -69,6 +85,9 @@ pub enum RuntimeError {
     /// The target could not be built.
     #[error("target: {0}")]
     Target(#[from] TargetError),
+    /// The pipe stopped on an error only the user can fix (authentication, TLS, authorization).
+    #[error("{0}")]
+    Failed(String),
 }
 
 impl RuntimeError {
@@ -79,7 +98,11 @@ impl RuntimeError {
 
     /// Whether the user must change something.
     pub fn is_user_error(&self) -> bool {
-        matches!(self, RuntimeError::Target(e) if e.is_user_error())
+        match self {
+            RuntimeError::Target(e) => e.is_user_error(),
+            RuntimeError::Failed(_) => true,
+            RuntimeError::Kafka(_) => false,
+        }
     }
 }
 
@@ -105,6 +128,40 @@ pub(crate) struct Shared {
     handle: tokio::runtime::Handle,
     /// Set by the poll loop when the consumer is being closed, so revocation does not wait.
     closing: CancellationToken,
+    /// Where the pipe reports its status.
+    status: tokio::sync::watch::Sender<PipeStatus>,
+    /// Cancelled when a fatal error was reported; `fatal_reason` says which.
+    failed: CancellationToken,
+    fatal_reason: Mutex<Option<String>>,
+}
+
+impl Shared {
+    /// Stop the pipe on an error only the user can fix.
+    fn fail(&self, reason: String) {
+        let mut r = self.fatal_reason.lock().unwrap_or_else(|e| e.into_inner());
+        if r.is_none() {
+            tracing::error!(pipe = %self.spec.name, reason = %reason, "pipe failed");
+            *r = Some(reason);
+            self.failed.cancel();
+        }
+    }
+}
+
+/// Errors that retrying cannot fix: the pipe stops and says why.
+fn fatal_reason(error: &KafkaError) -> Option<String> {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    let code = error.rdkafka_error_code()?;
+    let what = match code {
+        C::Authentication | C::SaslAuthenticationFailed => {
+            "authentication with the Kafka cluster failed"
+        }
+        C::SSL => "TLS connection to the Kafka cluster failed",
+        C::TopicAuthorizationFailed => "not authorized to read the topic",
+        C::GroupAuthorizationFailed => "not authorized to use the consumer group",
+        C::Fatal => "fatal Kafka client error",
+        _ => return None,
+    };
+    Some(format!("{what}: {error}"))
 }
 
 impl Shared {
@@ -220,6 +277,7 @@ struct Handler(Arc<Shared>);
 
 impl PartitionHandler for Handler {
     fn assigned(&self, consumer: &BaseConsumer<SourceContext>, partitions: &[i32]) {
+        self.0.status.send_replace(PipeStatus::Running);
         let mut lanes = self.0.lanes.lock().unwrap_or_else(|e| e.into_inner());
         let mut tpl = TopicPartitionList::new();
         for &p in partitions {
@@ -252,18 +310,27 @@ impl PartitionHandler for Handler {
     }
 
     fn client_error(&self, error: &KafkaError, reason: &str) {
-        tracing::warn!(pipe = %self.0.spec.name, error = %error, reason, "Kafka client error");
+        match fatal_reason(error) {
+            Some(r) => self.0.fail(format!("{r} ({reason})")),
+            None => {
+                tracing::warn!(pipe = %self.0.spec.name, error = %error, reason, "Kafka client error")
+            }
+        }
     }
 }
 
 /// Run a validated pipe until `shutdown` is cancelled, then stop gracefully: stop polling, let
-/// batches in flight finish (bounded), commit what was delivered, close the consumer.
+/// batches in flight finish (bounded), commit what was delivered, close the consumer. Progress is
+/// reported on `status`; an error only the user can fix stops the pipe with
+/// [`RuntimeError::Failed`] (and [`PipeStatus::Failed`]).
 pub async fn run_pipe(
     spec: PipeSpec,
     metrics: Arc<Metrics>,
     options: RuntimeOptions,
     shutdown: CancellationToken,
+    status: tokio::sync::watch::Sender<PipeStatus>,
 ) -> Result<(), RuntimeError> {
+    status.send_replace(PipeStatus::Starting);
     let spec = Arc::new(spec);
     let target = spec.target.build()?;
     let src = &spec.source;
@@ -294,6 +361,9 @@ pub async fn run_pipe(
         consumer: OnceLock::new(),
         handle: tokio::runtime::Handle::current(),
         closing: CancellationToken::new(),
+        status,
+        failed: CancellationToken::new(),
+        fatal_reason: Mutex::new(None),
         spec: spec.clone(),
     });
     let context = SourceContext::new(&spec.source.topic, Arc::new(Handler(shared.clone())));
@@ -310,8 +380,12 @@ pub async fn run_pipe(
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
+            _ = shared.failed.cancelled() => break,
             m = consumer.recv() => match m {
                 Ok(msg) => shared.dispatch(&consumer, SourceRecord::from_message(&msg)),
+                Err(e) if fatal_reason(&e).is_some() => {
+                    shared.fail(fatal_reason(&e).unwrap_or_default());
+                }
                 Err(e) => {
                     // The same error repeats on every poll while it lasts; say it once a minute.
                     let text = e.to_string();
@@ -338,8 +412,24 @@ pub async fn run_pipe(
     shared.closing.cancel();
     // Closing leaves the group (a last revoke callback); it blocks, so not on a worker thread.
     let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
-    tracing::info!(pipe = %spec.name, "pipe stopped");
-    Ok(())
+    let failure = shared
+        .fatal_reason
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    match failure {
+        Some(reason) => {
+            shared.status.send_replace(PipeStatus::Failed {
+                reason: reason.clone(),
+            });
+            Err(RuntimeError::Failed(reason))
+        }
+        None => {
+            shared.status.send_replace(PipeStatus::Stopped);
+            tracing::info!(pipe = %spec.name, "pipe stopped");
+            Ok(())
+        }
+    }
 }
 
 /// Measure each assigned partition's lag (high watermark minus committed offset) periodically.
