@@ -16,7 +16,7 @@ pub const MAX_COMBINATIONS: usize = 1000;
 #[non_exhaustive]
 pub enum PatternError {
     /// The pattern is not JSON at all.
-    #[error("Event pattern is not valid JSON: {reason} at character offset {offset}")]
+    #[error("Event pattern is not valid JSON: {reason} at byte offset {offset}")]
     Json {
         /// Byte offset in the pattern text.
         offset: usize,

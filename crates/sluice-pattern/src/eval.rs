@@ -463,7 +463,7 @@ impl<'t, 'a, const W: usize, const STRICT: bool> Eval<'t, 'a, W, STRICT> {
                     return Ok(());
                 }
                 let bytes = self.sc.str_bytes(r, &mut self.buf);
-                if !STRICT && std::str::from_utf8(bytes).is_err() {
+                if !STRICT && !bytes.is_ascii() && std::str::from_utf8(bytes).is_err() {
                     return self.sc.err("invalid UTF-8");
                 }
                 t.scalar_into(n, Scalar::Str(bytes), out);

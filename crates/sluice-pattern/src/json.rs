@@ -283,6 +283,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// The string's content, unescaped into `buf` when needed.
+    #[inline]
     pub fn str_bytes<'s>(&'s self, s: RawStr, buf: &'s mut Vec<u8>) -> &'s [u8] {
         let raw = &self.b[s.start..s.end];
         if !s.escaped {

@@ -561,7 +561,7 @@ fn invalid_events_are_errors() {
 
 /// (pattern, exact message)
 const INVALID: &[(&str, &str)] = &[
-    ("", "Event pattern is not valid JSON: unexpected end of input at character offset 0"),
+    ("", "Event pattern is not valid JSON: unexpected end of input at byte offset 0"),
     ("[1]", "Event pattern must be a JSON object"),
     ("\"x\"", "Event pattern must be a JSON object"),
     ("{}", "Event pattern must not be an empty object"),

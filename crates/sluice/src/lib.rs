@@ -5,10 +5,14 @@
 //! [`model`] holds pipe definitions and their validation; [`metrics`] and [`telemetry`] what the
 //! engine reports about itself.
 
+pub mod api;
+pub mod control;
 pub mod metrics;
 pub mod model;
 pub mod runtime;
+pub mod secrets;
 pub mod sources;
+pub mod store;
 pub mod targets;
 pub mod telemetry;
 pub mod transforms;

@@ -40,6 +40,8 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         shutdown_timeout_secs: u64,
     },
+    /// Serve the AWS Pipes API and run the pipes it holds, until SIGINT/SIGTERM.
+    Serve(ServeArgs),
     /// Check a pipe definition; prints every field error and exits 2 when invalid.
     Validate {
         /// Pipe definition (JSON, or YAML for .yaml/.yml).
@@ -83,6 +85,32 @@ enum Command {
         #[arg(long)]
         ingestion_time: Option<String>,
     },
+}
+
+/// Options of `sluice serve`; the rest is in the configuration file.
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Address of the AWS Pipes API (port 0 picks a free port; the log says which).
+    #[arg(long, default_value = "127.0.0.1:9800")]
+    listen: SocketAddr,
+    /// Directory of the durable pipe store.
+    #[arg(long, default_value = "sluice-data")]
+    data: PathBuf,
+    /// Serve Prometheus metrics at http://ADDR/metrics.
+    #[arg(long)]
+    metrics_addr: Option<SocketAddr>,
+    /// Directory of pipe files (JSON/YAML) reconciled with the store at start.
+    #[arg(long)]
+    pipes_dir: Option<PathBuf>,
+    /// Configuration file (TOML, or JSON for .json): region, account, access keys, timeouts.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Accept every request without checking its signature. For local development only.
+    #[arg(long)]
+    dev_accept_any_credentials: bool,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
 }
 
 /// Region and account used in the ARNs Sluice mints.
@@ -132,6 +160,27 @@ fn main() -> ExitCode {
                 arn.context(),
                 shutdown_timeout_secs,
             )) {
+                Ok(code) => code,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Serve(args) => {
+            telemetry::init_logging(args.log_format);
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(serve(args)) {
                 Ok(code) => code,
                 Err(e) => {
                     tracing::error!("{e:#}");
@@ -224,6 +273,91 @@ async fn run(
     };
     let (status, _) = tokio::sync::watch::channel(sluice::runtime::PipeStatus::Starting);
     run_pipe(spec, metrics, options, shutdown, status).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+const DEV_MODE_WARNING: &str = "\
+!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
+!! WARNING: --dev-accept-any-credentials: request signatures are NOT checked. !!
+!! Anyone who can reach the API can create, change and delete pipes.          !!
+!! Never use this outside local development.                                  !!
+!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!";
+
+async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    use sluice::api::{self, sigv4::Verifier, ApiState, Auth};
+    use sluice::control::{config::ServeConfig, files, PipeManager};
+    use sluice::store::RedbStore;
+    use std::time::Duration;
+
+    let config = match &args.config {
+        Some(path) => ServeConfig::load(path)?,
+        None => ServeConfig::default(),
+    };
+    let env_keys = std::env::var("SLUICE_ACCESS_KEYS").ok();
+    let keys = config.access_keys(env_keys.as_deref(), |v| std::env::var(v).ok())?;
+    let auth = if args.dev_accept_any_credentials {
+        eprintln!("{DEV_MODE_WARNING}");
+        tracing::warn!("--dev-accept-any-credentials: request signatures are not checked");
+        Auth::AcceptAny
+    } else if keys.is_empty() {
+        anyhow::bail!(
+            "no access keys configured: set SLUICE_ACCESS_KEYS=ACCESS_KEY_ID:SECRET or list \
+             [[access_keys]] in --config (or use --dev-accept-any-credentials locally)"
+        );
+    } else {
+        tracing::info!(access_keys = ?keys.keys().collect::<Vec<_>>(), "SigV4 authentication on");
+        Auth::SigV4(Verifier::new(
+            keys,
+            Duration::from_secs(config.max_clock_skew_seconds),
+        ))
+    };
+    let store = RedbStore::open(&args.data)?;
+    tracing::info!(path = %store.path().display(), "pipe store open");
+
+    let shutdown = CancellationToken::new();
+    let metrics = Arc::new(Metrics::new());
+    if let Some(addr) = args.metrics_addr {
+        telemetry::serve_metrics(addr, metrics.clone(), shutdown.clone())
+            .await
+            .with_context(|| format!("cannot serve metrics on {addr}"))?;
+    }
+    let shutdown_timeout = Duration::from_secs(config.shutdown_timeout_seconds);
+    let options = RuntimeOptions {
+        shutdown_timeout,
+        ..RuntimeOptions::default()
+    };
+    let ctx = ValidationContext {
+        region: config.region.clone(),
+        account: config.account.clone(),
+    };
+    let manager = PipeManager::open(Arc::new(store), ctx, metrics, options)?;
+    tracing::info!(pipes = manager.list().len(), "pipes loaded");
+    if let Some(dir) = &args.pipes_dir {
+        match tokio::task::block_in_place(|| files::reconcile(dir, &manager)) {
+            Ok(done) => tracing::info!(created = ?done.created, updated = ?done.updated,
+                deleted = ?done.deleted, dir = %dir.display(), "pipe files applied"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                manager.shutdown(shutdown_timeout).await;
+                return Ok(ExitCode::from(2));
+            }
+        }
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let bound = listener.local_addr()?;
+    tracing::info!(%bound, "api listening on http://{bound}");
+    tokio::spawn(wait_for_signal(shutdown.clone()));
+    let state = Arc::new(ApiState {
+        manager: manager.clone(),
+        auth,
+    });
+    api::serve(listener, state, shutdown.clone()).await?;
+    tracing::info!("stopping pipes");
+    manager
+        .shutdown(shutdown_timeout + Duration::from_secs(5))
+        .await;
     Ok(ExitCode::SUCCESS)
 }
 

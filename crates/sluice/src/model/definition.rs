@@ -183,4 +183,20 @@ pub struct SluiceParameters {
     /// Ceiling of the exponential retry backoff, in seconds (default 30).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub maximum_retry_backoff_seconds: Option<f64>,
+    /// Whether the Kafka connection uses TLS (the server certificate and host name are always
+    /// verified, against `ServerRootCaCertificate` or the system roots). Default: TLS for MSK, for
+    /// any `Credentials` and with `ServerRootCaCertificate` (as AWS); plaintext for a self-managed
+    /// source with neither. `false` allows SASL over plaintext (local development only); it cannot
+    /// be combined with `ClientCertificateTlsAuth`, `ServerRootCaCertificate` or IAM.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kafka_tls: Option<bool>,
+    /// Authentication of a source without `Credentials` (a secret given picks its own method):
+    /// `IAM` (MSK IAM, SASL/OAUTHBEARER with a SigV4-signed token; MSK sources only, over TLS) or
+    /// `NONE`. Default: `IAM` for an MSK source over TLS, `NONE` otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kafka_authentication: Option<String>,
+    /// Endpoint for Secrets Manager lookups of this pipe's secrets (e.g. a local emulator);
+    /// overrides `AWS_ENDPOINT_URL_SECRETS_MANAGER` / `AWS_ENDPOINT_URL`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secrets_manager_endpoint: Option<String>,
 }

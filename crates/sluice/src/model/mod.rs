@@ -3,6 +3,7 @@
 //! every field error at once in AWS's `ValidationException.fieldList` shape.
 
 pub mod definition;
+pub mod update;
 pub mod validate;
 
 use std::fmt;

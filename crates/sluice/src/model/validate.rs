@@ -91,6 +91,9 @@ pub struct KafkaSourceSpec {
     pub consumer_group_id: String,
     /// Secret references by credential kind (resolved by the auth layer).
     pub credentials: BTreeMap<String, String>,
+    /// Authentication method, TLS and CA, decided from `Credentials`, `ServerRootCaCertificate`
+    /// and `SluiceParameters` (see `sources::kafka::auth`).
+    pub security: crate::sources::kafka::auth::KafkaSecurity,
 }
 
 /// How the HTTP target receives a batch.
@@ -375,7 +378,19 @@ fn validate_source(
         }
         servers.extend(extra);
     }
-    validate_kafka_params(&kp, &path, kind, name, servers, errs)
+    let msk_region = match &kind {
+        KafkaSourceKind::Msk { arn } => arn.split(':').nth(3).map(str::to_string),
+        KafkaSourceKind::SelfManaged => None,
+    };
+    let mut spec = validate_kafka_params(&kp, &path, kind, name, servers, errs)?;
+    spec.security = crate::sources::kafka::auth::validate_security(
+        &kp,
+        def.sluice_parameters.as_ref(),
+        msk_region.as_deref(),
+        &path,
+        errs,
+    );
+    Some(spec)
 }
 
 fn validate_kafka_params(
@@ -513,6 +528,7 @@ fn validate_kafka_params(
         batching_window: Duration::from_secs(window),
         consumer_group_id,
         credentials,
+        security: Default::default(),
     })
 }
 

@@ -4,10 +4,12 @@
 //! the batch succeeded. One batch in flight per partition; lanes of different partitions run in
 //! parallel.
 
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
+use rdkafka::consumer::stream_consumer::StreamPartitionQueue;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
@@ -16,22 +18,16 @@ use tokio_util::sync::CancellationToken;
 use super::retry::{Decision, RetryState};
 use super::Shared;
 use crate::sources::kafka::record::SourceRecord;
-use crate::sources::kafka::KafkaConsumer;
+use crate::sources::kafka::{KafkaConsumer, SourceContext};
 use crate::targets::Event;
 
 /// Cap on a batch's payload in batch delivery (Lambda's 6 MB request limit).
 const BATCH_PAYLOAD_CAP: usize = 6 * 1024 * 1024;
 
-/// What the dispatcher and the rebalance hooks share with a lane.
+/// What the rebalance hooks and the lag reporter share with a lane.
 #[derive(Debug)]
 pub(crate) struct LaneControl {
     pub partition: i32,
-    /// Records handed to the lane and not yet taken into a batch.
-    pub buffered_records: AtomicUsize,
-    /// Their bytes.
-    pub buffered_bytes: AtomicUsize,
-    /// Whether the partition is paused for backpressure; the lock orders pause against resume.
-    pub paused: Mutex<bool>,
     /// Finish the batch in flight, start no other.
     pub drain: CancellationToken,
     /// Stop at once, even mid-delivery.
@@ -44,9 +40,6 @@ impl LaneControl {
     pub fn new(partition: i32) -> Self {
         Self {
             partition,
-            buffered_records: AtomicUsize::new(0),
-            buffered_bytes: AtomicUsize::new(0),
-            paused: Mutex::new(false),
             drain: CancellationToken::new(),
             abandon: CancellationToken::new(),
             committed: AtomicI64::new(-1),
@@ -65,7 +58,11 @@ enum Outcome {
 pub(crate) struct Lane {
     pub shared: Arc<Shared>,
     pub control: Arc<LaneControl>,
+    /// Records that reached the main queue before the partition queue was split (read first:
+    /// they precede everything in the partition queue).
     pub rx: mpsc::UnboundedReceiver<SourceRecord>,
+    /// The partition's own librdkafka queue.
+    pub queue: Option<StreamPartitionQueue<SourceContext>>,
     pub consumer: Weak<KafkaConsumer>,
 }
 
@@ -80,17 +77,15 @@ impl Lane {
             usize::MAX
         };
         let mut pending: Option<SourceRecord> = None;
+        let drain = self.control.drain.clone();
         tracing::debug!(partition = p, "lane started");
         'lanes: loop {
             let first = match pending.take() {
                 Some(r) => r,
                 None => tokio::select! {
                     biased;
-                    _ = self.control.drain.cancelled() => break,
-                    r = self.rx.recv() => match r {
-                        Some(r) => { self.took(&r); r }
-                        None => break,
-                    },
+                    _ = drain.cancelled() => break,
+                    r = self.next() => r,
                 },
             };
             let mut bytes = estimated_json_size(&first);
@@ -99,24 +94,20 @@ impl Lane {
             let deadline = tokio::time::Instant::now() + window;
             while batch.len() < batch_size {
                 let next = if window.is_zero() {
-                    match self.rx.try_recv() {
-                        Ok(r) => r,
-                        Err(_) => break,
+                    match self.next().now_or_never() {
+                        Some(r) => r,
+                        None => break,
                     }
                 } else {
                     tokio::select! {
                         biased;
                         // A batch still being collected is not in flight: drop it, the next
                         // owner of the partition reads it again.
-                        _ = self.control.drain.cancelled() => break 'lanes,
+                        _ = drain.cancelled() => break 'lanes,
                         _ = tokio::time::sleep_until(deadline) => break,
-                        r = self.rx.recv() => match r {
-                            Some(r) => r,
-                            None => break,
-                        },
+                        r = self.next() => r,
                     }
                 };
-                self.took(&next);
                 let size = estimated_json_size(&next);
                 if bytes + size > cap {
                     pending = Some(next);
@@ -125,7 +116,6 @@ impl Lane {
                 bytes += size;
                 batch.push(next);
             }
-            self.maybe_resume();
             let next_offset = batch.last().map_or(0, |r| r.offset + 1);
             match self.execute(&batch).await {
                 Outcome::Done => self.commit(next_offset).await,
@@ -138,34 +128,33 @@ impl Lane {
         tracing::debug!(partition = p, "lane stopped");
     }
 
-    fn took(&self, r: &SourceRecord) {
-        self.control
-            .buffered_records
-            .fetch_sub(1, Ordering::Relaxed);
-        self.control
-            .buffered_bytes
-            .fetch_sub(r.size(), Ordering::Relaxed);
-    }
-
-    /// Resume the partition once the lane's buffer drained below half its limits.
-    fn maybe_resume(&self) {
-        let c = &self.control;
-        let limits = &self.shared.options;
-        if c.buffered_records.load(Ordering::Relaxed) > limits.lane_buffer_records / 2
-            || c.buffered_bytes.load(Ordering::Relaxed) > limits.lane_buffer_bytes / 2
-        {
-            return;
-        }
-        let mut paused = c.paused.lock().unwrap_or_else(|e| e.into_inner());
-        if *paused {
-            if let Some(consumer) = self.consumer.upgrade() {
-                let mut tpl = TopicPartitionList::new();
-                tpl.add_partition(&self.shared.record_ctx.topic, c.partition);
-                if let Err(e) = consumer.resume(&tpl) {
-                    tracing::warn!(partition = c.partition, error = %e, "cannot resume partition");
-                }
+    /// The partition's next record: first any that came through the main queue, then the
+    /// partition queue. Consumer errors (a broker restarting...) are logged and skipped over.
+    async fn next(&mut self) -> SourceRecord {
+        loop {
+            if let Ok(r) = self.rx.try_recv() {
+                return r;
             }
-            *paused = false;
+            let Some(queue) = &self.queue else {
+                // No partition queue (the consumer was closing): only the main queue feeds us.
+                match self.rx.recv().await {
+                    Some(r) => return r,
+                    None => std::future::pending::<()>().await,
+                }
+                continue;
+            };
+            tokio::select! {
+                biased;
+                r = self.rx.recv(), if !self.rx.is_closed() => {
+                    if let Some(r) = r {
+                        return r;
+                    }
+                }
+                m = queue.recv() => match m {
+                    Ok(m) => return SourceRecord::from_message(&m),
+                    Err(e) => tracing::warn!(partition = self.control.partition, error = %e, "consumer error"),
+                },
+            }
         }
     }
 

@@ -24,7 +24,9 @@ use tokio_util::sync::CancellationToken;
 use crate::metrics::{Metrics, PipeMetrics};
 use crate::model::{HttpDelivery, KafkaSourceKind, PipeSpec};
 use crate::sources::kafka::record::{RecordContext, SourceRecord};
-use crate::sources::kafka::{client_config, KafkaConsumer, PartitionHandler, SourceContext};
+use crate::sources::kafka::{
+    auth, client_config, create_consumer, KafkaConsumer, PartitionHandler, SourceContext,
+};
 use crate::targets::{Event, Target, TargetConfig, TargetError};
 use crate::transforms::{decoded_record, TemplateVars};
 use lane::{Lane, LaneControl};
@@ -33,10 +35,10 @@ use retry::RetryPolicy;
 /// Knobs of the runtime that are not part of a pipe definition.
 #[derive(Debug, Clone)]
 pub struct RuntimeOptions {
-    /// Records a lane may hold before its partition is paused.
-    pub lane_buffer_records: usize,
-    /// Bytes a lane may hold before its partition is paused.
-    pub lane_buffer_bytes: usize,
+    /// Records librdkafka may prefetch for one partition before it stops fetching it.
+    pub partition_prefetch_records: usize,
+    /// Kilobytes librdkafka may prefetch for one partition before it stops fetching it.
+    pub partition_prefetch_kbytes: usize,
     /// How long a revocation waits for a batch in flight.
     pub revoke_timeout: Duration,
     /// How long shutdown waits for batches in flight.
@@ -50,8 +52,8 @@ pub struct RuntimeOptions {
 impl Default for RuntimeOptions {
     fn default() -> Self {
         Self {
-            lane_buffer_records: 20_000,
-            lane_buffer_bytes: 8 * 1024 * 1024,
+            partition_prefetch_records: 10_000,
+            partition_prefetch_kbytes: 8 * 1024,
             revoke_timeout: lane::DEFAULT_REVOKE_TIMEOUT,
             shutdown_timeout: Duration::from_secs(30),
             lag_interval: Duration::from_secs(5),
@@ -191,35 +193,20 @@ impl Shared {
         }
     }
 
-    /// Hand a polled record to its partition's lane; pause the partition when the lane is full.
-    fn dispatch(&self, consumer: &KafkaConsumer, rec: SourceRecord) {
+    /// Hand a record that arrived on the main queue to its partition's lane. Lanes read their own
+    /// partition queues; this path only sees records fetched in the instant between an assignment
+    /// and the split of its partition queues.
+    fn dispatch(&self, rec: SourceRecord) {
         let lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(lane) = lanes.get(&rec.partition) else {
+        match lanes.get(&rec.partition) {
+            Some(lane) => {
+                let _ = lane.tx.send(rec);
+            }
             // librdkafka drops fetched records of revoked partitions; anything else is a bug.
-            tracing::debug!(
+            None => tracing::debug!(
                 partition = rec.partition,
                 "record for a partition without a lane"
-            );
-            return;
-        };
-        let c = &lane.control;
-        let records = c.buffered_records.fetch_add(1, Ordering::Relaxed) + 1;
-        let bytes = c.buffered_bytes.fetch_add(rec.size(), Ordering::Relaxed) + rec.size();
-        if lane.tx.send(rec).is_err() {
-            return;
-        }
-        if records >= self.options.lane_buffer_records || bytes >= self.options.lane_buffer_bytes {
-            let mut paused = c.paused.lock().unwrap_or_else(|e| e.into_inner());
-            if !*paused {
-                let mut tpl = TopicPartitionList::new();
-                tpl.add_partition(&self.record_ctx.topic, c.partition);
-                match consumer.pause(&tpl) {
-                    Ok(()) => *paused = true,
-                    Err(e) => {
-                        tracing::warn!(partition = c.partition, error = %e, "cannot pause partition")
-                    }
-                }
-            }
+            ),
         }
     }
 
@@ -227,11 +214,18 @@ impl Shared {
         let (tx, rx) = mpsc::unbounded_channel();
         let control = Arc::new(LaneControl::new(partition));
         let (done_tx, done) = std::sync::mpsc::channel();
+        let consumer = self.consumer.get().cloned().unwrap_or_default();
+        // The partition's own queue: librdkafka stops fetching a partition whose queue is full,
+        // which bounds memory per partition without pausing (and re-fetching) anything.
+        let queue = consumer
+            .upgrade()
+            .and_then(|c| c.split_partition_queue(&self.record_ctx.topic, partition));
         let lane = Lane {
             shared: self.clone(),
             control: control.clone(),
             rx,
-            consumer: self.consumer.get().cloned().unwrap_or_default(),
+            queue,
+            consumer,
         };
         self.handle.spawn(async move {
             lane.run().await;
@@ -276,17 +270,11 @@ fn block_if_async<R>(f: impl FnOnce() -> R) -> R {
 struct Handler(Arc<Shared>);
 
 impl PartitionHandler for Handler {
-    fn assigned(&self, consumer: &BaseConsumer<SourceContext>, partitions: &[i32]) {
+    fn assigned(&self, _consumer: &BaseConsumer<SourceContext>, partitions: &[i32]) {
         self.0.status.send_replace(PipeStatus::Running);
         let mut lanes = self.0.lanes.lock().unwrap_or_else(|e| e.into_inner());
-        let mut tpl = TopicPartitionList::new();
         for &p in partitions {
             lanes.entry(p).or_insert_with(|| self.0.start_lane(p));
-            tpl.add_partition(&self.0.record_ctx.topic, p);
-        }
-        // A pause for backpressure must not outlive the lane it protected.
-        if let Err(e) = consumer.resume(&tpl) {
-            tracing::debug!(error = %e, "resume on assignment");
         }
     }
 
@@ -331,6 +319,19 @@ pub async fn run_pipe(
     status: tokio::sync::watch::Sender<PipeStatus>,
 ) -> Result<(), RuntimeError> {
     status.send_replace(PipeStatus::Starting);
+    // Secrets are fetched before anything connects; a secret that cannot be had stops the pipe
+    // with a reason naming the field (never the value).
+    let security = match auth::resolve(&spec.source.security).await {
+        Ok(s) => s,
+        Err(e) => {
+            let reason = e.to_string();
+            tracing::error!(pipe = %spec.name, reason = %reason, "pipe failed");
+            status.send_replace(PipeStatus::Failed {
+                reason: reason.clone(),
+            });
+            return Err(RuntimeError::Failed(reason));
+        }
+    };
     let spec = Arc::new(spec);
     let target = spec.target.build()?;
     let src = &spec.source;
@@ -366,9 +367,21 @@ pub async fn run_pipe(
         fatal_reason: Mutex::new(None),
         spec: spec.clone(),
     });
-    let context = SourceContext::new(&spec.source.topic, Arc::new(Handler(shared.clone())));
-    let consumer: Arc<KafkaConsumer> =
-        Arc::new(client_config(&spec.source, &options.client_id).create_with_context(context)?);
+    let context = SourceContext::new(&spec.source.topic, Arc::new(Handler(shared.clone())))
+        .with_oauth(security.oauth.clone());
+    let mut cfg = client_config(&spec.source, &options.client_id);
+    cfg.set(
+        "queued.min.messages",
+        options.partition_prefetch_records.to_string(),
+    )
+    .set(
+        "queued.max.messages.kbytes",
+        options.partition_prefetch_kbytes.to_string(),
+    );
+    security.apply(&mut cfg);
+    tracing::info!(pipe = %spec.name, security = %security.description, "connecting to Kafka");
+    let consumer: Arc<KafkaConsumer> = Arc::new(create_consumer(&cfg, context)?);
+    drop(cfg);
     let _ = shared.consumer.set(Arc::downgrade(&consumer));
     consumer.subscribe(&[&spec.source.topic])?;
     tracing::info!(pipe = %spec.name, topic = %spec.source.topic, group = %spec.source.consumer_group_id,
@@ -382,7 +395,7 @@ pub async fn run_pipe(
             _ = shutdown.cancelled() => break,
             _ = shared.failed.cancelled() => break,
             m = consumer.recv() => match m {
-                Ok(msg) => shared.dispatch(&consumer, SourceRecord::from_message(&msg)),
+                Ok(msg) => shared.dispatch(SourceRecord::from_message(&msg)),
                 Err(e) if fatal_reason(&e).is_some() => {
                     shared.fail(fatal_reason(&e).unwrap_or_default());
                 }

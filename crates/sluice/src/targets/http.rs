@@ -145,14 +145,12 @@ fn validate(
             }
         }
     }
-    (errs.len() == before).then(|| {
-        TargetConfig::Http(HttpTargetConfig {
-            url: target,
-            delivery,
-            timeout,
-            params,
-        })
-    })
+    (errs.len() == before).then_some(TargetConfig::Http(HttpTargetConfig {
+        url: target,
+        delivery,
+        timeout,
+        params,
+    }))
 }
 
 impl HttpTargetConfig {

@@ -4,16 +4,25 @@
 //!
 //! Offsets are never committed automatically: `enable.auto.commit` and `enable.auto.offset.store`
 //! are off, and the runtime commits a partition's offset only after its batch was delivered.
+//!
+//! Authentication and TLS ([`auth`], with [`tls`] key handling and [`iam`] tokens) are decided at
+//! validation and resolved into settings when the pipe starts; librdkafka's log level stays at
+//! warnings whatever `RUST_LOG` says, and its `debug` contexts are never enabled, so its debug
+//! output (which would include connection details) cannot reach the logs.
 
+pub mod auth;
+pub mod iam;
 pub mod record;
+pub mod tls;
 
 use std::sync::Arc;
 
-use rdkafka::client::ClientContext;
+use rdkafka::client::{ClientContext, OAuthToken};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::topic_partition_list::TopicPartitionList;
+use rdkafka::types::RDKafkaErrorCode;
 
 use crate::model::{KafkaSourceSpec, StartingPosition};
 
@@ -32,6 +41,7 @@ pub trait PartitionHandler: Send + Sync {
 pub struct SourceContext {
     topic: String,
     handler: Arc<dyn PartitionHandler>,
+    oauth: Option<Arc<iam::IamTokenSource>>,
 }
 
 impl std::fmt::Debug for SourceContext {
@@ -48,7 +58,14 @@ impl SourceContext {
         Self {
             topic: topic.to_string(),
             handler,
+            oauth: None,
         }
+    }
+
+    /// Answer librdkafka's OAUTHBEARER token requests with MSK IAM tokens from `source`.
+    pub fn with_oauth(mut self, source: Option<Arc<iam::IamTokenSource>>) -> Self {
+        self.oauth = source;
+        self
     }
 
     fn partitions(&self, tpl: &TopicPartitionList) -> Vec<i32> {
@@ -75,7 +92,46 @@ impl ClientContext for SourceContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        self.handler.client_error(&error, reason);
+        match auth::explain(reason) {
+            // An authentication or TLS refusal never heals by retrying (and librdkafka would retry
+            // forever): report it as fatal, in the pipe's terms first.
+            Some(hint) => {
+                let error = match error.rdkafka_error_code() {
+                    Some(RDKafkaErrorCode::BrokerTransportFailure) | None => {
+                        KafkaError::Global(RDKafkaErrorCode::SSL)
+                    }
+                    Some(_) => error,
+                };
+                self.handler
+                    .client_error(&error, &format!("{hint}; librdkafka: {reason}"));
+            }
+            None => self.handler.client_error(&error, reason),
+        }
+    }
+
+    // Only consulted when `sasl.mechanism` is OAUTHBEARER (MSK IAM); served from poll().
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(
+        &self,
+        _oauthbearer_config: Option<&str>,
+    ) -> Result<OAuthToken, Box<dyn std::error::Error>> {
+        let Some(source) = &self.oauth else {
+            return Err("no OAUTHBEARER token source is configured for this pipe".into());
+        };
+        match source.token() {
+            Ok(t) => Ok(OAuthToken {
+                token: t.token.expose().to_string(),
+                // librdkafka wants a non-empty principal; MSK takes the identity from the token.
+                principal_name: "sluice".into(),
+                lifetime_ms: t.expires_at_ms,
+            }),
+            Err(e) => {
+                // librdkafka retries the refresh; the pipe fails only if the broker then refuses us.
+                tracing::warn!(error = %e, "cannot make an MSK IAM token");
+                Err(e.to_string().into())
+            }
+        }
     }
 }
 
@@ -104,7 +160,16 @@ impl ConsumerContext for SourceContext {
 /// The consumer every pipe uses.
 pub type KafkaConsumer = StreamConsumer<SourceContext>;
 
-/// librdkafka settings for a pipe's source.
+/// Create the pipe's consumer from its settings (see [`client_config`] and
+/// [`auth::ResolvedSecurity::apply`]); errors never quote a secret setting's value.
+pub fn create_consumer(
+    cfg: &ClientConfig,
+    context: SourceContext,
+) -> Result<KafkaConsumer, KafkaError> {
+    cfg.create_with_context(context).map_err(auth::redact_error)
+}
+
+/// librdkafka settings for a pipe's source, without its security settings.
 pub fn client_config(spec: &KafkaSourceSpec, client_id: &str) -> ClientConfig {
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", spec.bootstrap_servers.join(","))

@@ -1,0 +1,335 @@
+//! The AWS Pipes REST API (restJson1, API version 2015-10-07) over the [`PipeManager`]: all ten
+//! operations, routed by method and raw path only (clients send empty POSTs without a content
+//! type), every request authenticated with SigV4 ([`sigv4`]) first, errors in AWS's wire shape
+//! ([`error`]). Timestamps are epoch seconds.
+
+pub mod error;
+pub mod sigv4;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use base64::Engine as _;
+use percent_encoding::percent_decode_str;
+use serde_json::{json, Map, Value};
+use tokio_util::sync::CancellationToken;
+
+use crate::control::state::{CurrentState, DesiredState};
+use crate::control::PipeManager;
+use crate::model::{self, update, PipeDefinition};
+use crate::store::{Origin, PipeRecord};
+use error::{json_response, ApiError};
+use sigv4::{RequestParts, Verifier};
+
+/// How requests are authenticated.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    /// Verify SigV4 signatures against configured keys.
+    SigV4(Verifier),
+    /// Accept every request, signed or not (local development only).
+    AcceptAny,
+}
+
+/// What the API serves from.
+#[derive(Debug)]
+pub struct ApiState {
+    /// The pipes.
+    pub manager: PipeManager,
+    /// Authentication.
+    pub auth: Auth,
+}
+
+/// Serve the API on `listener` until `shutdown`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<ApiState>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let app = Router::new().fallback(handle).with_state(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}
+
+async fn handle(
+    State(state): State<Arc<ApiState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let raw_path = uri.path();
+    let raw_query = uri.query();
+    if let Auth::SigV4(verifier) = &state.auth {
+        let parts = RequestParts {
+            method: method.as_str(),
+            raw_path,
+            raw_query,
+            headers: &headers,
+            body: &body,
+        };
+        if let Err(e) = verifier.verify(&parts, SystemTime::now()) {
+            tracing::info!(%method, path = raw_path, error = e.error_type(), "request refused: {e}");
+            return ApiError::Auth(e).into_response();
+        }
+    }
+    // Store writes are synchronous (fsync); keep them off the async workers' hot path.
+    let result =
+        tokio::task::block_in_place(|| route(&state.manager, &method, raw_path, raw_query, &body));
+    match result {
+        Ok(v) => json_response(StatusCode::OK, &v),
+        Err(e) => {
+            tracing::debug!(%method, path = raw_path, error = %e, "request failed");
+            e.into_response()
+        }
+    }
+}
+
+fn route(
+    m: &PipeManager,
+    method: &Method,
+    raw_path: &str,
+    raw_query: Option<&str>,
+    body: &[u8],
+) -> Result<Value, ApiError> {
+    let segments: Vec<&str> = raw_path.trim_start_matches('/').split('/').collect();
+    let query = parse_query(raw_query.unwrap_or(""))?;
+    match (method.as_str(), segments.as_slice()) {
+        ("GET", ["v1", "pipes"] | ["v1", "pipes", ""]) => list_pipes(m, &query),
+        ("POST", ["v1", "pipes", name]) => {
+            let name = path_name(name)?;
+            let def = parse_body(body)?;
+            if def.name.as_ref().is_some_and(|n| *n != name) {
+                return Err(ApiError::field("Name", "must match the name in the path"));
+            }
+            update::check_create_request(&def)?;
+            Ok(summary(m, &m.create(&name, def, Origin::Api)?))
+        }
+        ("GET", ["v1", "pipes", name]) => Ok(describe(m, &m.get(&path_name(name)?)?)),
+        ("PUT", ["v1", "pipes", name]) => {
+            let name = path_name(name)?;
+            let def = parse_body(body)?;
+            Ok(summary(m, &m.update(&name, &def)?))
+        }
+        ("DELETE", ["v1", "pipes", name]) => Ok(summary(m, &m.delete(&path_name(name)?)?)),
+        ("POST", ["v1", "pipes", name, "start"]) => Ok(summary(m, &m.start(&path_name(name)?)?)),
+        ("POST", ["v1", "pipes", name, "stop"]) => Ok(summary(m, &m.stop(&path_name(name)?)?)),
+        ("GET", ["tags", arn]) => {
+            let rec = m.get(&pipe_of_arn(m, arn)?)?;
+            Ok(json!({ "tags": rec.definition.tags.unwrap_or_default() }))
+        }
+        ("POST", ["tags", arn]) => {
+            let name = pipe_of_arn(m, arn)?;
+            let tags = parse_tag_body(body)?;
+            m.tag(&name, &tags)?;
+            Ok(json!({}))
+        }
+        ("DELETE", ["tags", arn]) => {
+            let name = pipe_of_arn(m, arn)?;
+            let keys: Vec<String> = query
+                .iter()
+                .filter(|(k, _)| k == "tagKeys")
+                .map(|(_, v)| v.clone())
+                .collect();
+            if keys.is_empty() {
+                return Err(ApiError::field("tagKeys", "is required"));
+            }
+            m.untag(&name, &keys)?;
+            Ok(json!({}))
+        }
+        _ => Err(ApiError::NotFound(format!(
+            "No operation matches {method} {raw_path}."
+        ))),
+    }
+}
+
+fn decode(segment: &str, field: &str) -> Result<String, ApiError> {
+    percent_decode_str(segment)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| ApiError::field(field, "is not valid UTF-8"))
+}
+
+/// The pipe name of a path, checked as AWS does (1-64 characters of `[.\-_A-Za-z0-9]`).
+fn path_name(segment: &str) -> Result<String, ApiError> {
+    let name = decode(segment, "Name")?;
+    if name.is_empty() || name.chars().count() > 64 {
+        return Err(ApiError::field("Name", "must have length between 1 and 64"));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+    {
+        return Err(ApiError::field(
+            "Name",
+            "must satisfy regular expression pattern: [\\.\\-_A-Za-z0-9]+",
+        ));
+    }
+    Ok(name)
+}
+
+/// The pipe named by a (percent-encoded) pipe ARN of this engine.
+fn pipe_of_arn(m: &PipeManager, segment: &str) -> Result<String, ApiError> {
+    let arn = decode(segment, "resourceArn")?;
+    if !arn.starts_with("arn:") || arn.len() > 1600 {
+        return Err(ApiError::field("resourceArn", "must be a pipe ARN"));
+    }
+    let prefix = m.arn("");
+    match arn.strip_prefix(&prefix) {
+        Some(name) if !name.is_empty() && !name.contains('/') => Ok(name.to_string()),
+        _ => Err(ApiError::NotFound(format!(
+            "Resource {arn} does not exist."
+        ))),
+    }
+}
+
+fn parse_body(body: &[u8]) -> Result<PipeDefinition, ApiError> {
+    let text = std::str::from_utf8(body).map_err(|_| ApiError::field("", "body is not UTF-8"))?;
+    let text = if text.trim().is_empty() { "{}" } else { text };
+    Ok(model::parse_definition(text, false)?)
+}
+
+fn parse_tag_body(body: &[u8]) -> Result<BTreeMap<String, String>, ApiError> {
+    #[derive(serde::Deserialize)]
+    struct TagBody {
+        tags: Option<BTreeMap<String, String>>,
+    }
+    let parsed: TagBody = serde_json::from_slice(if body.is_empty() { b"{}" } else { body })
+        .map_err(|e| ApiError::field("tags", e.to_string()))?;
+    match parsed.tags {
+        Some(t) if !t.is_empty() => Ok(t),
+        _ => Err(ApiError::field("tags", "is required (1-50 tags)")),
+    }
+}
+
+fn parse_query(raw: &str) -> Result<Vec<(String, String)>, ApiError> {
+    raw.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            Ok((decode(k, "query")?, decode(v, k)?))
+        })
+        .collect()
+}
+
+fn seconds(ms: u64) -> Value {
+    json!(ms as f64 / 1000.0)
+}
+
+fn summary(m: &PipeManager, r: &PipeRecord) -> Value {
+    json!({
+        "Arn": m.arn(&r.name),
+        "Name": r.name,
+        "DesiredState": r.desired_state.as_str(),
+        "CurrentState": r.current_state.as_str(),
+        "CreationTime": seconds(r.creation_time_ms),
+        "LastModifiedTime": seconds(r.last_modified_time_ms),
+    })
+}
+
+fn describe(m: &PipeManager, r: &PipeRecord) -> Value {
+    let mut v = match serde_json::to_value(&r.definition) {
+        Ok(Value::Object(o)) => o,
+        _ => Map::new(),
+    };
+    v.retain(|_, val| !val.is_null());
+    if let Value::Object(s) = summary(m, r) {
+        v.extend(s);
+    }
+    if let Some(reason) = &r.state_reason {
+        v.insert("StateReason".into(), json!(reason));
+    }
+    if !v.contains_key("Tags") {
+        v.insert("Tags".into(), json!({}));
+    }
+    Value::Object(v)
+}
+
+const NEXT_TOKEN_PREFIX: &str = "sluice-v1:";
+
+fn list_pipes(m: &PipeManager, query: &[(String, String)]) -> Result<Value, ApiError> {
+    let get = |k: &str| query.iter().find(|(q, _)| q == k).map(|(_, v)| v.as_str());
+    let limit = match get("Limit") {
+        None => 100,
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) if (1..=100).contains(&n) => n,
+            _ => {
+                return Err(ApiError::field(
+                    "Limit",
+                    "must be a number between 1 and 100",
+                ))
+            }
+        },
+    };
+    let desired = get("DesiredState")
+        .map(|s| {
+            DesiredState::parse(s).ok_or_else(|| {
+                ApiError::field("DesiredState", "must be RUNNING, STOPPED or DELETED")
+            })
+        })
+        .transpose()?;
+    let current = get("CurrentState")
+        .map(|s| {
+            CurrentState::parse(s)
+                .ok_or_else(|| ApiError::field("CurrentState", "is not a pipe state"))
+        })
+        .transpose()?;
+    let after = get("NextToken")
+        .map(|t| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(t)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .and_then(|s| s.strip_prefix(NEXT_TOKEN_PREFIX).map(str::to_string))
+                .ok_or_else(|| ApiError::field("NextToken", "is not a token this engine issued"))
+        })
+        .transpose()?;
+    let prefix = |field: Option<&str>, value: &Option<String>| {
+        get(field.unwrap_or_default()).is_none_or(|p| value.as_deref().unwrap_or("").starts_with(p))
+    };
+    let matching: Vec<PipeRecord> = m
+        .list()
+        .into_iter()
+        .filter(|r| after.as_ref().is_none_or(|a| r.name.as_str() > a.as_str()))
+        .filter(|r| get("NamePrefix").is_none_or(|p| r.name.starts_with(p)))
+        .filter(|r| prefix(Some("SourcePrefix"), &r.definition.source))
+        .filter(|r| prefix(Some("TargetPrefix"), &r.definition.target))
+        .filter(|r| desired.is_none_or(|d| r.desired_state == d))
+        .filter(|r| current.is_none_or(|c| r.current_state == c))
+        .collect();
+    let more = matching.len() > limit;
+    let page = &matching[..matching.len().min(limit)];
+    let pipes: Vec<Value> = page
+        .iter()
+        .map(|r| {
+            let mut item = summary(m, r);
+            if let Value::Object(o) = &mut item {
+                for (k, v) in [
+                    ("Source", &r.definition.source),
+                    ("Target", &r.definition.target),
+                    ("Enrichment", &r.definition.enrichment),
+                    ("StateReason", &r.state_reason),
+                ] {
+                    if let Some(v) = v {
+                        o.insert(k.into(), json!(v));
+                    }
+                }
+            }
+            item
+        })
+        .collect();
+    let mut out = json!({ "Pipes": pipes });
+    if more {
+        if let Some(last) = page.last() {
+            out["NextToken"] = json!(base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(format!("{NEXT_TOKEN_PREFIX}{}", last.name)));
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,332 @@
+//! The `sluice serve` configuration file (TOML, or JSON for `.json`): the region and account of the
+//! ARNs, the access keys requests are signed with, and timing knobs. Unknown keys are errors.
+//!
+//! ```toml
+//! region = "eu-west-1"
+//! account = "123456789012"
+//!
+//! [[access_keys]]
+//! access_key_id = "AKIDEXAMPLE"
+//! secret_access_key_env = "SLUICE_SECRET_AKIDEXAMPLE"   # or secret_access_key_file = "/run/secrets/k"
+//! ```
+//!
+//! Access keys may also come from `SLUICE_ACCESS_KEYS=AKID:SECRET,AKID2:SECRET2`. Secret keys are
+//! held in [`Secret`], whose `Debug` never shows them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// A secret string; `Debug` and `Display` print `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wrap a secret.
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+
+    /// The secret itself, for computing signatures only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// The configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeConfig {
+    /// Region used in pipe ARNs (`arn:aws:pipes:<region>:...`).
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// Account id (12 digits) used in pipe ARNs.
+    #[serde(default = "default_account")]
+    pub account: String,
+    /// Access keys whose SigV4 signatures are accepted.
+    #[serde(default)]
+    pub access_keys: Vec<AccessKeyConfig>,
+    /// How far a request's `X-Amz-Date` may be from now, in seconds (AWS: 900).
+    #[serde(default = "default_skew")]
+    pub max_clock_skew_seconds: u64,
+    /// How long a pipe's stop (and the engine's shutdown) waits for batches in flight, in seconds.
+    #[serde(default = "default_shutdown")]
+    pub shutdown_timeout_seconds: u64,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            region: default_region(),
+            account: default_account(),
+            access_keys: Vec::new(),
+            max_clock_skew_seconds: default_skew(),
+            shutdown_timeout_seconds: default_shutdown(),
+        }
+    }
+}
+
+fn default_region() -> String {
+    "us-east-1".into()
+}
+fn default_account() -> String {
+    "000000000000".into()
+}
+fn default_skew() -> u64 {
+    900
+}
+fn default_shutdown() -> u64 {
+    30
+}
+
+/// One access key. Exactly one of the three secret sources must be given.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessKeyConfig {
+    /// The access key id clients sign with.
+    pub access_key_id: String,
+    /// The secret key inline (prefer the `_env` or `_file` forms, which keep it out of the file).
+    #[serde(default)]
+    pub secret_access_key: Option<String>,
+    /// Name of an environment variable holding the secret key.
+    #[serde(default)]
+    pub secret_access_key_env: Option<String>,
+    /// A file holding the secret key (surrounding whitespace is ignored).
+    #[serde(default)]
+    pub secret_access_key_file: Option<PathBuf>,
+}
+
+impl fmt::Debug for AccessKeyConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessKeyConfig")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key_env", &self.secret_access_key_env)
+            .field("secret_access_key_file", &self.secret_access_key_file)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why the configuration cannot be used. Messages never contain secret values.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The file is not a valid configuration.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// An access key is misconfigured.
+    #[error("access key {access_key_id:?}: {message}")]
+    AccessKey {
+        /// The key id.
+        access_key_id: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// `SLUICE_ACCESS_KEYS` is malformed.
+    #[error(
+        "SLUICE_ACCESS_KEYS must be a comma-separated list of ACCESS_KEY_ID:SECRET_ACCESS_KEY"
+    )]
+    EnvKeys,
+}
+
+impl ConfigError {
+    /// Configuration errors are the operator's to fix.
+    pub fn is_user_error(&self) -> bool {
+        true
+    }
+
+    /// Retrying with the same configuration cannot help.
+    pub fn is_retryable(&self) -> bool {
+        false
+    }
+}
+
+impl ServeConfig {
+    /// Read a configuration file: JSON for `.json`, TOML otherwise.
+    pub fn load(path: &Path) -> Result<ServeConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.display().to_string(),
+            message,
+        };
+        let config: ServeConfig = if path.extension().and_then(|e| e.to_str()) == Some("json") {
+            serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?
+        } else {
+            toml::from_str(&text).map_err(|e| invalid(e.to_string()))?
+        };
+        config.validate().map_err(invalid)?;
+        Ok(config)
+    }
+
+    /// Pure checks of the values.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.account.len() != 12 || !self.account.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("account must be 12 digits, not {:?}", self.account));
+        }
+        if self.region.is_empty()
+            || !self
+                .region
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            return Err(format!(
+                "region must look like us-east-1, not {:?}",
+                self.region
+            ));
+        }
+        if self.max_clock_skew_seconds == 0 {
+            return Err("max_clock_skew_seconds must be positive".into());
+        }
+        Ok(())
+    }
+
+    /// Resolve every access key: the file's, then `env_keys` (the value of `SLUICE_ACCESS_KEYS`).
+    /// `getenv` reads environment variables (a parameter so tests need not touch the process's).
+    pub fn access_keys(
+        &self,
+        env_keys: Option<&str>,
+        getenv: impl Fn(&str) -> Option<String>,
+    ) -> Result<BTreeMap<String, Secret>, ConfigError> {
+        let mut out = BTreeMap::new();
+        for k in &self.access_keys {
+            let err = |message: &str| ConfigError::AccessKey {
+                access_key_id: k.access_key_id.clone(),
+                message: message.to_string(),
+            };
+            if k.access_key_id.is_empty() {
+                return Err(err("access_key_id must not be empty"));
+            }
+            let given = [
+                k.secret_access_key.is_some(),
+                k.secret_access_key_env.is_some(),
+                k.secret_access_key_file.is_some(),
+            ]
+            .iter()
+            .filter(|b| **b)
+            .count();
+            if given != 1 {
+                return Err(err(
+                    "give exactly one of secret_access_key, secret_access_key_env, secret_access_key_file",
+                ));
+            }
+            let secret = if let Some(s) = &k.secret_access_key {
+                s.clone()
+            } else if let Some(var) = &k.secret_access_key_env {
+                getenv(var).ok_or_else(|| err(&format!("environment variable {var} is not set")))?
+            } else if let Some(file) = &k.secret_access_key_file {
+                std::fs::read_to_string(file)
+                    .map_err(|e| err(&format!("cannot read {}: {e}", file.display())))?
+                    .trim()
+                    .to_string()
+            } else {
+                unreachable!("exactly one source was checked above")
+            };
+            if secret.is_empty() {
+                return Err(err("the secret access key is empty"));
+            }
+            out.insert(k.access_key_id.clone(), Secret(secret));
+        }
+        if let Some(env) = env_keys.filter(|s| !s.trim().is_empty()) {
+            for pair in env.split(',') {
+                let (id, secret) = pair.trim().split_once(':').ok_or(ConfigError::EnvKeys)?;
+                if id.is_empty() || secret.is_empty() {
+                    return Err(ConfigError::EnvKeys);
+                }
+                out.insert(id.to_string(), Secret(secret.to_string()));
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_with_keys_from_every_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("k");
+        std::fs::write(&key_file, "from-file\n").unwrap();
+        let path = dir.path().join("sluice.toml");
+        std::fs::write(
+            &path,
+            format!(
+                r#"
+region = "eu-west-1"
+account = "123456789012"
+[[access_keys]]
+access_key_id = "A1"
+secret_access_key = "inline"
+[[access_keys]]
+access_key_id = "A2"
+secret_access_key_env = "MY_SECRET"
+[[access_keys]]
+access_key_id = "A3"
+secret_access_key_file = "{}"
+"#,
+                key_file.display()
+            ),
+        )
+        .unwrap();
+        let c = ServeConfig::load(&path).unwrap();
+        assert_eq!(c.region, "eu-west-1");
+        assert_eq!(c.max_clock_skew_seconds, 900);
+        let keys = c
+            .access_keys(Some("A4:env-list"), |v| {
+                (v == "MY_SECRET").then(|| "from-env".to_string())
+            })
+            .unwrap();
+        let got: Vec<(&str, &str)> = keys.iter().map(|(k, v)| (k.as_str(), v.expose())).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("A1", "inline"),
+                ("A2", "from-env"),
+                ("A3", "from-file"),
+                ("A4", "env-list")
+            ]
+        );
+        assert!(!format!("{keys:?}").contains("inline"));
+        assert!(!format!("{c:?}").contains("inline"));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sluice.json");
+        std::fs::write(&path, r#"{"regoin":"x"}"#).unwrap();
+        assert!(ServeConfig::load(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown field"));
+        std::fs::write(&path, r#"{"account":"12"}"#).unwrap();
+        assert!(ServeConfig::load(&path).is_err());
+        assert!(matches!(
+            ServeConfig::default().access_keys(Some("nocolon"), |_| None),
+            Err(ConfigError::EnvKeys)
+        ));
+    }
+}

@@ -1,0 +1,179 @@
+//! Pipe files (`--pipes-dir`, GitOps): load every `*.json`, `*.yaml` and `*.yml` of a directory and
+//! reconcile the store with them at start.
+//!
+//! - A file whose pipe is not in the store creates it.
+//! - A file whose definition differs from the stored one replaces it whole (the file is the source
+//!   of truth for its pipe, so even fields the API treats as immutable may change) and takes the
+//!   pipe over if it came from the API. Its `DesiredState` (default RUNNING) applies.
+//! - A file whose definition is unchanged changes nothing: a pipe stopped through the API stays
+//!   stopped across restarts.
+//! - A pipe that came from a file that is gone is deleted. Pipes created through the API are never
+//!   touched by the directory.
+//!
+//! Any invalid file stops the reconciliation before it changes anything, so a typo cannot delete a
+//! pipe.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::{ControlError, PipeManager};
+use crate::model::{self, LoadError, PipeDefinition, ValidationError};
+use crate::store::Origin;
+
+/// Why the directory could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum FilesError {
+    /// The directory could not be listed.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The directory.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A file is invalid; nothing was changed.
+    #[error("{path}: invalid pipe definition: {error}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// Every field error.
+        error: ValidationError,
+    },
+    /// Two files define the same pipe.
+    #[error("{first} and {second} both define pipe {name}")]
+    Duplicate {
+        /// The pipe.
+        name: String,
+        /// One file.
+        first: String,
+        /// The other.
+        second: String,
+    },
+    /// Applying a file failed.
+    #[error("{path}: {source}")]
+    Apply {
+        /// The file.
+        path: String,
+        /// The error.
+        source: ControlError,
+    },
+}
+
+impl FilesError {
+    /// The files are the operator's to fix (store failures aside).
+    pub fn is_user_error(&self) -> bool {
+        match self {
+            FilesError::Apply { source, .. } => source.is_user_error(),
+            _ => true,
+        }
+    }
+
+    /// Retrying the same files cannot help, except after store hiccups.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, FilesError::Apply { source, .. } if source.is_retryable())
+    }
+}
+
+/// What a reconciliation did, by pipe name.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Reconciled {
+    /// Pipes created from files.
+    pub created: Vec<String>,
+    /// Pipes whose definition a file replaced.
+    pub updated: Vec<String>,
+    /// Pipes deleted because their file is gone.
+    pub deleted: Vec<String>,
+}
+
+/// Every pipe file of `dir`, by pipe name, each validated.
+pub fn load_dir(
+    dir: &Path,
+    manager: &PipeManager,
+) -> Result<BTreeMap<String, (PathBuf, PipeDefinition)>, FilesError> {
+    let io = |source| FilesError::Io {
+        path: dir.display().to_string(),
+        source,
+    };
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_file()
+                && matches!(
+                    p.extension().and_then(|e| e.to_str()),
+                    Some("json" | "yaml" | "yml")
+                )
+        })
+        .collect();
+    paths.sort();
+    let mut out: BTreeMap<String, (PathBuf, PipeDefinition)> = BTreeMap::new();
+    for path in paths {
+        let invalid = |error| FilesError::Invalid {
+            path: path.display().to_string(),
+            error,
+        };
+        let def = match model::load_definition(&path) {
+            Ok(d) => d,
+            Err(LoadError::Invalid(e)) => return Err(invalid(e)),
+            Err(LoadError::Io { source, .. }) => {
+                return Err(FilesError::Io {
+                    path: path.display().to_string(),
+                    source,
+                })
+            }
+        };
+        manager.compile(&def).map_err(invalid)?;
+        let name = def.name.clone().unwrap_or_default();
+        if let Some((first, _)) = out.get(&name) {
+            return Err(FilesError::Duplicate {
+                name,
+                first: first.display().to_string(),
+                second: path.display().to_string(),
+            });
+        }
+        out.insert(name, (path, def));
+    }
+    Ok(out)
+}
+
+/// Reconcile the manager's pipes with the files of `dir` (see the module docs).
+pub fn reconcile(dir: &Path, manager: &PipeManager) -> Result<Reconciled, FilesError> {
+    let files = load_dir(dir, manager)?;
+    let mut done = Reconciled::default();
+    for (name, (path, def)) in &files {
+        let origin = Origin::File {
+            path: path.display().to_string(),
+        };
+        let apply = |source| FilesError::Apply {
+            path: path.display().to_string(),
+            source,
+        };
+        match manager.get(name) {
+            Err(ControlError::NotFound(_)) => {
+                manager.create(name, def.clone(), origin).map_err(apply)?;
+                done.created.push(name.clone());
+            }
+            Err(e) => return Err(apply(e)),
+            Ok(rec) if rec.definition == *def && rec.origin == origin => {}
+            Ok(_) => {
+                let desired = super::desired_of(def);
+                manager
+                    .replace(name, def.clone(), Some(origin), Some(desired))
+                    .map_err(apply)?;
+                done.updated.push(name.clone());
+            }
+        }
+    }
+    for rec in manager.list() {
+        if matches!(rec.origin, Origin::File { .. }) && !files.contains_key(&rec.name) {
+            manager
+                .delete(&rec.name)
+                .map_err(|source| FilesError::Apply {
+                    path: dir.display().to_string(),
+                    source,
+                })?;
+            done.deleted.push(rec.name);
+        }
+    }
+    Ok(done)
+}
