@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
@@ -31,6 +31,7 @@ async fn main() {
     match args.get(1).map(String::as_str) {
         Some("produce") => produce(&args).await,
         Some("consume") => consume(&args).await,
+        Some("consume-split") => consume_split(&args),
         Some("receive") => receive(&args).await,
         _ => eprintln!("usage: bench_tool produce|consume|receive ..."),
     }
@@ -107,31 +108,103 @@ async fn produce(args: &[String]) {
     );
 }
 
+/// The ceiling: a plain BaseConsumer poll loop on its own thread with librdkafka's default
+/// (generous) prefetch, touching each payload and doing nothing else.
 async fn consume(args: &[String]) {
     let bootstrap = arg(args, "--bootstrap");
     let topic = arg(args, "--topic");
     let count: u64 = arg(args, "--count").parse().unwrap();
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set("group.id", format!("bench-raw-{}", std::process::id()))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[&topic]).unwrap();
-    let mut n = 0u64;
-    let mut bytes = 0usize;
-    let mut first: Option<Instant> = None;
-    while n < count {
-        let m = consumer.recv().await.unwrap();
-        first.get_or_insert_with(Instant::now);
-        // Touch the bytes, as any real consumer would.
-        bytes += rdkafka::Message::payload(&m).map_or(0, <[u8]>::len);
-        n += 1;
+    let line = tokio::task::spawn_blocking(move || {
+        use rdkafka::consumer::BaseConsumer;
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("group.id", format!("bench-raw-{}", std::process::id()))
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            // As Sluice sets it: Tansu answers a fetch only when this expires.
+            .set("fetch.wait.max.ms", "100")
+            .create()
+            .unwrap();
+        consumer.subscribe(&[&topic]).unwrap();
+        let mut n = 0u64;
+        let mut bytes = 0usize;
+        let mut first: Option<Instant> = None;
+        while n < count {
+            match consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(m)) => {
+                    first.get_or_insert_with(Instant::now);
+                    bytes += rdkafka::Message::payload(&m).map_or(0, <[u8]>::len);
+                    n += 1;
+                }
+                Some(Err(e)) => eprintln!("consume: {e}"),
+                None => {}
+            }
+        }
+        let secs = first.map_or(0.0, |f| f.elapsed().as_secs_f64());
+        format!(
+            "{{\"records\":{n},\"bytes\":{bytes},\"secs\":{secs:.3},\"rate\":{:.0}}}",
+            n as f64 / secs
+        )
+    })
+    .await
+    .unwrap();
+    println!("{line}");
+}
+
+/// The ceiling for Sluice's design: one BaseConsumer, every partition assigned from the start and
+/// split into its own queue, one thread per partition polling it (what Sluice's lanes do, minus
+/// the pipe).
+fn consume_split(args: &[String]) {
+    use rdkafka::consumer::BaseConsumer;
+    let bootstrap = arg(args, "--bootstrap");
+    let topic = arg(args, "--topic");
+    let count: u64 = arg(args, "--count").parse().unwrap();
+    let partitions: i32 = arg(args, "--partitions").parse().unwrap();
+    let consumer: Arc<BaseConsumer> = Arc::new(
+        ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("group.id", format!("bench-split-{}", std::process::id()))
+            .set("enable.auto.commit", "false")
+            .set("fetch.wait.max.ms", "100")
+            .set("queued.min.messages", "5000")
+            .set("queued.max.messages.kbytes", "4096")
+            .create()
+            .unwrap(),
+    );
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(&topic, p, rdkafka::Offset::Beginning)
+            .unwrap();
     }
-    let secs = first.map_or(0.0, |f| f.elapsed().as_secs_f64());
+    consumer.assign(&tpl).unwrap();
+    let total = Arc::new(AtomicU64::new(0));
+    let first: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let mut threads = Vec::new();
+    for p in 0..partitions {
+        let queue = consumer.split_partition_queue(&topic, p).unwrap();
+        let (total, first) = (total.clone(), first.clone());
+        threads.push(std::thread::spawn(move || {
+            while total.load(Ordering::Relaxed) < count {
+                if let Some(Ok(m)) = queue.poll(Duration::from_millis(100)) {
+                    first.lock().unwrap().get_or_insert_with(Instant::now);
+                    let _ = rdkafka::Message::payload(&m).map_or(0, <[u8]>::len);
+                    total.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    while total.load(Ordering::Relaxed) < count {
+        // Serves the consumer's events; records go to the partition queues.
+        let _ = consumer.poll(Duration::from_millis(10));
+    }
+    let secs = first.lock().unwrap().map_or(0.0, |f| f.elapsed().as_secs_f64());
+    for t in threads {
+        t.join().unwrap();
+    }
+    let n = total.load(Ordering::Relaxed);
     println!(
-        "{{\"records\":{n},\"bytes\":{bytes},\"secs\":{secs:.3},\"rate\":{:.0}}}",
+        "{{\"records\":{n},\"secs\":{secs:.3},\"rate\":{:.0}}}",
         n as f64 / secs
     );
 }
