@@ -198,7 +198,10 @@ fn consume_split(args: &[String]) {
         // Serves the consumer's events; records go to the partition queues.
         let _ = consumer.poll(Duration::from_millis(10));
     }
-    let secs = first.lock().unwrap().map_or(0.0, |f| f.elapsed().as_secs_f64());
+    let secs = first
+        .lock()
+        .unwrap()
+        .map_or(0.0, |f| f.elapsed().as_secs_f64());
     for t in threads {
         t.join().unwrap();
     }

@@ -1,12 +1,14 @@
 //! Sluice: EventBridge Pipes for Kafka, self-hosted.
 //!
 //! A record's path, folder by folder: [`sources`] (Kafka poll) -> [`runtime`] (per-partition lanes,
-//! batching, retries, offset commits) -> [`transforms`] (filter, input templates) -> [`targets`].
+//! batching, retries, offset commits) -> [`transforms`] (filter, input templates) -> [`enrichment`]
+//! (optional) -> [`targets`].
 //! [`model`] holds pipe definitions and their validation; [`metrics`] and [`telemetry`] what the
 //! engine reports about itself.
 
 pub mod api;
 pub mod control;
+pub mod enrichment;
 pub mod metrics;
 pub mod model;
 pub mod runtime;

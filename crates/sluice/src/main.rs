@@ -39,6 +39,10 @@ enum Command {
         /// Seconds a shutdown waits for batches in flight.
         #[arg(long, default_value_t = 30)]
         shutdown_timeout_secs: u64,
+        /// Configuration file (the `sluice serve` format; `run` reads its `[targets]` section:
+        /// AWS endpoints, API destinations, connections).
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Serve the AWS Pipes API and run the pipes it holds, until SIGINT/SIGTERM.
     Serve(ServeArgs),
@@ -48,6 +52,9 @@ enum Command {
         pipe_file: PathBuf,
         #[command(flatten)]
         arn: ArnArgs,
+        /// Configuration file whose `[targets]` section resolves API destination ARNs.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Match an event against an event pattern, like `aws events test-event-pattern`.
     TestEventPattern {
@@ -129,8 +136,28 @@ impl ArnArgs {
         ValidationContext {
             region: self.region.clone(),
             account: self.account.clone(),
+            ..ValidationContext::default()
         }
     }
+}
+
+/// The validation context of `run`/`validate`: ARN parts from the flags, `[targets]` from the
+/// configuration file when one is given. A bad file prints why and gives exit code 2.
+fn context_with_config(
+    arn: &ArnArgs,
+    config: Option<&std::path::Path>,
+) -> Result<ValidationContext, ExitCode> {
+    let mut ctx = arn.context();
+    if let Some(path) = config {
+        match sluice::control::config::ServeConfig::load(path) {
+            Ok(c) => ctx.targets = Arc::new(c.targets),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Err(ExitCode::from(2));
+            }
+        }
+    }
+    Ok(ctx)
 }
 
 fn main() -> ExitCode {
@@ -142,8 +169,13 @@ fn main() -> ExitCode {
             log_format,
             arn,
             shutdown_timeout_secs,
+            config,
         } => {
             telemetry::init_logging(log_format);
+            let ctx = match context_with_config(&arn, config.as_deref()) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -154,12 +186,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match runtime.block_on(run(
-                pipe_file,
-                metrics_addr,
-                arn.context(),
-                shutdown_timeout_secs,
-            )) {
+            match runtime.block_on(run(pipe_file, metrics_addr, ctx, shutdown_timeout_secs)) {
                 Ok(code) => code,
                 Err(e) => {
                     tracing::error!("{e:#}");
@@ -189,13 +216,23 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Validate { pipe_file, arn } => match load(&pipe_file, &arn.context()) {
-            Ok(spec) => {
-                println!("{}: valid pipe {:?}", pipe_file.display(), spec.name);
-                ExitCode::SUCCESS
+        Command::Validate {
+            pipe_file,
+            arn,
+            config,
+        } => {
+            let ctx = match context_with_config(&arn, config.as_deref()) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            match load(&pipe_file, &ctx) {
+                Ok(spec) => {
+                    println!("{}: valid pipe {:?}", pipe_file.display(), spec.name);
+                    ExitCode::SUCCESS
+                }
+                Err(code) => code,
             }
-            Err(code) => code,
-        },
+        }
         Command::TestEventPattern {
             event_pattern,
             event,
@@ -329,6 +366,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let ctx = ValidationContext {
         region: config.region.clone(),
         account: config.account.clone(),
+        targets: Arc::new(config.targets.clone()),
     };
     let manager = PipeManager::open(Arc::new(store), ctx, metrics, options)?;
     tracing::info!(pipes = manager.list().len(), "pipes loaded");

@@ -34,6 +34,10 @@ pub mod names {
     pub const TARGET_STAGE_DURATION: &str = "sluice_target_stage_duration_seconds";
     /// (TargetStageFailed) failed target calls.
     pub const TARGET_STAGE_FAILED: &str = "sluice_target_stage_failed";
+    /// (EnrichmentStageDuration) time of one enrichment call (of the whole batch).
+    pub const ENRICHMENT_STAGE_DURATION: &str = "sluice_enrichment_stage_duration_seconds";
+    /// (EnrichmentStageFailed) failed enrichment calls.
+    pub const ENRICHMENT_STAGE_FAILED: &str = "sluice_enrichment_stage_failed";
     /// (TargetStageSkipped) batches with nothing left for the target.
     pub const TARGET_STAGE_SKIPPED: &str = "sluice_target_stage_skipped";
     /// Records the filter dropped.
@@ -83,6 +87,8 @@ pub struct Metrics {
     target_stage_duration: HistogramFamily<PipeLabels>,
     target_stage_failed: Family<PipeLabels, Counter>,
     target_stage_skipped: Family<PipeLabels, Counter>,
+    enrichment_stage_duration: HistogramFamily<PipeLabels>,
+    enrichment_stage_failed: Family<PipeLabels, Counter>,
     records_filtered: Family<PipeLabels, Counter>,
     records_delivered: Family<PipeLabels, Counter>,
     retries: Family<PipeLabels, Counter>,
@@ -120,6 +126,8 @@ impl Metrics {
             target_stage_duration: Family::new_with_constructor(hist),
             target_stage_failed: Family::default(),
             target_stage_skipped: Family::default(),
+            enrichment_stage_duration: Family::new_with_constructor(hist),
+            enrichment_stage_failed: Family::default(),
             records_filtered: Family::default(),
             records_delivered: Family::default(),
             retries: Family::default(),
@@ -186,6 +194,16 @@ impl Metrics {
                 m.target_stage_skipped.clone(),
             );
             r.register(
+                ENRICHMENT_STAGE_DURATION,
+                "Time of one enrichment call (AWS: EnrichmentStageDuration)",
+                m.enrichment_stage_duration.clone(),
+            );
+            r.register(
+                ENRICHMENT_STAGE_FAILED,
+                "Failed enrichment calls (AWS: EnrichmentStageFailed)",
+                m.enrichment_stage_failed.clone(),
+            );
+            r.register(
                 RECORDS_FILTERED,
                 "Records dropped by the filter",
                 m.records_filtered.clone(),
@@ -234,6 +252,8 @@ impl Metrics {
             target_stage_duration: self.target_stage_duration.get_or_create(&l).clone(),
             target_stage_failed: self.target_stage_failed.get_or_create(&l).clone(),
             target_stage_skipped: self.target_stage_skipped.get_or_create(&l).clone(),
+            enrichment_stage_duration: self.enrichment_stage_duration.get_or_create(&l).clone(),
+            enrichment_stage_failed: self.enrichment_stage_failed.get_or_create(&l).clone(),
             records_filtered: self.records_filtered.get_or_create(&l).clone(),
             records_delivered: self.records_delivered.get_or_create(&l).clone(),
             retries: self.retries.get_or_create(&l).clone(),
@@ -278,6 +298,10 @@ pub struct PipeMetrics {
     pub target_stage_failed: Counter,
     /// Skipped target calls.
     pub target_stage_skipped: Counter,
+    /// Enrichment call time.
+    pub enrichment_stage_duration: Histogram,
+    /// Failed enrichment calls.
+    pub enrichment_stage_failed: Counter,
     /// Records filtered out.
     pub records_filtered: Counter,
     /// Records delivered.

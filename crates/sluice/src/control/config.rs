@@ -10,6 +10,9 @@
 //! secret_access_key_env = "SLUICE_SECRET_AKIDEXAMPLE"   # or secret_access_key_file = "/run/secrets/k"
 //! ```
 //!
+//! The `[targets]` section (AWS endpoints, API destinations, connections) is described in
+//! `targets::config`; `sluice run --config` reads it from a file of this same format.
+//!
 //! Access keys may also come from `SLUICE_ACCESS_KEYS=AKID:SECRET,AKID2:SECRET2`. Secret keys are
 //! held in [`Secret`], whose `Debug` never shows them.
 
@@ -60,6 +63,10 @@ pub struct ServeConfig {
     /// How long a pipe's stop (and the engine's shutdown) waits for batches in flight, in seconds.
     #[serde(default = "default_shutdown")]
     pub shutdown_timeout_seconds: u64,
+    /// Targets and enrichments: AWS endpoints, API destinations, connections (see
+    /// `targets::config`). `sluice run --config` reads the same section.
+    #[serde(default)]
+    pub targets: crate::targets::TargetsConfig,
 }
 
 impl Default for ServeConfig {
@@ -70,6 +77,7 @@ impl Default for ServeConfig {
             access_keys: Vec::new(),
             max_clock_skew_seconds: default_skew(),
             shutdown_timeout_seconds: default_shutdown(),
+            targets: Default::default(),
         }
     }
 }

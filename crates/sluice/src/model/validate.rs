@@ -19,6 +19,8 @@ pub struct ValidationContext {
     pub region: String,
     /// Account id used in ARNs (`000000000000` by default).
     pub account: String,
+    /// Sluice's `[targets]` configuration: API destinations, connections, AWS endpoints.
+    pub targets: Arc<targets::TargetsConfig>,
 }
 
 impl Default for ValidationContext {
@@ -26,6 +28,7 @@ impl Default for ValidationContext {
         Self {
             region: "us-east-1".into(),
             account: "000000000000".into(),
+            targets: Arc::default(),
         }
     }
 }
@@ -47,6 +50,10 @@ pub struct PipeSpec {
     pub target: TargetConfig,
     /// The compiled target input template.
     pub target_template: Option<Arc<InputTemplate>>,
+    /// The validated enrichment, when the pipe has one.
+    pub enrichment: Option<crate::enrichment::EnrichmentConfig>,
+    /// The compiled enrichment input template.
+    pub enrichment_template: Option<Arc<InputTemplate>>,
     /// Ceiling of the retry backoff.
     pub max_retry_backoff: Duration,
 }
@@ -179,15 +186,22 @@ pub fn validate(
         .and_then(|p| p.input_template.as_deref())
         .and_then(|t| compile_template(t, "TargetParameters.InputTemplate", &mut errs));
 
-    if def.enrichment.as_deref().is_some_and(|e| !e.is_empty()) {
-        errs.push(FieldError::new(
-            "Enrichment",
-            "enrichment is not supported yet by this version of Sluice",
-        ));
-    }
+    let enrichment_template = def
+        .enrichment_parameters
+        .as_ref()
+        .and_then(|p| p.input_template.as_deref())
+        .and_then(|t| compile_template(t, "EnrichmentParameters.InputTemplate", &mut errs));
+    let enrichment = crate::enrichment::validate(def, &ctx.targets, &mut errs);
 
     let batch_size = source.as_ref().map(|s| s.batch_size).unwrap_or(1);
-    let target = targets::validate(def, batch_size, &mut errs);
+    let target = targets::validate(
+        def,
+        &targets::TargetContext {
+            batch_size,
+            config: &ctx.targets,
+        },
+        &mut errs,
+    );
 
     let max_retry_backoff = match def
         .sluice_parameters
@@ -214,6 +228,8 @@ pub fn validate(
             filter,
             target,
             target_template,
+            enrichment,
+            enrichment_template,
             max_retry_backoff,
         }),
         _ => {

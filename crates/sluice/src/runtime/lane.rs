@@ -1,6 +1,7 @@
 //! A lane: the ordered worker of one assigned partition. It takes the partition's records in offset
 //! order, cuts them into batches (`BatchSize`, batching window, payload cap), runs each batch through
-//! filter -> template -> target with the retry policy, and commits the partition's offset only after
+//! filter -> template -> enrichment (optional; its response replaces the batch) -> target with the
+//! retry policy, and commits the partition's offset only after
 //! the batch succeeded. One batch in flight per partition; lanes of different partitions run in
 //! parallel.
 
@@ -19,7 +20,7 @@ use super::retry::{Decision, RetryState};
 use super::Shared;
 use crate::sources::kafka::record::SourceRecord;
 use crate::sources::kafka::{KafkaConsumer, SourceContext};
-use crate::targets::Event;
+use crate::targets::{Event, TargetError};
 
 /// Cap on a batch's payload in batch delivery (Lambda's 6 MB request limit).
 const BATCH_PAYLOAD_CAP: usize = 6 * 1024 * 1024;
@@ -45,6 +46,14 @@ impl LaneControl {
             committed: AtomicI64::new(-1),
         }
     }
+}
+
+/// How one attempt at a batch ended well.
+enum Attempt {
+    /// The target accepted this many events.
+    Delivered(usize),
+    /// The enrichment answered "nothing to deliver".
+    Skipped,
 }
 
 /// How a batch ended.
@@ -183,28 +192,35 @@ impl Lane {
             m.duration.observe(started.elapsed().as_secs_f64());
             return Outcome::Done;
         }
-        let events: Vec<Event> = kept.iter().map(|r| s.event(r)).collect();
+        // With an enrichment, its input is built once and the enrichment runs again on every
+        // attempt: the batch is retried whole, both stages.
+        let inputs: Vec<Event> = if s.enrichment.is_some() {
+            kept.iter().map(|r| s.enrichment_event(r)).collect()
+        } else {
+            kept.iter().map(|r| s.event(r)).collect()
+        };
 
         let _concurrency = ConcurrencyGuard::new(m);
         let mut retry = RetryState::new();
         loop {
-            let attempt = Instant::now();
             let result = tokio::select! {
                 biased;
                 _ = self.control.abandon.cancelled() => return Outcome::Abandoned,
-                r = s.target.deliver(&events) => r,
+                r = self.attempt(&inputs) => r,
             };
-            m.target_stage_duration
-                .observe(attempt.elapsed().as_secs_f64());
-            let err = match result {
-                Ok(()) => {
-                    m.records_delivered.inc_by(events.len() as u64);
+            let (stage, err) = match result {
+                Ok(Attempt::Delivered(n)) => {
+                    m.records_delivered.inc_by(n as u64);
+                    m.duration.observe(started.elapsed().as_secs_f64());
+                    return Outcome::Done;
+                }
+                Ok(Attempt::Skipped) => {
+                    m.target_stage_skipped.inc();
                     m.duration.observe(started.elapsed().as_secs_f64());
                     return Outcome::Done;
                 }
                 Err(e) => e,
             };
-            m.target_stage_failed.inc();
             m.execution_failed.inc();
             if err.is_throttle() {
                 m.execution_throttled.inc();
@@ -219,17 +235,65 @@ impl Lane {
             let last = batch.last().map_or(0, |r| r.offset);
             if err.is_user_error() {
                 tracing::error!(pipe = %s.spec.name, partition = self.control.partition, first_offset = first, last_offset = last,
-                    attempt = retry.attempts, retry_in_ms = wait.as_millis() as u64, error = %err,
-                    "target rejected the batch; only a change to the target or the pipe can fix this; retrying");
+                    attempt = retry.attempts, retry_in_ms = wait.as_millis() as u64, stage, error = %err,
+                    "the batch was rejected; only a change to the target, the enrichment or the pipe can fix this; retrying");
             } else {
                 tracing::warn!(pipe = %s.spec.name, partition = self.control.partition, first_offset = first, last_offset = last,
-                    attempt = retry.attempts, retry_in_ms = wait.as_millis() as u64, error = %err,
+                    attempt = retry.attempts, retry_in_ms = wait.as_millis() as u64, stage, error = %err,
                     "batch failed; retrying it whole");
             }
             tokio::select! {
                 biased;
                 _ = self.control.drain.cancelled() => return Outcome::Abandoned,
                 _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// One attempt at a batch: the enrichment (if any), whose response replaces the batch, then
+    /// the target. The error names the stage that failed.
+    async fn attempt(&self, inputs: &[Event]) -> Result<Attempt, (&'static str, TargetError)> {
+        let s = &self.shared;
+        let m = &s.metrics;
+        let enriched: Vec<Event>;
+        let events = match &s.enrichment {
+            None => inputs,
+            Some(enrichment) => {
+                let t = Instant::now();
+                let result = enrichment.enrich(inputs).await;
+                m.enrichment_stage_duration
+                    .observe(t.elapsed().as_secs_f64());
+                let items = result
+                    .and_then(|items| {
+                        if items.len() > s.max_batch {
+                            Err(TargetError::Request(format!(
+                                "the enrichment returned {} items; the target accepts at most {} per batch",
+                                items.len(),
+                                s.max_batch
+                            )))
+                        } else {
+                            Ok(items)
+                        }
+                    })
+                    .inspect_err(|_| {
+                        m.enrichment_stage_failed.inc();
+                    })
+                    .map_err(|e| ("enrichment", e))?;
+                if items.is_empty() {
+                    return Ok(Attempt::Skipped);
+                }
+                enriched = items.into_iter().map(|v| s.event_from_item(v)).collect();
+                &enriched
+            }
+        };
+        let t = Instant::now();
+        let result = s.target.deliver(events).await;
+        m.target_stage_duration.observe(t.elapsed().as_secs_f64());
+        match result {
+            Ok(()) => Ok(Attempt::Delivered(events.len())),
+            Err(e) => {
+                m.target_stage_failed.inc();
+                Err(("target", e))
             }
         }
     }

@@ -21,6 +21,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::enrichment::Enricher;
 use crate::metrics::{Metrics, PipeMetrics};
 use crate::model::{HttpDelivery, KafkaSourceKind, PipeSpec};
 use crate::sources::kafka::record::{RecordContext, SourceRecord};
@@ -52,8 +53,8 @@ pub struct RuntimeOptions {
 impl Default for RuntimeOptions {
     fn default() -> Self {
         Self {
-            partition_prefetch_records: 10_000,
-            partition_prefetch_kbytes: 8 * 1024,
+            partition_prefetch_records: 5_000,
+            partition_prefetch_kbytes: 4 * 1024,
             revoke_timeout: lane::DEFAULT_REVOKE_TIMEOUT,
             shutdown_timeout: Duration::from_secs(30),
             lag_interval: Duration::from_secs(5),
@@ -120,6 +121,14 @@ pub(crate) struct Shared {
     record_ctx: RecordContext,
     target: Arc<dyn Target>,
     needs_record: bool,
+    /// The target keeps source keys and headers (Kafka).
+    needs_source: bool,
+    /// The enrichment, when the pipe has one.
+    enrichment: Option<Arc<dyn Enricher>>,
+    /// Enrichment requests resolve JSON paths against the record.
+    enrichment_needs_record: bool,
+    /// Most events one target delivery accepts (an enrichment answering more fails the batch).
+    max_batch: usize,
     batch_payload_capped: bool,
     vars: TemplateVars,
     metrics: PipeMetrics,
@@ -167,11 +176,52 @@ fn fatal_reason(error: &KafkaError) -> Option<String> {
 }
 
 impl Shared {
-    /// The event a target receives for one record.
+    /// The event a target receives for one record (pipes without enrichment).
     fn event(&self, rec: &SourceRecord) -> Event {
-        let need_decoded = self.needs_record || self.spec.target_template.is_some();
+        self.render(
+            rec,
+            self.spec.target_template.as_deref(),
+            self.needs_record,
+            self.needs_source,
+        )
+    }
+
+    /// The event the enrichment receives for one record (its own template and parameters).
+    fn enrichment_event(&self, rec: &SourceRecord) -> Event {
+        self.render(
+            rec,
+            self.spec.enrichment_template.as_deref(),
+            self.enrichment_needs_record,
+            false,
+        )
+    }
+
+    /// The event a target receives for one item of an enrichment's response: the item, through
+    /// the target template; dynamic parameters resolve against the item.
+    fn event_from_item(&self, item: serde_json::Value) -> Event {
+        let text = serde_json::to_string(&item).unwrap_or_default();
+        let (payload, is_json) = match &self.spec.target_template {
+            Some(t) => (Bytes::from(t.render(&self.vars, &text, &item)), t.is_json()),
+            None => (Bytes::from(text), true),
+        };
+        Event {
+            payload,
+            is_json,
+            record: self.needs_record.then(|| Arc::new(item)),
+            source: None,
+        }
+    }
+
+    fn render(
+        &self,
+        rec: &SourceRecord,
+        template: Option<&crate::transforms::InputTemplate>,
+        needs_record: bool,
+        needs_source: bool,
+    ) -> Event {
+        let need_decoded = needs_record || template.is_some();
         let decoded = need_decoded.then(|| decoded_record(&self.record_ctx, rec));
-        let (payload, is_json) = match (&self.spec.target_template, &decoded) {
+        let (payload, is_json) = match (template, &decoded) {
             (Some(t), Some(d)) => {
                 let text = self.record_ctx.to_json(rec);
                 (Bytes::from(t.render(&self.vars, &text, d)), t.is_json())
@@ -185,11 +235,12 @@ impl Shared {
         Event {
             payload,
             is_json,
-            record: if self.needs_record {
+            record: if needs_record {
                 decoded.map(Arc::new)
             } else {
                 None
             },
+            source: needs_source.then(|| Arc::new(rec.clone())),
         }
     }
 
@@ -333,7 +384,28 @@ pub async fn run_pipe(
         }
     };
     let spec = Arc::new(spec);
-    let target = spec.target.build()?;
+    // A target or enrichment that cannot be built (unsupported kind, missing connection secret)
+    // stops the pipe with the reason, like a Kafka authentication failure.
+    let built = async {
+        let target = spec.target.build().await?;
+        let enrichment = match &spec.enrichment {
+            Some(e) => Some(e.build().await?),
+            None => None,
+        };
+        Ok::<_, TargetError>((target, enrichment))
+    };
+    let (target, enrichment) = match built.await {
+        Ok(b) => b,
+        Err(e) if e.is_user_error() => {
+            let reason = e.to_string();
+            tracing::error!(pipe = %spec.name, reason = %reason, "pipe failed");
+            status.send_replace(PipeStatus::Failed {
+                reason: reason.clone(),
+            });
+            return Err(RuntimeError::Failed(reason));
+        }
+        Err(e) => return Err(e.into()),
+    };
     let src = &spec.source;
     let record_ctx = match &src.kind {
         KafkaSourceKind::SelfManaged => {
@@ -352,6 +424,10 @@ pub async fn run_pipe(
             target_arn: spec.definition.target.clone().unwrap_or_default(),
         },
         needs_record: spec.target.needs_record(),
+        needs_source: spec.target.needs_source(),
+        enrichment_needs_record: spec.enrichment.as_ref().is_some_and(|e| e.needs_record()),
+        enrichment,
+        max_batch: spec.target.max_batch(),
         batch_payload_capped,
         metrics: metrics.pipe(&spec.name),
         policy: RetryPolicy::new(spec.max_retry_backoff),

@@ -1,18 +1,28 @@
 //! The HTTP target: POSTs each record (API-destination semantics, the default) or the whole batch
 //! as one JSON array (Lambda-style, `SluiceParameters.HttpDelivery: BATCH`) to a URL.
 //! 2xx is success; everything else fails the batch, and `Retry-After` is reported to the retry loop.
+//!
+//! The endpoint is a URL or an API destination ARN resolved from `[targets.api_destinations]`
+//! (URL with `*` wildcards, method, rate limit, connection authorization from [`super::auth`]).
+//! [`HttpCaller`] is shared with the HTTP enrichment. After a 401/407 a cached OAuth token is
+//! dropped, so the retry fetches a new one.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
-use reqwest::{Client, Url};
+use reqwest::{Client, Method, Url};
 
-use super::{Event, Target, TargetConfig, TargetError, TargetKind};
+use super::auth::{self, ConnectionAuth};
+use super::config::{ConnectionAuthConfig, TargetsConfig};
+use super::{
+    is_dynamic, resolve_param, Event, Target, TargetConfig, TargetContext, TargetError, TargetKind,
+};
 use crate::model::definition::HttpParameters;
 use crate::model::{FieldError, HttpDelivery, PipeDefinition};
+use crate::secrets::SecretResolver;
 
 /// Registered in [`super::kinds`].
 pub const KIND: TargetKind = TargetKind {
@@ -21,14 +31,195 @@ pub const KIND: TargetKind = TargetKind {
     validate,
 };
 
+/// Registered in [`super::kinds`]: an EventBridge API destination, resolved from Sluice's config.
+pub const API_DESTINATION_KIND: TargetKind = TargetKind {
+    name: "API destination",
+    accepts: is_api_destination,
+    validate,
+};
+
+/// Whether `s` is an API destination ARN.
+pub fn is_api_destination(s: &str) -> bool {
+    s.starts_with("arn:aws:events:") && s.contains(":api-destination/")
+}
+
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 const ERROR_DETAIL_MAX: usize = 200;
+/// EventBridge's default invocation rate of an API destination.
+const DEFAULT_RATE_LIMIT: u32 = 300;
+
+/// Where HTTP requests go: a URL given directly, or an API destination's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Endpoint {
+    /// The URL; `*` in its path are filled from `PathParameterValues`.
+    pub url: String,
+    /// The HTTP method (POST for direct URLs).
+    pub method: Method,
+    /// Requests per second at most (API destinations).
+    pub rate_limit: Option<u32>,
+    /// The connection's authorization (API destinations with a connection).
+    pub auth: Option<ConnectionAuthConfig>,
+}
+
+/// Resolve a `Target`/`Enrichment` string into an endpoint: a direct URL, or an API destination
+/// declared in `[targets]`. `field` names the definition field in errors.
+pub fn resolve_endpoint(
+    text: &str,
+    field: &str,
+    config: &TargetsConfig,
+    errs: &mut Vec<FieldError>,
+) -> Option<Endpoint> {
+    if !is_api_destination(text) {
+        return match Url::parse(text) {
+            Ok(u) if u.host_str().is_some() && matches!(u.scheme(), "http" | "https") => {
+                Some(Endpoint {
+                    url: text.to_string(),
+                    method: Method::POST,
+                    rate_limit: None,
+                    auth: None,
+                })
+            }
+            _ => {
+                errs.push(FieldError::new(
+                    field,
+                    "must be a valid http(s) URL with a host",
+                ));
+                None
+            }
+        };
+    }
+    // A pipe may name the destination with or without its trailing `/<id>`.
+    let dest = config.api_destinations.iter().find(|d| {
+        d.arn == text
+            || d.arn
+                .rsplit_once('/')
+                .is_some_and(|(without_id, _)| without_id == text)
+    });
+    let Some(dest) = dest else {
+        errs.push(FieldError::new(
+            field,
+            "API destination not found: declare it under [[targets.api_destinations]] in Sluice's config file (--config)",
+        ));
+        return None;
+    };
+    let before = errs.len();
+    let cfield = format!("targets.api_destinations.{}", dest.arn);
+    match Url::parse(&dest.endpoint) {
+        Ok(u) if u.host_str().is_some() && matches!(u.scheme(), "http" | "https") => {}
+        _ => errs.push(FieldError::new(
+            format!("{cfield}.endpoint"),
+            "must be a valid http(s) URL with a host",
+        )),
+    }
+    let method = match dest.http_method.as_str() {
+        "POST" => Method::POST,
+        "GET" => Method::GET,
+        "PUT" => Method::PUT,
+        "PATCH" => Method::PATCH,
+        "DELETE" => Method::DELETE,
+        "HEAD" => Method::HEAD,
+        "OPTIONS" => Method::OPTIONS,
+        other => {
+            errs.push(FieldError::new(
+                format!("{cfield}.http_method"),
+                format!("{other:?} is not one of POST, GET, PUT, PATCH, DELETE, HEAD, OPTIONS"),
+            ));
+            Method::POST
+        }
+    };
+    if dest.invocation_rate_limit_per_second == Some(0) {
+        errs.push(FieldError::new(
+            format!("{cfield}.invocation_rate_limit_per_second"),
+            "must be at least 1",
+        ));
+    }
+    let auth = match &dest.connection {
+        None => None,
+        Some(name) => match config.connections.iter().find(|c| &c.name == name) {
+            Some(c) => {
+                auth::check_connection(c, errs);
+                Some(c.auth.clone())
+            }
+            None => {
+                errs.push(FieldError::new(
+                    format!("{cfield}.connection"),
+                    format!("no [[targets.connections]] is named {name:?}"),
+                ));
+                None
+            }
+        },
+    };
+    (errs.len() == before).then(|| Endpoint {
+        url: dest.endpoint.clone(),
+        method,
+        rate_limit: Some(
+            dest.invocation_rate_limit_per_second
+                .unwrap_or(DEFAULT_RATE_LIMIT),
+        ),
+        auth,
+    })
+}
+
+/// Check `HttpParameters` against the endpoint; `prefix` is `TargetParameters` or
+/// `EnrichmentParameters`.
+pub fn check_params(url: &str, params: &HttpParameters, prefix: &str, errs: &mut Vec<FieldError>) {
+    let wildcards = url.matches('*').count();
+    let given = params.path_parameter_values.as_ref().map_or(0, Vec::len);
+    if given != wildcards {
+        errs.push(FieldError::new(
+            format!("{prefix}.HttpParameters.PathParameterValues"),
+            format!(
+                "the endpoint URL has {wildcards} '*' wildcard(s) but {given} value(s) are given"
+            ),
+        ));
+    }
+    for (name, value) in params.header_parameters.iter().flatten() {
+        let field = format!("{prefix}.HttpParameters.HeaderParameters.{name}");
+        if HeaderName::from_bytes(name.as_bytes()).is_err() {
+            errs.push(FieldError::new(&field, "is not a valid HTTP header name"));
+        }
+        if !is_dynamic(value) && HeaderValue::from_str(value).is_err() {
+            errs.push(FieldError::new(&field, "is not a valid HTTP header value"));
+        }
+        super::check_param(&field, value, errs);
+    }
+    for (name, value) in params.query_string_parameters.iter().flatten() {
+        super::check_param(
+            &format!("{prefix}.HttpParameters.QueryStringParameters.{name}"),
+            value,
+            errs,
+        );
+    }
+    for value in params.path_parameter_values.iter().flatten() {
+        super::check_param(
+            &format!("{prefix}.HttpParameters.PathParameterValues"),
+            value,
+            errs,
+        );
+    }
+}
+
+/// Whether any parameter is a JSON path, so events must carry the decoded record.
+pub fn params_need_record(p: &HttpParameters) -> bool {
+    p.header_parameters
+        .iter()
+        .flatten()
+        .any(|(_, v)| is_dynamic(v))
+        || p.query_string_parameters
+            .iter()
+            .flatten()
+            .any(|(_, v)| is_dynamic(v))
+        || p.path_parameter_values
+            .iter()
+            .flatten()
+            .any(|v| is_dynamic(v))
+}
 
 /// A validated HTTP target.
 #[derive(Debug, Clone)]
 pub struct HttpTargetConfig {
-    /// The endpoint; `*` in its path are filled from `PathParameterValues`.
-    pub url: String,
+    /// Where requests go.
+    pub endpoint: Endpoint,
     /// One request per record, or one per batch.
     pub delivery: HttpDelivery,
     /// Per-request timeout.
@@ -37,24 +228,14 @@ pub struct HttpTargetConfig {
     pub params: HttpParameters,
 }
 
-fn is_dynamic(v: &str) -> bool {
-    v.starts_with("$.") || v == "$"
-}
-
 fn validate(
     def: &PipeDefinition,
-    _batch_size: usize,
+    ctx: &TargetContext<'_>,
     errs: &mut Vec<FieldError>,
 ) -> Option<TargetConfig> {
     let target = def.target.clone().unwrap_or_default();
     let before = errs.len();
-    match Url::parse(&target) {
-        Ok(u) if u.host_str().is_some() => {}
-        _ => errs.push(FieldError::new(
-            "Target",
-            "must be a valid http(s) URL with a host",
-        )),
-    }
+    let endpoint = resolve_endpoint(&target, "Target", ctx.config, errs);
     let ext = def.sluice_parameters.clone().unwrap_or_default();
     let delivery = match ext.http_delivery.as_deref() {
         None | Some("PER_RECORD") => HttpDelivery::PerRecord,
@@ -86,67 +267,12 @@ fn validate(
         ));
     }
     let params = tp.http_parameters.unwrap_or_default();
-    let wildcards = target.matches('*').count();
-    let given = params.path_parameter_values.as_ref().map_or(0, Vec::len);
-    if given != wildcards {
-        errs.push(FieldError::new(
-            "TargetParameters.HttpParameters.PathParameterValues",
-            format!(
-                "the target URL has {wildcards} '*' wildcard(s) but {given} value(s) are given"
-            ),
-        ));
+    if let Some(ep) = &endpoint {
+        check_params(&ep.url, &params, "TargetParameters", errs);
     }
-    for (name, value) in params.header_parameters.iter().flatten() {
-        if HeaderName::from_bytes(name.as_bytes()).is_err() {
-            errs.push(FieldError::new(
-                format!("TargetParameters.HttpParameters.HeaderParameters.{name}"),
-                "is not a valid HTTP header name",
-            ));
-        }
-        if !is_dynamic(value) && HeaderValue::from_str(value).is_err() {
-            errs.push(FieldError::new(
-                format!("TargetParameters.HttpParameters.HeaderParameters.{name}"),
-                "is not a valid HTTP header value",
-            ));
-        }
-    }
-    for (field, values) in [
-        (
-            "HeaderParameters",
-            params
-                .header_parameters
-                .iter()
-                .flatten()
-                .map(|(_, v)| v)
-                .collect::<Vec<_>>(),
-        ),
-        (
-            "QueryStringParameters",
-            params
-                .query_string_parameters
-                .iter()
-                .flatten()
-                .map(|(_, v)| v)
-                .collect(),
-        ),
-        (
-            "PathParameterValues",
-            params.path_parameter_values.iter().flatten().collect(),
-        ),
-    ] {
-        for v in values {
-            if is_dynamic(v) {
-                if let Err(e) = sluice_template::JsonPath::parse(v) {
-                    errs.push(FieldError::new(
-                        format!("TargetParameters.HttpParameters.{field}"),
-                        format!("{v:?} is not a valid JSON path: {e}"),
-                    ));
-                }
-            }
-        }
-    }
+    let endpoint = endpoint?;
     (errs.len() == before).then_some(TargetConfig::Http(HttpTargetConfig {
-        url: target,
+        endpoint,
         delivery,
         timeout,
         params,
@@ -156,34 +282,14 @@ fn validate(
 impl HttpTargetConfig {
     /// Whether any parameter is a JSON path, so events must carry the decoded record.
     pub fn needs_record(&self) -> bool {
-        let p = &self.params;
-        p.header_parameters
-            .iter()
-            .flatten()
-            .any(|(_, v)| is_dynamic(v))
-            || p.query_string_parameters
-                .iter()
-                .flatten()
-                .any(|(_, v)| is_dynamic(v))
-            || p.path_parameter_values
-                .iter()
-                .flatten()
-                .any(|v| is_dynamic(v))
+        params_need_record(&self.params)
     }
 
-    /// Build the client (connection pool with keep-alive; HTTP/1.1, or h2 where the server offers
-    /// it over TLS).
-    pub fn build(&self) -> Result<HttpTarget, TargetError> {
-        let client = Client::builder()
-            .timeout(self.timeout)
-            .pool_max_idle_per_host(64)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_nodelay(true)
-            .build()
-            .map_err(|e| TargetError::Request(format!("cannot build HTTP client: {e}")))?;
+    /// Build the client and fetch the connection's secrets.
+    pub async fn build(&self) -> Result<HttpTarget, TargetError> {
         Ok(HttpTarget {
-            config: self.clone(),
-            client,
+            caller: HttpCaller::build(&self.endpoint, &self.params, self.timeout).await?,
+            delivery: self.delivery,
         })
     }
 }
@@ -191,29 +297,45 @@ impl HttpTargetConfig {
 /// A built HTTP target.
 #[derive(Debug)]
 pub struct HttpTarget {
-    config: HttpTargetConfig,
-    client: Client,
+    caller: HttpCaller,
+    delivery: HttpDelivery,
 }
 
 impl Target for HttpTarget {
     fn deliver<'a>(&'a self, events: &'a [Event]) -> BoxFuture<'a, Result<(), TargetError>> {
         Box::pin(async move {
-            match self.config.delivery {
+            match self.delivery {
                 HttpDelivery::PerRecord => {
                     for ev in events {
-                        let request = self.request_parts(ev.record.as_deref())?;
-                        self.send(request, ev.payload.clone(), ev.is_json).await?;
+                        self.caller
+                            .call(ev.record.as_deref(), ev.payload.clone(), ev.is_json)
+                            .await?;
                     }
                     Ok(())
                 }
                 HttpDelivery::Batch => {
                     let first = events.first().and_then(|e| e.record.as_deref());
-                    let request = self.request_parts(first)?;
-                    self.send(request, batch_body(events), true).await
+                    self.caller
+                        .call(first, batch_body(events), true)
+                        .await
+                        .map(drop)
                 }
             }
         })
     }
+}
+
+/// Makes requests to one endpoint: parameters resolved per record, connection authorization,
+/// rate limit, error classification. Shared by the HTTP target and the HTTP enrichment.
+#[derive(Debug)]
+pub struct HttpCaller {
+    endpoint: Endpoint,
+    params: HttpParameters,
+    timeout: Duration,
+    client: Client,
+    auth: Option<ConnectionAuth>,
+    /// The earliest time the next request may start (rate limit).
+    next_slot: tokio::sync::Mutex<Instant>,
 }
 
 struct RequestParts {
@@ -221,26 +343,72 @@ struct RequestParts {
     headers: HeaderMap,
 }
 
-impl HttpTarget {
+/// Responses larger than this are refused (the enrichment response cap).
+pub const MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024;
+
+impl HttpCaller {
+    /// Build the client (connection pool with keep-alive; HTTP/1.1, or h2 where the server offers
+    /// it over TLS) and fetch the connection's secrets.
+    pub async fn build(
+        endpoint: &Endpoint,
+        params: &HttpParameters,
+        timeout: Duration,
+    ) -> Result<HttpCaller, TargetError> {
+        let client = Client::builder()
+            .timeout(timeout)
+            .pool_max_idle_per_host(64)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| TargetError::Request(format!("cannot build HTTP client: {e}")))?;
+        let auth = match &endpoint.auth {
+            Some(a) => Some(ConnectionAuth::resolve(a, &SecretResolver::new()).await?),
+            None => None,
+        };
+        Ok(HttpCaller {
+            endpoint: endpoint.clone(),
+            params: params.clone(),
+            timeout,
+            client,
+            auth,
+            next_slot: tokio::sync::Mutex::new(Instant::now()),
+        })
+    }
+
+    /// One request for `record`; returns the response body of a 2xx answer.
+    pub async fn call(
+        &self,
+        record: Option<&serde_json::Value>,
+        body: Bytes,
+        is_json: bool,
+    ) -> Result<Bytes, TargetError> {
+        let parts = self.request_parts(record)?;
+        self.wait_for_slot().await;
+        self.send(parts, body, is_json).await
+    }
+
+    async fn wait_for_slot(&self) {
+        let Some(rate) = self.endpoint.rate_limit else {
+            return;
+        };
+        let interval = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
+        let start = {
+            let mut next = self.next_slot.lock().await;
+            let start = (*next).max(Instant::now());
+            *next = start + interval;
+            start
+        };
+        tokio::time::sleep_until(start.into()).await;
+    }
+
     fn request_parts(
         &self,
         record: Option<&serde_json::Value>,
     ) -> Result<RequestParts, TargetError> {
-        let p = &self.config.params;
-        let resolve = |v: &str| -> Result<String, TargetError> {
-            if !is_dynamic(v) {
-                return Ok(v.to_string());
-            }
-            let Some(rec) = record else {
-                return Ok(String::new());
-            };
-            sluice_template::resolve_dynamic(v, rec)
-                .map(Option::unwrap_or_default)
-                .map_err(|e| TargetError::Request(e.to_string()))
-        };
-        let mut url_text = self.config.url.clone();
+        let p = &self.params;
+        let mut url_text = self.endpoint.url.clone();
         for v in p.path_parameter_values.iter().flatten() {
-            let value = resolve(v)?;
+            let value = resolve_param(v, record)?;
             let encoded = percent_encode_segment(&value);
             url_text = url_text.replacen('*', &encoded, 1);
         }
@@ -249,7 +417,7 @@ impl HttpTarget {
         if let Some(q) = &p.query_string_parameters {
             let resolved: BTreeMap<&str, String> = q
                 .iter()
-                .map(|(k, v)| Ok((k.as_str(), resolve(v)?)))
+                .map(|(k, v)| Ok((k.as_str(), resolve_param(v, record)?)))
                 .collect::<Result<_, TargetError>>()?;
             let mut pairs = url.query_pairs_mut();
             for (k, v) in &resolved {
@@ -260,7 +428,7 @@ impl HttpTarget {
         for (k, v) in p.header_parameters.iter().flatten() {
             let name = HeaderName::from_bytes(k.as_bytes())
                 .map_err(|_| TargetError::Request(format!("bad header name {k:?}")))?;
-            let value = HeaderValue::from_str(&resolve(v)?).map_err(|_| {
+            let value = HeaderValue::from_str(&resolve_param(v, record)?).map_err(|_| {
                 TargetError::Request(format!("header {k} resolved to a value HTTP cannot carry"))
             })?;
             headers.append(name, value);
@@ -273,7 +441,7 @@ impl HttpTarget {
         parts: RequestParts,
         body: Bytes,
         is_json: bool,
-    ) -> Result<(), TargetError> {
+    ) -> Result<Bytes, TargetError> {
         let content_type = if is_json {
             "application/json"
         } else {
@@ -281,19 +449,32 @@ impl HttpTarget {
         };
         let mut req = self
             .client
-            .post(parts.url)
+            .request(self.endpoint.method.clone(), parts.url)
             .header(CONTENT_TYPE, content_type)
             .body(body);
         // Given headers win over our content type.
         for (k, v) in &parts.headers {
             req = req.header(k, v);
         }
+        if let Some(auth) = &self.auth {
+            req = auth.apply(&self.client, req).await?;
+        }
         let resp = req.send().await.map_err(|e| self.classify(e))?;
         let status = resp.status();
         if status.is_success() {
-            // Drain so the connection goes back to the pool.
-            let _ = resp.bytes().await;
-            return Ok(());
+            // Read it all: the enrichment needs it, and a drained connection goes back to the pool.
+            let body = resp.bytes().await.map_err(|e| self.classify(e))?;
+            if body.len() > MAX_RESPONSE_BYTES {
+                return Err(TargetError::Request(format!(
+                    "the response is larger than {MAX_RESPONSE_BYTES} bytes"
+                )));
+            }
+            return Ok(body);
+        }
+        if matches!(status.as_u16(), 401 | 407) {
+            if let Some(auth) = &self.auth {
+                auth.rejected().await;
+            }
         }
         let retry_after = resp
             .headers()
@@ -314,7 +495,7 @@ impl HttpTarget {
 
     fn classify(&self, e: reqwest::Error) -> TargetError {
         if e.is_timeout() {
-            TargetError::Timeout(self.config.timeout)
+            TargetError::Timeout(self.timeout)
         } else {
             // reqwest's Display hides the cause chain; it is what tells the operator what broke.
             let mut msg = e.to_string();
@@ -330,7 +511,7 @@ impl HttpTarget {
 }
 
 /// The batch as one JSON array; text payloads become JSON strings.
-fn batch_body(events: &[Event]) -> Bytes {
+pub fn batch_body(events: &[Event]) -> Bytes {
     let mut out = Vec::with_capacity(events.iter().map(|e| e.payload.len() + 1).sum::<usize>() + 2);
     out.push(b'[');
     for (i, ev) in events.iter().enumerate() {
@@ -399,6 +580,7 @@ mod tests {
             payload: Bytes::from(p.to_string()),
             is_json: j,
             record: None,
+            source: None,
         };
         let body = batch_body(&[ev("{\"a\":1}", true), ev("he said \"hi\"", false)]);
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();

@@ -1,0 +1,630 @@
+//! AWS service targets: Lambda, SQS, SNS, EventBridge event buses, Kinesis, Firehose, Step
+//! Functions and CloudWatch Logs. This file is the pure part (ARN and parameter-block validation,
+//! batch limits); [`client`] delivers through the AWS SDK and exists only with the `aws-targets`
+//! feature. Without it these definitions still validate, and the pipe fails when it starts.
+//!
+//! Region comes from the ARN; credentials from the SDK's default chain; the endpoint from
+//! `[targets.aws]` in Sluice's config, else `AWS_ENDPOINT_URL_<SERVICE>` / `AWS_ENDPOINT_URL`.
+
+#[cfg(feature = "aws-targets")]
+pub mod client;
+
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use super::{
+    check_batch_size, check_param, is_dynamic, Target, TargetConfig, TargetContext, TargetError,
+    TargetKind,
+};
+use crate::model::{FieldError, PipeDefinition};
+
+macro_rules! kind {
+    ($name:ident, $label:literal, $service:literal) => {
+        /// Registered in [`super::kinds`].
+        pub const $name: TargetKind = TargetKind {
+            name: $label,
+            accepts: |t| service_of(t) == Some($service) && !super::http::is_api_destination(t),
+            validate,
+        };
+    };
+}
+kind!(LAMBDA, "Lambda function", "lambda");
+kind!(SQS, "SQS queue", "sqs");
+kind!(SNS, "SNS topic", "sns");
+kind!(EVENT_BUS, "EventBridge event bus", "events");
+kind!(KINESIS, "Kinesis stream", "kinesis");
+kind!(FIREHOSE, "Firehose stream", "firehose");
+kind!(STEP_FUNCTIONS, "Step Functions state machine", "states");
+kind!(CLOUDWATCH_LOGS, "CloudWatch Logs group", "logs");
+
+/// The service part of an `arn:<partition>:<service>:...` string.
+fn service_of(arn: &str) -> Option<&str> {
+    let mut parts = arn.splitn(4, ':');
+    (parts.next() == Some("arn")).then_some(())?;
+    parts.next()?;
+    parts.next()
+}
+
+/// The parts of an ARN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arn {
+    /// The whole ARN.
+    pub text: String,
+    /// Service (`sqs`, `lambda`...).
+    pub service: String,
+    /// Region.
+    pub region: String,
+    /// Account id.
+    pub account: String,
+    /// Everything after the account (`function:name`, `stream/name`...).
+    pub resource: String,
+}
+
+impl Arn {
+    /// Parse `arn:<partition>:<service>:<region>:<account>:<resource>`.
+    pub fn parse(text: &str) -> Option<Arn> {
+        let parts: Vec<&str> = text.splitn(6, ':').collect();
+        let [arn, _partition, service, region, account, resource] = parts.as_slice() else {
+            return None;
+        };
+        (*arn == "arn" && !region.is_empty() && !resource.is_empty()).then(|| Arn {
+            text: text.to_string(),
+            service: service.to_string(),
+            region: region.to_string(),
+            account: account.to_string(),
+            resource: resource.to_string(),
+        })
+    }
+}
+
+/// AWS's per-call limits of each target (records per call, bytes per call).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Entries per call.
+    pub count: usize,
+    /// Payload bytes per call (summed the way the service counts them).
+    pub bytes: usize,
+}
+
+/// A validated AWS target.
+#[derive(Debug, Clone)]
+pub struct AwsTargetConfig {
+    /// The target ARN.
+    pub arn: Arn,
+    /// Endpoint override from Sluice's config.
+    pub endpoint: Option<String>,
+    /// Which service, with its parameters.
+    pub service: AwsService,
+}
+
+/// The service and its parameters (values that may be JSON paths are kept as written).
+#[derive(Debug, Clone, PartialEq)]
+pub enum AwsService {
+    /// `Invoke` with the batch as a JSON array.
+    Lambda {
+        /// `InvocationType: FIRE_AND_FORGET` (async `Event` invocation).
+        fire_and_forget: bool,
+    },
+    /// `SendMessageBatch`.
+    Sqs {
+        /// Queue name (from the ARN).
+        queue: String,
+        /// FIFO `MessageGroupId`.
+        group_id: Option<String>,
+        /// FIFO `MessageDeduplicationId`.
+        dedup_id: Option<String>,
+    },
+    /// `PublishBatch`.
+    Sns,
+    /// `PutEvents`.
+    EventBus {
+        /// Bus name (from the ARN).
+        bus: String,
+        /// `Source` (default: `Pipe <name>`, as AWS; always set after validation).
+        source: Option<String>,
+        /// `DetailType` (default: `Event from <source ARN kind>`).
+        detail_type: Option<String>,
+        /// `Resources`.
+        resources: Vec<String>,
+        /// `Time`: RFC 3339 or epoch seconds; a JSON path or a literal.
+        time: Option<String>,
+        /// `EndpointId` (global endpoints).
+        endpoint_id: Option<String>,
+    },
+    /// `PutRecords`.
+    Kinesis {
+        /// Stream name.
+        stream: String,
+        /// `PartitionKey`: a literal or a JSON path.
+        partition_key: String,
+    },
+    /// `PutRecordBatch`.
+    Firehose {
+        /// Delivery stream name.
+        stream: String,
+    },
+    /// `StartExecution`, or `StartSyncExecution` for `REQUEST_RESPONSE` (Express only).
+    StepFunctions {
+        /// `InvocationType: REQUEST_RESPONSE`.
+        sync: bool,
+    },
+    /// `PutLogEvents`.
+    Logs {
+        /// Log group name.
+        group: String,
+        /// `LogStreamName`.
+        stream: String,
+        /// `Timestamp`: a JSON path (or literal) giving epoch milliseconds; default now.
+        timestamp: Option<String>,
+    },
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct InvocationParams {
+    #[serde(default)]
+    invocation_type: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct SqsParams {
+    #[serde(default)]
+    message_group_id: Option<String>,
+    #[serde(default)]
+    message_deduplication_id: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct EventBusParams {
+    #[serde(default)]
+    endpoint_id: Option<String>,
+    #[serde(default)]
+    detail_type: Option<String>,
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    resources: Vec<String>,
+    #[serde(default)]
+    time: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct KinesisParams {
+    #[serde(default)]
+    partition_key: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct LogsParams {
+    #[serde(default)]
+    log_stream_name: Option<String>,
+    #[serde(default)]
+    timestamp: Option<String>,
+}
+
+/// The parameter block AWS uses for each service (`None`: the service takes none).
+fn block_name(service: &str) -> Option<&'static str> {
+    Some(match service {
+        "lambda" => "LambdaFunctionParameters",
+        "sqs" => "SqsQueueParameters",
+        "events" => "EventBridgeEventBusParameters",
+        "kinesis" => "KinesisStreamParameters",
+        "states" => "StepFunctionStateMachineParameters",
+        "logs" => "CloudWatchLogsParameters",
+        _ => return None,
+    })
+}
+
+/// The per-call limits of a service.
+pub fn limits(service: &AwsService) -> Limits {
+    const KIB: usize = 1024;
+    match service {
+        AwsService::Lambda { .. } => Limits {
+            count: super::MAX_BATCH_SIZE,
+            bytes: 6 * KIB * KIB,
+        },
+        AwsService::StepFunctions { .. } => Limits {
+            count: super::MAX_BATCH_SIZE,
+            bytes: 256 * KIB,
+        },
+        AwsService::Sqs { .. } | AwsService::Sns | AwsService::EventBus { .. } => Limits {
+            count: 10,
+            bytes: 256 * KIB,
+        },
+        AwsService::Kinesis { .. } => Limits {
+            count: 500,
+            bytes: 5 * KIB * KIB,
+        },
+        AwsService::Firehose { .. } => Limits {
+            count: 500,
+            bytes: 4 * KIB * KIB,
+        },
+        AwsService::Logs { .. } => Limits {
+            count: 10_000,
+            bytes: KIB * KIB,
+        },
+    }
+}
+
+fn block<T: DeserializeOwned + Default>(
+    def: &PipeDefinition,
+    name: &str,
+    errs: &mut Vec<FieldError>,
+) -> T {
+    let Some(v) = def
+        .target_parameters
+        .as_ref()
+        .and_then(|p| p.other.get(name))
+    else {
+        return T::default();
+    };
+    serde_json::from_value(v.clone()).unwrap_or_else(|e| {
+        errs.push(FieldError::new(
+            format!("TargetParameters.{name}"),
+            e.to_string(),
+        ));
+        T::default()
+    })
+}
+
+fn invocation_type(
+    def: &PipeDefinition,
+    name: &str,
+    default_sync: bool,
+    errs: &mut Vec<FieldError>,
+) -> bool {
+    let p: InvocationParams = block(def, name, errs);
+    match p.invocation_type.as_deref() {
+        None => default_sync,
+        Some("REQUEST_RESPONSE") => true,
+        Some("FIRE_AND_FORGET") => false,
+        Some(other) => {
+            errs.push(FieldError::new(
+                format!("TargetParameters.{name}.InvocationType"),
+                format!("must be REQUEST_RESPONSE or FIRE_AND_FORGET, not {other:?}"),
+            ));
+            default_sync
+        }
+    }
+}
+
+/// The name after `prefix` in an ARN resource, or a field error.
+fn resource_name(arn: &Arn, prefix: &str, example: &str, errs: &mut Vec<FieldError>) -> String {
+    match arn.resource.strip_prefix(prefix) {
+        Some(n) if !n.is_empty() => n.to_string(),
+        _ => {
+            errs.push(FieldError::new(
+                "Target",
+                format!("must look like {example}"),
+            ));
+            String::new()
+        }
+    }
+}
+
+fn validate(
+    def: &PipeDefinition,
+    ctx: &TargetContext<'_>,
+    errs: &mut Vec<FieldError>,
+) -> Option<TargetConfig> {
+    let before = errs.len();
+    let text = def.target.as_deref().unwrap_or_default();
+    let Some(arn) = Arn::parse(text) else {
+        errs.push(FieldError::new(
+            "Target",
+            "must be an ARN: arn:aws:<service>:<region>:<account>:<resource>",
+        ));
+        return None;
+    };
+    let tp = def.target_parameters.clone().unwrap_or_default();
+    let own = block_name(&arn.service);
+    for k in tp.other.keys() {
+        if Some(k.as_str()) != own {
+            errs.push(FieldError::new(
+                format!("TargetParameters.{k}"),
+                format!("does not apply to a target of service {}", arn.service),
+            ));
+        }
+    }
+    if tp.http_parameters.is_some() {
+        errs.push(FieldError::new(
+            "TargetParameters.HttpParameters",
+            "applies only to HTTP targets and API destinations",
+        ));
+    }
+    let service = match arn.service.as_str() {
+        "lambda" => {
+            resource_name(
+                &arn,
+                "function:",
+                "arn:aws:lambda:<region>:<account>:function:<name>",
+                errs,
+            );
+            AwsService::Lambda {
+                fire_and_forget: !invocation_type(def, "LambdaFunctionParameters", true, errs),
+            }
+        }
+        "sqs" => {
+            let queue = arn.resource.clone();
+            let p: SqsParams = block(def, "SqsQueueParameters", errs);
+            let fifo = queue.ends_with(".fifo");
+            if fifo && p.message_group_id.is_none() {
+                errs.push(FieldError::new(
+                    "TargetParameters.SqsQueueParameters.MessageGroupId",
+                    "is required for a FIFO queue",
+                ));
+            }
+            if !fifo && (p.message_group_id.is_some() || p.message_deduplication_id.is_some()) {
+                errs.push(FieldError::new(
+                    "TargetParameters.SqsQueueParameters",
+                    "MessageGroupId and MessageDeduplicationId apply only to FIFO (.fifo) queues",
+                ));
+            }
+            for (f, v) in [
+                ("MessageGroupId", &p.message_group_id),
+                ("MessageDeduplicationId", &p.message_deduplication_id),
+            ] {
+                if let Some(v) = v {
+                    check_param(&format!("TargetParameters.SqsQueueParameters.{f}"), v, errs);
+                }
+            }
+            AwsService::Sqs {
+                queue,
+                group_id: p.message_group_id,
+                dedup_id: p.message_deduplication_id,
+            }
+        }
+        "sns" => {
+            if arn.resource.ends_with(".fifo") {
+                errs.push(FieldError::new(
+                    "Target",
+                    "FIFO SNS topics are not supported as pipe targets (as in AWS)",
+                ));
+            }
+            AwsService::Sns
+        }
+        "events" => {
+            let bus = resource_name(
+                &arn,
+                "event-bus/",
+                "arn:aws:events:<region>:<account>:event-bus/<name>",
+                errs,
+            );
+            let p: EventBusParams = block(def, "EventBridgeEventBusParameters", errs);
+            if p.resources.len() > 10 {
+                errs.push(FieldError::new(
+                    "TargetParameters.EventBridgeEventBusParameters.Resources",
+                    "must have at most 10 entries",
+                ));
+            }
+            for (f, v) in [
+                ("Source", &p.source),
+                ("DetailType", &p.detail_type),
+                ("Time", &p.time),
+            ] {
+                if let Some(v) = v {
+                    check_param(
+                        &format!("TargetParameters.EventBridgeEventBusParameters.{f}"),
+                        v,
+                        errs,
+                    );
+                }
+            }
+            if p.source.as_deref().is_some_and(|s| s.starts_with("aws.")) {
+                errs.push(FieldError::new(
+                    "TargetParameters.EventBridgeEventBusParameters.Source",
+                    "cannot start with \"aws.\"",
+                ));
+            }
+            // PutEvents requires both; AWS Pipes fills them in the same way.
+            let kafka_kind = if def.source.as_deref().is_some_and(|s| s.starts_with("arn:")) {
+                "aws:kafka"
+            } else {
+                "SelfManagedKafka"
+            };
+            AwsService::EventBus {
+                bus,
+                source: Some(p.source.unwrap_or_else(|| {
+                    format!("Pipe {}", def.name.as_deref().unwrap_or_default())
+                })),
+                detail_type: Some(
+                    p.detail_type
+                        .unwrap_or_else(|| format!("Event from {kafka_kind}")),
+                ),
+                resources: p.resources,
+                time: p.time,
+                endpoint_id: p.endpoint_id,
+            }
+        }
+        "kinesis" => {
+            let stream = resource_name(
+                &arn,
+                "stream/",
+                "arn:aws:kinesis:<region>:<account>:stream/<name>",
+                errs,
+            );
+            let p: KinesisParams = block(def, "KinesisStreamParameters", errs);
+            let partition_key = p.partition_key.unwrap_or_default();
+            if partition_key.is_empty() {
+                errs.push(FieldError::new(
+                    "TargetParameters.KinesisStreamParameters.PartitionKey",
+                    "is required for a Kinesis target",
+                ));
+            } else {
+                check_param(
+                    "TargetParameters.KinesisStreamParameters.PartitionKey",
+                    &partition_key,
+                    errs,
+                );
+            }
+            AwsService::Kinesis {
+                stream,
+                partition_key,
+            }
+        }
+        "firehose" => AwsService::Firehose {
+            stream: resource_name(
+                &arn,
+                "deliverystream/",
+                "arn:aws:firehose:<region>:<account>:deliverystream/<name>",
+                errs,
+            ),
+        },
+        "states" => {
+            resource_name(
+                &arn,
+                "stateMachine:",
+                "arn:aws:states:<region>:<account>:stateMachine:<name>",
+                errs,
+            );
+            AwsService::StepFunctions {
+                sync: invocation_type(def, "StepFunctionStateMachineParameters", false, errs),
+            }
+        }
+        "logs" => {
+            let group = resource_name(
+                &arn,
+                "log-group:",
+                "arn:aws:logs:<region>:<account>:log-group:<name>",
+                errs,
+            );
+            // The console's ARNs end in `:*`.
+            let group = group.strip_suffix(":*").unwrap_or(&group).to_string();
+            let p: LogsParams = block(def, "CloudWatchLogsParameters", errs);
+            let stream = p.log_stream_name.unwrap_or_default();
+            if stream.is_empty() {
+                errs.push(FieldError::new(
+                    "TargetParameters.CloudWatchLogsParameters.LogStreamName",
+                    "is required for a CloudWatch Logs target",
+                ));
+            }
+            if let Some(t) = &p.timestamp {
+                check_param(
+                    "TargetParameters.CloudWatchLogsParameters.Timestamp",
+                    t,
+                    errs,
+                );
+            }
+            AwsService::Logs {
+                group,
+                stream,
+                timestamp: p.timestamp,
+            }
+        }
+        other => {
+            errs.push(FieldError::new(
+                "Target",
+                format!("{other} is not a target service"),
+            ));
+            return None;
+        }
+    };
+    let lim = limits(&service);
+    let label = super::kinds()
+        .iter()
+        .find(|k| (k.accepts)(text))
+        .map_or("this", |k| k.name);
+    check_batch_size(label, lim.count, ctx, errs);
+    (errs.len() == before).then(|| {
+        TargetConfig::Aws(AwsTargetConfig {
+            endpoint: ctx.config.aws.endpoint_for(&arn.service),
+            arn,
+            service,
+        })
+    })
+}
+
+impl AwsTargetConfig {
+    /// Whether a parameter is a JSON path, so events must carry the decoded record.
+    pub fn needs_record(&self) -> bool {
+        let dynamic = |v: &Option<String>| v.as_deref().is_some_and(is_dynamic);
+        match &self.service {
+            AwsService::Sqs {
+                group_id, dedup_id, ..
+            } => dynamic(group_id) || dynamic(dedup_id),
+            AwsService::EventBus {
+                source,
+                detail_type,
+                time,
+                ..
+            } => dynamic(source) || dynamic(detail_type) || dynamic(time),
+            AwsService::Kinesis { partition_key, .. } => is_dynamic(partition_key),
+            AwsService::Logs { timestamp, .. } => dynamic(timestamp),
+            _ => false,
+        }
+    }
+
+    /// Most events per delivery.
+    pub fn max_batch(&self) -> usize {
+        limits(&self.service).count
+    }
+
+    /// Create the SDK client.
+    pub async fn build(&self) -> Result<Arc<dyn Target>, TargetError> {
+        #[cfg(feature = "aws-targets")]
+        {
+            Ok(Arc::new(client::AwsTarget::build(self).await?))
+        }
+        #[cfg(not(feature = "aws-targets"))]
+        {
+            Err(TargetError::Unsupported(format!(
+                "this build of Sluice has no AWS targets (cargo feature aws-targets); cannot deliver to {}",
+                self.arn.text
+            )))
+        }
+    }
+}
+
+/// Cut `sizes` (in order) into runs of at most `limits.count` entries and `limits.bytes` bytes.
+/// An entry larger than the byte limit goes alone (the service then refuses it).
+pub fn chunks(sizes: &[usize], limits: Limits) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut bytes = 0;
+    for (i, &s) in sizes.iter().enumerate() {
+        if i > start && (i - start >= limits.count || bytes + s > limits.bytes) {
+            out.push(start..i);
+            start = i;
+            bytes = 0;
+        }
+        bytes += s;
+    }
+    if start < sizes.len() {
+        out.push(start..sizes.len());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_split_at_count_and_bytes() {
+        let l = Limits {
+            count: 3,
+            bytes: 100,
+        };
+        assert_eq!(chunks(&[1; 7], l), vec![0..3, 3..6, 6..7]);
+        assert_eq!(
+            chunks(&[60, 60, 30, 10, 200, 1], l),
+            vec![0..1, 1..4, 4..5, 5..6]
+        );
+        assert!(chunks(&[], l).is_empty());
+    }
+
+    #[test]
+    fn arns_parse() {
+        let a = Arn::parse("arn:aws:logs:eu-west-1:123456789012:log-group:g:*").unwrap();
+        assert_eq!(a.service, "logs");
+        assert_eq!(a.resource, "log-group:g:*");
+        assert!(Arn::parse("arn:aws:sqs::1:q").is_none());
+        assert_eq!(service_of("arn:aws:sqs:r:1:q"), Some("sqs"));
+    }
+}
