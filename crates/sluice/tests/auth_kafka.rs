@@ -9,9 +9,8 @@
 
 mod common;
 
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::{produce, Broker, BrokerOptions, Rec, Receiver};
@@ -267,26 +266,7 @@ fn stranger_ca(dir: &Path) -> String {
     std::fs::read_to_string(pem).unwrap()
 }
 
-/// moto's Secrets Manager on a free loopback port; killed on drop.
-struct Moto {
-    child: Child,
-    url: String,
-}
-
-fn venv_tool(name: &str) -> PathBuf {
-    let cache = std::env::var_os("SLUICE_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/sluice"));
-    let p = cache.join("venv/bin").join(name);
-    if p.exists() {
-        p
-    } else {
-        PathBuf::from(name)
-    }
-}
-
-const AWS_KEY_ID: &str = "AKIATESTTESTTEST0001";
-const AWS_SECRET_KEY: &str = "aws-SECRET-key-for-moto-0123456789abcdef";
+use common::moto::{Moto, AWS_KEY_ID, AWS_SECRET_KEY};
 
 const AWS_SESSION: &str = "session-TOKEN-value-for-aws-77";
 
@@ -299,66 +279,17 @@ fn aws_env() -> Vec<(&'static str, String)> {
     ]
 }
 
-impl Moto {
-    async fn start() -> Moto {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(venv_tool("moto_server"))
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto_server (scripts/setup installs it)");
-        let moto = Moto {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto_server did not listen");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        moto
-    }
-
-    /// Create a secret; returns its ARN.
-    fn create(&self, name: &str, value: &str) -> String {
-        let out = Command::new(venv_tool("aws"))
-            .args([
-                "--endpoint-url",
-                &self.url,
-                "--region",
-                "us-east-1",
-                "--output",
-                "json",
-                "secretsmanager",
-                "create-secret",
-                "--name",
-                name,
-                "--secret-string",
-                value,
-            ])
-            .envs(aws_env())
-            .output()
-            .expect("aws cli");
-        assert!(
-            out.status.success(),
-            "create-secret: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-        v["ARN"].as_str().unwrap().to_string()
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Create a Secrets Manager secret in moto; returns its ARN.
+fn create_secret(moto: &Moto, name: &str, value: &str) -> String {
+    let v = moto.aws(&[
+        "secretsmanager",
+        "create-secret",
+        "--name",
+        name,
+        "--secret-string",
+        value,
+    ]);
+    v["ARN"].as_str().unwrap().to_string()
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -539,12 +470,17 @@ async fn secrets_manager_arns_resolve_through_the_sdk() {
     let b = scram_broker(true);
     topic_with_records(&b, true, "sm", 2).await;
     let moto = Moto::start().await;
-    let user_arn = moto.create(
+    let user_arn = create_secret(
+        &moto,
         "AmazonMSK_alice",
         &json!({"username": USER, "password": PASSWORD}).to_string(),
     );
     // The CA as AWS stores it: JSON with a `certificate` field.
-    let ca_arn = moto.create("broker-ca", &json!({"certificate": ca(&b)}).to_string());
+    let ca_arn = create_secret(
+        &moto,
+        "broker-ca",
+        &json!({"certificate": ca(&b)}).to_string(),
+    );
     assert!(user_arn.starts_with("arn:aws:secretsmanager:us-east-1:"));
 
     // Endpoint from the standard environment variable.
@@ -594,7 +530,7 @@ async fn no_secret_reaches_the_output_even_at_trace() {
     let moto = Moto::start().await;
     let dir = tempfile::tempdir().unwrap();
     let creds = json!({"username": USER, "password": PASSWORD}).to_string();
-    let user_arn = moto.create("redact-user", &creds);
+    let user_arn = create_secret(&moto, "redact-user", &creds);
     let enc_key = encrypted_key(&mtls, dir.path(), "k.pem", &["-v1", "PBE-SHA1-3DES"]);
     let plain_key = std::fs::read_to_string(&mtls.info["CLIENT_KEY"]).unwrap();
     let scram_ca = write(dir.path(), "scram-ca.pem", &ca(&scram));

@@ -369,17 +369,34 @@ impl Sluice {
     }
 
     pub fn run_with(pipe: &serde_json::Value, extra_args: &[&str]) -> Sluice {
+        Self::spawn(pipe, extra_args, None, &[], "info")
+    }
+
+    /// `sluice run` on `pipe` with `extra_args`, a config file holding `config_toml` (when given),
+    /// `envs` added to the environment, and `RUST_LOG` from `SLUICE_TEST_LOG` or `log_default`.
+    pub fn spawn(
+        pipe: &serde_json::Value,
+        extra_args: &[&str],
+        config_toml: Option<&str>,
+        envs: &[(&str, String)],
+        log_default: &str,
+    ) -> Sluice {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("pipe.json");
         std::fs::write(&file, serde_json::to_vec_pretty(pipe).unwrap()).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+        cmd.arg("run").arg(&file).args(extra_args);
+        if let Some(toml) = config_toml {
+            let config = dir.path().join("sluice.toml");
+            std::fs::write(&config, toml).unwrap();
+            cmd.arg("--config").arg(config);
+        }
         let log = dir.path().join("sluice.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .arg("run")
-            .arg(&file)
-            .args(extra_args)
+        let child = cmd
+            .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
             .env(
                 "RUST_LOG",
-                std::env::var("SLUICE_TEST_LOG").unwrap_or_else(|_| "info".into()),
+                std::env::var("SLUICE_TEST_LOG").unwrap_or_else(|_| log_default.into()),
             )
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())

@@ -204,32 +204,9 @@ impl Drop for Moto {
 /// `sluice run` on `pipe` with AWS credentials in its environment plus `env`, and a config file
 /// holding `config_toml` (e.g. `[targets.aws]` pointing at moto).
 pub fn run_sluice(pipe: &Value, config_toml: &str, env: &[(&str, String)]) -> Sluice {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("pipe.json");
-    std::fs::write(&file, serde_json::to_vec_pretty(pipe).unwrap()).unwrap();
-    let config = dir.path().join("sluice.toml");
-    std::fs::write(&config, config_toml).unwrap();
-    let log = dir.path().join("sluice.log");
-    let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .arg("run")
-        .arg(&file)
-        .arg("--config")
-        .arg(&config)
-        .envs(aws_env())
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .env(
-            "RUST_LOG",
-            std::env::var("SLUICE_TEST_LOG").unwrap_or_else(|_| "info,sluice=debug".into()),
-        )
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("spawn sluice");
-    Sluice {
-        child,
-        log,
-        _dir: dir,
-    }
+    let mut envs = aws_env();
+    envs.extend(env.iter().cloned());
+    Sluice::spawn(pipe, &[], Some(config_toml), &envs, "info,sluice=debug")
 }
 
 /// `[targets.aws]` sending every AWS call to `url`.
