@@ -52,8 +52,9 @@ def main():
         threading.Thread(target=server.serve_forever, daemon=True).start()
         url = f"http://127.0.0.1:{server.server_port}/orders"
         print(f"demo: HTTP receiver at {url}")
-        AdminClient({"bootstrap.servers": bootstrap}).create_topics(
-            [NewTopic("orders", num_partitions=3, replication_factor=1)])["orders"].result()
+        admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})  # must outlive the future
+        admin.create_topics(
+            [NewTopic("orders", num_partitions=3, replication_factor=1)])["orders"].result(30)
         pipe = json.loads((ROOT / "examples" / "orders-to-http.json").read_text())
         pipe["Source"] = f"smk://{bootstrap}"
         pipe["Target"] = url
@@ -62,7 +63,7 @@ def main():
         print(f"demo: sluice run {tmp} (examples/orders-to-http.json with this broker and receiver)")
         sluice = subprocess.Popen([str(SLUICE), "run", str(tmp)],
                                   env=dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "warn")))
-        producer = Producer({"bootstrap.servers": bootstrap})
+        producer = Producer({"bootstrap.servers": bootstrap, "log_level": 0})
         for i in range(ORDERS):
             customer = f"customer-{i % 4}"
             producer.produce("orders", key=customer,
