@@ -73,24 +73,8 @@ enum Command {
         /// The event (JSON) the template's paths read.
         #[arg(long)]
         event: String,
-        /// `<aws.pipes.pipe-name>`.
-        #[arg(long, default_value = "")]
-        pipe_name: String,
-        /// `<aws.pipes.pipe-arn>`.
-        #[arg(long, default_value = "")]
-        pipe_arn: String,
-        /// `<aws.pipes.source-arn>`.
-        #[arg(long, default_value = "")]
-        source_arn: String,
-        /// `<aws.pipes.enrichment-arn>`.
-        #[arg(long, default_value = "")]
-        enrichment_arn: String,
-        /// `<aws.pipes.target-arn>`.
-        #[arg(long, default_value = "")]
-        target_arn: String,
-        /// `<aws.pipes.event.ingestion-time>` (ISO-8601); now when absent.
-        #[arg(long)]
-        ingestion_time: Option<String>,
+        #[command(flatten)]
+        vars: TemplateArgs,
     },
 }
 
@@ -206,23 +190,8 @@ fn main() -> ExitCode {
         Command::TestInputTemplate {
             template,
             event,
-            pipe_name,
-            pipe_arn,
-            source_arn,
-            enrichment_arn,
-            target_arn,
-            ingestion_time,
-        } => {
-            let vars = TemplateArgs {
-                pipe_name,
-                pipe_arn,
-                source_arn,
-                enrichment_arn,
-                target_arn,
-                ingestion_time,
-            };
-            test_input_template(&template, &event, &vars)
-        }
+            vars,
+        } => test_input_template(&template, &event, &vars),
     }
 }
 
@@ -431,12 +400,26 @@ fn test_event_pattern(pattern: &str, event: &str) -> ExitCode {
     }
 }
 
+/// The reserved variables `test-input-template` fills in.
+#[derive(Debug, clap::Args)]
 struct TemplateArgs {
+    /// `<aws.pipes.pipe-name>`.
+    #[arg(long, default_value = "")]
     pipe_name: String,
+    /// `<aws.pipes.pipe-arn>`.
+    #[arg(long, default_value = "")]
     pipe_arn: String,
+    /// `<aws.pipes.source-arn>`.
+    #[arg(long, default_value = "")]
     source_arn: String,
+    /// `<aws.pipes.enrichment-arn>`.
+    #[arg(long, default_value = "")]
     enrichment_arn: String,
+    /// `<aws.pipes.target-arn>`.
+    #[arg(long, default_value = "")]
     target_arn: String,
+    /// `<aws.pipes.event.ingestion-time>` (ISO-8601); now when absent.
+    #[arg(long)]
     ingestion_time: Option<String>,
 }
 

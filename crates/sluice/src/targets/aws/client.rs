@@ -161,6 +161,17 @@ fn partial(what: &str, failed: usize, total: usize, first: String) -> TargetErro
     }
 }
 
+/// "code: message" of the first failed entry of a batch API's answer (entries are
+/// (error code, error message); a succeeded entry has no code).
+fn first_entry_error<'a>(
+    entries: impl Iterator<Item = (Option<&'a str>, Option<&'a str>)>,
+) -> String {
+    entries
+        .filter_map(|(code, msg)| code.map(|c| format!("{c}: {}", msg.unwrap_or_default())))
+        .next()
+        .unwrap_or_default()
+}
+
 fn built(what: &str, e: impl fmt::Display) -> TargetError {
     TargetError::Request(format!("{what}: {e}"))
 }
@@ -385,18 +396,11 @@ impl AwsTarget {
                 if failed == 0 {
                     return Ok(());
                 }
-                let first = out
-                    .entries()
-                    .iter()
-                    .find(|e| e.error_code().is_some())
-                    .map(|e| {
-                        format!(
-                            "{}: {}",
-                            e.error_code().unwrap_or_default(),
-                            e.error_message().unwrap_or_default()
-                        )
-                    })
-                    .unwrap_or_default();
+                let first = first_entry_error(
+                    out.entries()
+                        .iter()
+                        .map(|e| (e.error_code(), e.error_message())),
+                );
                 Err(partial(what, failed, events.len(), first))
             }
             (
@@ -434,18 +438,11 @@ impl AwsTarget {
                 if failed == 0 {
                     return Ok(());
                 }
-                let first = out
-                    .records()
-                    .iter()
-                    .find(|r| r.error_code().is_some())
-                    .map(|r| {
-                        format!(
-                            "{}: {}",
-                            r.error_code().unwrap_or_default(),
-                            r.error_message().unwrap_or_default()
-                        )
-                    })
-                    .unwrap_or_default();
+                let first = first_entry_error(
+                    out.records()
+                        .iter()
+                        .map(|r| (r.error_code(), r.error_message())),
+                );
                 Err(partial(what, failed, events.len(), first))
             }
             (AwsService::Firehose { stream }, Client::Firehose(c)) => {
@@ -470,18 +467,11 @@ impl AwsTarget {
                 if failed == 0 {
                     return Ok(());
                 }
-                let first = out
-                    .request_responses()
-                    .iter()
-                    .find(|r| r.error_code().is_some())
-                    .map(|r| {
-                        format!(
-                            "{}: {}",
-                            r.error_code().unwrap_or_default(),
-                            r.error_message().unwrap_or_default()
-                        )
-                    })
-                    .unwrap_or_default();
+                let first = first_entry_error(
+                    out.request_responses()
+                        .iter()
+                        .map(|r| (r.error_code(), r.error_message())),
+                );
                 Err(partial(what, failed, events.len(), first))
             }
             (AwsService::StepFunctions { sync }, Client::Sfn(c)) => {
