@@ -6,7 +6,7 @@
 //! and checks that both engines agree on how many events match.
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use sluice_pattern::Matcher;
+use sluice_pattern::{KafkaRecord, Matcher};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -247,6 +247,37 @@ fn count_lenient(m: &Matcher, events: &[String]) -> usize {
         .count()
 }
 
+/// The same rules as a pipe's filter on a Kafka source: each rule under `value`.
+fn kafka_matcher(rules: &[String]) -> Matcher {
+    let wrapped: Vec<String> = rules
+        .iter()
+        .map(|r| format!(r#"{{"value": {r}}}"#))
+        .collect();
+    Matcher::compile_kafka(&wrapped).expect("valid rules")
+}
+
+/// Each event as the value of a Kafka record (what a pipe's filter sees).
+fn count_kafka(m: &Matcher, events: &[String]) -> usize {
+    events
+        .iter()
+        .enumerate()
+        .filter(|(i, e)| {
+            m.matches_kafka(&KafkaRecord {
+                topic: "citylots",
+                partition: 0,
+                offset: *i as i64,
+                timestamp: 1_700_000_000_000,
+                timestamp_type: "CREATE_TIME",
+                key: None,
+                value: Some(e.as_bytes()),
+                headers: &[],
+                bootstrap_servers: Some("localhost:9092"),
+                event_source_arn: None,
+            })
+        })
+        .count()
+}
+
 fn count_quamina(q: &quamina::Quamina<usize>, events: &[String]) -> usize {
     events
         .iter()
@@ -290,6 +321,7 @@ fn main() {
         .configure_from_args();
     for (name, rules) in &sets {
         let m = Matcher::compile_all(rules).expect("valid rules");
+        let mk = kafka_matcher(rules);
         let q = quamina_for(rules);
         let mut g = c.benchmark_group(format!("citylots/{name}"));
         g.throughput(Throughput::Elements(SLICE as u64));
@@ -306,6 +338,12 @@ fn main() {
                 count_lenient(&m, &events[k * SLICE..(k + 1) * SLICE])
             })
         });
+        g.bench_function(BenchmarkId::new("sluice-kafka", SLICE), |b| {
+            b.iter(|| {
+                k = (k + 1) % (EVENTS / SLICE);
+                count_kafka(&mk, &events[k * SLICE..(k + 1) * SLICE])
+            })
+        });
         g.bench_function(BenchmarkId::new("quamina", SLICE), |b| {
             b.iter(|| {
                 k = (k + 1) % (EVENTS / SLICE);
@@ -315,28 +353,37 @@ fn main() {
         g.finish();
     }
     c.final_summary();
+    // `CITYLOTS_TABLE=0`: criterion only (e.g. under a profiler with `--profile-time`).
+    if std::env::var("CITYLOTS_TABLE").as_deref() == Ok("0") {
+        return;
+    }
 
     println!("\n{EVENTS} events, {avg} bytes on average; events/s on one core, best of 3.");
-    println!("cold = one pass over all {EVENTS} (memory-bound); hot = a {HOT}-event slice passed {HOT_REPEAT} times (in L2).\n");
-    println!("| rules (5 each) | matched | quamina cold | strict cold | lenient cold | quamina hot | strict hot | lenient hot | strict / quamina (hot) | lenient / quamina (cold, hot) |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("cold = one pass over all {EVENTS} (memory-bound); hot = a {HOT}-event slice passed {HOT_REPEAT} times (in L2).");
+    println!("strict = matches_json, lenient = matches_json_lenient, kafka = matches_kafka (each event a record value).\n");
+    println!("| rules (5 each) | matched | quamina cold | strict cold | lenient cold | kafka cold | quamina hot | strict hot | lenient hot | kafka hot | lenient / quamina (cold, hot) | kafka / quamina (cold, hot) |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (name, rules) in &sets {
         let m = Matcher::compile_all(rules).expect("valid rules");
+        let mk = kafka_matcher(rules);
         let q = quamina_for(rules);
         let (sc, sh, ns) = measure(|e| count_sluice(&m, e), &events);
         let (lc, lh, nl) = measure(|e| count_lenient(&m, e), &events);
+        let (kc, kh, nk) = measure(|e| count_kafka(&mk, e), &events);
         let (qc, qh, nq) = measure(|e| count_quamina(&q, e), &events);
         assert_eq!(ns, nl, "strict and lenient disagree on {name}");
+        assert_eq!(ns, nk, "strict and kafka disagree on {name}");
         let agree = if ns == nq {
             String::new()
         } else {
             format!(" (quamina: {nq})")
         };
         println!(
-            "| {name} | {ns}{agree} | {qc:.0} | {sc:.0} | {lc:.0} | {qh:.0} | {sh:.0} | {lh:.0} | {:.2}x | {:.2}x, {:.2}x |",
-            sh / qh,
+            "| {name} | {ns}{agree} | {qc:.0} | {sc:.0} | {lc:.0} | {kc:.0} | {qh:.0} | {sh:.0} | {lh:.0} | {kh:.0} | {:.2}x, {:.2}x | {:.2}x, {:.2}x |",
             lc / qc,
-            lh / qh
+            lh / qh,
+            kc / qc,
+            kh / qh
         );
     }
 }

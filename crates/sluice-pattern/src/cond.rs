@@ -22,6 +22,8 @@ pub(crate) enum Scalar<'a> {
 pub(crate) struct Val<'a> {
     pub s: Scalar<'a>,
     dec: Option<Option<Dec>>,
+    /// [`Dec::fixed_of_text`] of a number, computed once.
+    fixed: Option<Option<i128>>,
     folded: Option<String>,
 }
 
@@ -30,8 +32,25 @@ impl<'a> Val<'a> {
         Val {
             s,
             dec: None,
+            fixed: None,
             folded: None,
         }
+    }
+
+    /// The number's fixed-point value when it has one (see [`Dec::fixed`]).
+    #[inline]
+    fn fixed(&mut self) -> Option<i128> {
+        let Scalar::Num(t) = self.s else { return None };
+        *self.fixed.get_or_insert_with(|| Dec::fixed_of_text(t))
+    }
+
+    /// How this number compares with `x` (`None`: not a number).
+    #[inline]
+    fn cmp_num(&mut self, x: &Dec) -> Option<Ordering> {
+        if let (Some(a), Some(b)) = (self.fixed(), x.fixed) {
+            return Some(a.cmp(&b));
+        }
+        self.dec().map(|d| d.cmp(x))
     }
 
     fn dec(&mut self) -> Option<&Dec> {
@@ -235,22 +254,27 @@ pub(crate) struct Range {
 }
 
 impl Range {
-    fn contains(&self, d: &Dec) -> bool {
+    /// Whether the value is a number inside the range.
+    fn contains(&self, v: &mut Val<'_>) -> bool {
+        if !matches!(v.s, Scalar::Num(_)) {
+            return false;
+        }
         if let Some((lo, incl)) = &self.lo {
-            match d.cmp(lo) {
-                Ordering::Less => return false,
-                Ordering::Equal if !incl => return false,
+            match v.cmp_num(lo) {
+                None | Some(Ordering::Less) => return false,
+                Some(Ordering::Equal) if !incl => return false,
                 _ => {}
             }
         }
         if let Some((hi, incl)) = &self.hi {
-            match d.cmp(hi) {
-                Ordering::Greater => return false,
-                Ordering::Equal if !incl => return false,
+            match v.cmp_num(hi) {
+                None | Some(Ordering::Greater) => return false,
+                Some(Ordering::Equal) if !incl => return false,
                 _ => {}
             }
         }
-        true
+        // A range without bounds still needs a number (the grammar guarantees one).
+        self.lo.is_some() || self.hi.is_some() || v.dec().is_some()
     }
 }
 
@@ -292,7 +316,7 @@ impl Cond {
     pub fn matches(&self, v: &mut Val<'_>) -> bool {
         match self {
             Cond::Str(x) => matches!(v.s, Scalar::Str(s) if same(s, x)),
-            Cond::Num(x) => v.dec().is_some_and(|d| d == x),
+            Cond::Num(x) => v.cmp_num(x) == Some(Ordering::Equal),
             Cond::Bool(x) => matches!(v.s, Scalar::Bool(b) if b == *x),
             Cond::Null => matches!(v.s, Scalar::Null),
             Cond::Present => true,
@@ -316,7 +340,7 @@ impl Cond {
                 _ => v.folded().is_some_and(|f| f == p),
             },
             Cond::Wildcard(w) => matches!(v.s, Scalar::Str(s) if w.matches(s)),
-            Cond::Numeric(r) => v.dec().is_some_and(|d| r.contains(d)),
+            Cond::Numeric(r) => r.contains(v),
             Cond::Cidr(c) => matches!(v.s, Scalar::Str(s) if c.matches(s)),
             Cond::AnythingBut(e) => !excluded(e, v),
         }
@@ -325,7 +349,7 @@ impl Cond {
 
 fn excluded(e: &Except, v: &mut Val<'_>) -> bool {
     match e {
-        Except::Numbers(xs) => v.dec().is_some_and(|d| xs.iter().any(|x| x == d)),
+        Except::Numbers(xs) => xs.iter().any(|x| v.cmp_num(x) == Some(Ordering::Equal)),
         Except::FoldedEquals(xs) => match v.s {
             Scalar::Str(s) if s.is_ascii() => {
                 xs.iter().any(|x| s.eq_ignore_ascii_case(x.as_bytes()))

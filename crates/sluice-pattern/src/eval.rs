@@ -187,24 +187,63 @@ impl<const W: usize> Trie<W> {
     }
 
     /// Matches a Kafka record view (see [`crate::KafkaRecord`]).
+    ///
+    /// A key or value that looks like a JSON document is first matched leniently (reading only
+    /// what the patterns name, as [`Trie::match_json_lenient`]), assuming it is valid. Whether it
+    /// really is (UTF-8 and JSON) is checked only when that could change the answer: if it is
+    /// not, every condition on the field fails, which can only turn matches into non-matches.
+    /// So a record that fails the filter on the optimistic reading is dropped without
+    /// validating its value, and most filters drop most records.
     pub fn match_kafka(&self, r: &crate::KafkaRecord<'_>) -> FilterSet {
+        let (set, unchecked) = self.kafka_fields(r, [false; 2]);
+        if set.0 == 0 || unchecked == [false; 2] {
+            return set;
+        }
+        let invalid = [
+            unchecked[0] && !r.key.is_some_and(crate::json::is_valid_json),
+            unchecked[1] && !r.value.is_some_and(crate::json::is_valid_json),
+        ];
+        if invalid == [false; 2] {
+            set
+        } else {
+            self.kafka_fields(r, invalid).0
+        }
+    }
+
+    /// One evaluation of the record. `invalid[0]`/`[1]`: the key/value is known not to be
+    /// valid JSON text. Also returns which of them were read on the unchecked assumption
+    /// that they are.
+    fn kafka_fields(
+        &self,
+        r: &crate::KafkaRecord<'_>,
+        invalid: [bool; 2],
+    ) -> (FilterSet, [bool; 2]) {
         let root = &self.nodes[0];
         let mut sat = root.leaf_absent;
         let mut anyp = [0u64; W];
         let mut alln = root.leaf_absent;
+        let mut unchecked = [false; 2];
         for (key, child) in &root.children {
-            let o = self.kafka_field(key, *child, r);
+            let o = self.kafka_field(key, *child, r, invalid, &mut unchecked);
             sat = and(sat, or(o.pos, o.neg));
             anyp = or(anyp, o.pos);
             alln = and(alln, o.neg);
         }
-        self.filters(Out {
+        let set = self.filters(Out {
             pos: and(sat, anyp),
             neg: alln,
-        })
+        });
+        (set, unchecked)
     }
 
-    fn kafka_field(&self, key: &[u8], n: usize, r: &crate::KafkaRecord<'_>) -> Out<W> {
+    fn kafka_field(
+        &self,
+        key: &[u8],
+        n: usize,
+        r: &crate::KafkaRecord<'_>,
+        invalid: [bool; 2],
+        unchecked: &mut [bool; 2],
+    ) -> Out<W> {
         let node = &self.nodes[n];
         let missing = Out {
             pos: [0; W],
@@ -225,9 +264,11 @@ impl<const W: usize> Trie<W> {
             b"eventSourceKey" => s(&format!("{}-{}", r.topic, r.partition)),
             b"eventSourceArn" => r.event_source_arn.map_or(missing, s),
             b"bootstrapServers" => r.bootstrap_servers.map_or(missing, s),
-            b"key" => r.key.map_or(missing, |k| self.decoded(n, k)),
+            b"key" => r.key.map_or(missing, |k| {
+                self.decoded(n, k, invalid[0], &mut unchecked[0])
+            }),
             b"value" => match r.value {
-                Some(v) => self.decoded(n, v),
+                Some(v) => self.decoded(n, v, invalid[1], &mut unchecked[1]),
                 None => self.scalar(n, Scalar::Null),
             },
             b"headers" => {
@@ -242,13 +283,36 @@ impl<const W: usize> Trie<W> {
     }
 
     /// A Kafka key or value: JSON if it parses, else a plain string; non-UTF-8 matches nothing.
-    fn decoded(&self, n: usize, bytes: &[u8]) -> Out<W> {
+    ///
+    /// `invalid`: already known not to be JSON text. `unchecked` is set when the outcome
+    /// assumes, without having checked, that `bytes` are valid JSON (see [`Trie::match_kafka`]).
+    fn decoded(&self, n: usize, bytes: &[u8], invalid: bool, unchecked: &mut bool) -> Out<W> {
         let node = &self.nodes[n];
         // Every conjunction naming this field fails; the others stay neutral.
         let fail = Out {
             pos: [0; W],
             neg: not(node.uses),
         };
+        let first = bytes
+            .iter()
+            .copied()
+            .find(|c| !matches!(c, b' ' | b'\n' | b'\r' | b'\t'));
+        // Fields named under this one, none tested on it as a whole: for a document the
+        // optimistic outcome is the lenient one, and for anything else (plain text, invalid
+        // JSON, non-UTF-8) every user fails.
+        if node.leaf_users == [0; W] && matches!(first, Some(b'{' | b'[')) {
+            if invalid {
+                return fail;
+            }
+            return match Eval::<W, false>::new(self, bytes).and_then(|mut e| e.value(n, true)) {
+                Ok(o) => {
+                    *unchecked = true;
+                    o
+                }
+                // Lenient reading only fails on text that is not JSON.
+                Err(_) => fail,
+            };
+        }
         let Ok(text) = std::str::from_utf8(bytes) else {
             return fail;
         };
@@ -346,6 +410,21 @@ fn eq_key(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
+/// Starts loading the next few cache lines of an event that is probably not in cache yet, so
+/// that their misses overlap the first one's instead of following it one by one (a lenient pass
+/// typically reads the first few hundred bytes). Plain loads, so no `unsafe` prefetch is needed:
+/// nothing waits for their values.
+#[inline(always)]
+fn touch_ahead(b: &[u8]) {
+    let mut x = 0u8;
+    for at in [64, 128, 192] {
+        if let Some(&c) = b.get(at) {
+            x ^= c;
+        }
+    }
+    std::hint::black_box(x);
+}
+
 /// Set of filter indexes (at most 5, so a bit mask).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct FilterSet(pub u8);
@@ -412,6 +491,9 @@ impl<'t, 'a, const W: usize, const STRICT: bool> Eval<'t, 'a, W, STRICT> {
 
     /// The whole text against the root.
     fn document(&mut self) -> JResult<Out<W>> {
+        if !STRICT {
+            touch_ahead(self.sc.b);
+        }
         let out = self.value(0, true)?;
         if !self.stopped {
             self.sc.end()?;
@@ -457,7 +539,11 @@ impl<'t, 'a, const W: usize, const STRICT: bool> Eval<'t, 'a, W, STRICT> {
             }
             b'[' => self.array(n, out),
             b'"' => {
-                let r = self.sc.string()?;
+                let r = if STRICT {
+                    self.sc.string()?
+                } else {
+                    self.sc.string_lenient()?
+                };
                 if node.leaves.is_empty() {
                     t.scalar_into(n, Scalar::Null, out);
                     return Ok(());
@@ -514,7 +600,11 @@ impl<'t, 'a, const W: usize, const STRICT: bool> Eval<'t, 'a, W, STRICT> {
             self.sc.i += 1;
         } else {
             loop {
-                let k = self.sc.key()?;
+                let k = if STRICT {
+                    self.sc.key()?
+                } else {
+                    self.sc.key_lenient()?
+                };
                 let key = self.sc.str_bytes(k, &mut self.buf);
                 let found = node.children.iter().position(|(name, _)| eq_key(name, key));
                 let fresh = match found {

@@ -148,7 +148,9 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    #[inline]
+    /// Errors are the rare path: kept out of line so the scanning loops stay small.
+    #[cold]
+    #[inline(never)]
     pub fn err<T>(&self, reason: &'static str) -> JResult<T> {
         Err(SyntaxError {
             offset: self.i,
@@ -156,7 +158,7 @@ impl<'a> Scanner<'a> {
         })
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn ws(&mut self) {
         while let Some(&c) = self.b.get(self.i) {
             if c == b' ' || c == b'\n' || c == b'\r' || c == b'\t' {
@@ -168,7 +170,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// The next non-whitespace byte (not consumed).
-    #[inline]
+    #[inline(always)]
     pub fn peek(&mut self) -> JResult<u8> {
         self.ws();
         match self.b.get(self.i) {
@@ -329,7 +331,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// After a member or element: consumes `,` (returns true) or the closing byte (returns false).
-    #[inline]
+    #[inline(always)]
     pub fn next_or_close(&mut self, close: u8) -> JResult<bool> {
         match self.peek()? {
             b',' => {
@@ -482,6 +484,7 @@ impl<'a> Scanner<'a> {
 impl Scanner<'_> {
     /// Skips one value without validating it (only strings and bracket nesting are tracked).
     /// Used by lenient matching, which trusts its input the way quamina does.
+    #[inline]
     pub fn skip_lenient(&mut self) -> JResult<()> {
         match self.peek()? {
             b'"' => self.skip_string_lenient(),
@@ -541,6 +544,53 @@ impl Scanner<'_> {
         }
     }
 
+    /// Reads a string token like [`Scanner::string`], without checking for control bytes
+    /// (lenient matching does not validate); strings with escapes take the validating path.
+    #[inline(always)]
+    pub fn string_lenient(&mut self) -> JResult<RawStr> {
+        let b = self.b;
+        let start = self.i + 1;
+        let end = scan_quote(b, start);
+        if b.get(end) != Some(&b'"') {
+            return self.string();
+        }
+        self.i = end + 1;
+        Ok(RawStr {
+            start,
+            end,
+            escaped: false,
+        })
+    }
+
+    /// Reads `"key":` like [`Scanner::key`], without checking for control bytes in the key
+    /// (lenient matching does not validate). Keys with escapes take the validating path.
+    #[inline(always)]
+    pub fn key_lenient(&mut self) -> JResult<RawStr> {
+        self.ws();
+        let b = self.b;
+        if b.get(self.i) != Some(&b'"') {
+            return self.err("expected a string key");
+        }
+        let start = self.i + 1;
+        let end = scan_quote(b, start);
+        if b.get(end) != Some(&b'"') {
+            return self.key();
+        }
+        self.i = end + 1;
+        // `"key": ` is by far the most common spelling: test for it before the general case.
+        if b.get(self.i) == Some(&b':') {
+            self.i += 1;
+        } else {
+            self.expect(b':', "expected ':' after key")?;
+        }
+        Ok(RawStr {
+            start,
+            end,
+            escaped: false,
+        })
+    }
+
+    #[inline]
     fn skip_string_lenient(&mut self) -> JResult<()> {
         let b = self.b;
         let mut i = self.i + 1;

@@ -13,6 +13,9 @@ const INLINE: usize = 40;
 /// 10^(10^15) are not meaningfully different for filtering.
 const EXP_CLAMP: i64 = 1_000_000_000_000_000;
 
+/// Fixed-point scale of [`Dec::fixed`]: values in units of 10^-18.
+const FIXED_FRAC_DIGITS: usize = 18;
+
 /// A decimal `(-1)^neg * 0.d1 d2 ... dn * 10^exp` with `d1 != 0` and `dn != 0`; zero has no digits.
 #[derive(Clone)]
 pub(crate) struct Dec {
@@ -21,6 +24,9 @@ pub(crate) struct Dec {
     len: usize,
     inline: [u8; INLINE],
     heap: Vec<u8>,
+    /// The same value in units of 10^-18, when it fits (|value| < 10^18, at most 18 decimals):
+    /// compared against [`Dec::fixed_of_text`] without building a `Dec` per event value.
+    pub fixed: Option<i128>,
 }
 
 impl std::fmt::Debug for Dec {
@@ -99,6 +105,7 @@ impl Dec {
             len: 0,
             inline: [0; INLINE],
             heap: Vec::new(),
+            fixed: None,
         };
         // Significant digits: strip leading zeros of int++frac, then trailing zeros.
         let lead_int = int.iter().take_while(|&&c| c == b'0').count();
@@ -126,7 +133,71 @@ impl Dec {
         } else {
             d.exp = (point + e).clamp(-EXP_CLAMP, EXP_CLAMP);
         }
+        d.fixed = d.to_fixed();
         Some(d)
+    }
+
+    /// The value in units of 10^-18, if it fits (see [`Dec::fixed`]).
+    fn to_fixed(&self) -> Option<i128> {
+        let n = self.len as i64;
+        let shift = self.exp - n + FIXED_FRAC_DIGITS as i64;
+        if self.exp > FIXED_FRAC_DIGITS as i64 || shift < 0 {
+            return None;
+        }
+        let mut v: i128 = 0;
+        for &c in self.digits() {
+            v = v * 10 + i128::from(c - b'0');
+        }
+        for _ in 0..shift {
+            v *= 10;
+        }
+        Some(if self.neg { -v } else { v })
+    }
+
+    /// A JSON number's value in units of 10^-18, for the common spellings (an optional `-`, at
+    /// most 18 integer digits, at most 18 decimals, no exponent); `None` for anything else,
+    /// which then goes through [`Dec::parse`].
+    #[inline]
+    pub fn fixed_of_text(text: &[u8]) -> Option<i128> {
+        let (neg, digits) = match text.split_first() {
+            Some((b'-', rest)) => (true, rest),
+            _ => (false, text),
+        };
+        let mut v: i128 = 0;
+        let mut i = 0;
+        // Digit counts are checked as they grow: a longer run would overflow `v`.
+        while let Some(&c @ b'0'..=b'9') = digits.get(i) {
+            if i == FIXED_FRAC_DIGITS {
+                return None;
+            }
+            v = v * 10 + i128::from(c - b'0');
+            i += 1;
+        }
+        if i == 0 {
+            return None;
+        }
+        let mut frac = 0;
+        if digits.get(i) == Some(&b'.') {
+            i += 1;
+            while let Some(&c @ b'0'..=b'9') = digits.get(i) {
+                if frac == FIXED_FRAC_DIGITS {
+                    return None;
+                }
+                v = v * 10 + i128::from(c - b'0');
+                i += 1;
+                frac += 1;
+            }
+            if frac == 0 {
+                return None;
+            }
+        }
+        if i != digits.len() {
+            return None;
+        }
+        for _ in frac..FIXED_FRAC_DIGITS {
+            v *= 10;
+        }
+        Some(if neg { -v } else { v })
     }
 
     fn push(&mut self, c: u8) {
@@ -241,11 +312,62 @@ mod tests {
             assert_eq!(d(w[0]).cmp(&d(w[1])), Ordering::Less, "{} < {}", w[0], w[1]);
             assert_eq!(d(w[1]).cmp(&d(w[0])), Ordering::Greater);
         }
+        // The fixed-point fast path agrees with the exact order.
+        for w in ordered.windows(2) {
+            if let (Some(a), Some(b)) = (Dec::fixed_of_text(w[0].as_bytes()), d(w[1]).fixed) {
+                assert!(a < b, "fixed {} < {}", w[0], w[1]);
+            }
+        }
         // Long mantissas spill to the heap and still compare exactly.
         let long_a = format!("1.{}1", "0".repeat(60));
         let long_b = format!("1.{}2", "0".repeat(60));
         assert_eq!(d(&long_a).cmp(&d(&long_b)), Ordering::Less);
         assert!(d(&long_a) == d(&format!("{long_a}000")));
+    }
+
+    #[test]
+    fn fixed_point_is_exact_where_it_applies() {
+        for (text, want) in [
+            ("0", Some(0)),
+            ("-0", Some(0)),
+            ("300", Some(300 * 10i128.pow(18))),
+            ("-1.25", Some(-125 * 10i128.pow(16))),
+            ("0.000000000000000001", Some(1)),
+            (
+                "999999999999999999",
+                Some(999_999_999_999_999_999 * 10i128.pow(18)),
+            ),
+            ("1000000000000000000", None),
+            ("0.0000000000000000001", None),
+            ("3e2", None),
+            ("1.", None),
+            ("-", None),
+        ] {
+            assert_eq!(Dec::fixed_of_text(text.as_bytes()), want, "{text}");
+            if let (Some(w), Some(dec)) = (want, Dec::parse(text.as_bytes())) {
+                assert_eq!(dec.fixed, Some(w), "{text} parsed");
+            }
+        }
+        // Exponent spellings get the fixed form from the normalised digits.
+        assert_eq!(d("3e2").fixed, Some(300 * 10i128.pow(18)));
+        assert_eq!(d("5e9").fixed, Some(5_000_000_000 * 10i128.pow(18)));
+        assert_eq!(d("1e18").fixed, None);
+        assert_eq!(d("1e400").fixed, None);
+    }
+
+    /// Found by `cargo fuzz`: a 47-digit integer overflowed the fixed-point accumulator.
+    #[test]
+    fn fuzz_long_digit_runs_do_not_overflow_fixed_point() {
+        let long_int = "9".repeat(47);
+        let long_frac = format!("0.{}", "9".repeat(60));
+        let max = format!("{}.{}", "9".repeat(18), "9".repeat(18));
+        assert_eq!(Dec::fixed_of_text(long_int.as_bytes()), None);
+        assert_eq!(Dec::fixed_of_text(long_frac.as_bytes()), None);
+        assert_eq!(Dec::fixed_of_text(format!("-{long_int}").as_bytes()), None);
+        assert_eq!(Dec::fixed_of_text(max.as_bytes()), Some(10i128.pow(36) - 1));
+        // And they still compare exactly through the slow path.
+        assert_eq!(d(&long_int).cmp(&d(&max)), Ordering::Greater);
+        assert_eq!(d(&long_frac).cmp(&d("1")), Ordering::Less);
     }
 
     #[test]

@@ -450,3 +450,54 @@ proptest! {
         }
     }
 }
+
+/// A Kafka record whose value is `value`, on `topic`.
+fn kafka_record<'a>(topic: &'a str, value: &'a [u8]) -> sluice_pattern::KafkaRecord<'a> {
+    sluice_pattern::KafkaRecord {
+        topic,
+        partition: 0,
+        offset: 7,
+        timestamp: 1,
+        timestamp_type: "CREATE_TIME",
+        key: None,
+        value: Some(value),
+        headers: &[],
+        bootstrap_servers: Some("b:9092"),
+        event_source_arn: None,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    /// The Kafka path reads JSON values optimistically and validates only when the answer
+    /// depends on it: it must agree with "decode, then match" on valid, broken and non-UTF-8
+    /// values alike, including when another `$or` branch can match without the value.
+    #[test]
+    fn kafka_values_match_as_if_decoded_first(
+        p in pattern(),
+        e in event(),
+        damage in 0usize..4,
+        at in any::<prop::sample::Index>(),
+        on_t1 in any::<bool>(),
+    ) {
+        let mut bytes = e.to_string().into_bytes();
+        let k = at.index(bytes.len());
+        match damage {
+            1 => bytes.truncate(k.max(1)),
+            2 => bytes[k] = 0xFF,
+            3 => bytes.insert(k, b'}'),
+            _ => {}
+        }
+        let topic = if on_t1 { "t1" } else { "t2" };
+        let kafka = json!({"$or": [{"value": p}, {"topic": ["t1"]}]}).to_string();
+        let m = Matcher::compile_kafka(&[&kafka]).map_err(|err| TestCaseError::fail(format!("{kafka}: {err}")))?;
+        let valid = serde_json::from_slice::<Value>(&bytes).is_ok();
+        let value_matches = valid && {
+            let wrapped = [br#"{"value":"#.as_slice(), &bytes, b"}"].concat();
+            Matcher::compile(&json!({"value": p}).to_string()).unwrap().matches_json(&wrapped).unwrap()
+        };
+        let got = m.matches_kafka(&kafka_record(topic, &bytes));
+        prop_assert_eq!(got, value_matches || on_t1, "pattern {} value {}", kafka, String::from_utf8_lossy(&bytes));
+    }
+}

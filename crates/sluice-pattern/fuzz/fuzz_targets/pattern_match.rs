@@ -1,5 +1,6 @@
 //! Fuzz target: arbitrary pattern + arbitrary event must never panic, and the matcher's answers
-//! must agree with each other (strict vs lenient) and its JSON validity with serde_json's.
+//! must agree with each other (strict vs lenient vs the Kafka path's optimistic reading) and its
+//! JSON validity with serde_json's.
 //!
 //! Input layout: `pattern \0 event` (no NUL: the whole input is tried as both).
 #![no_main]
@@ -73,4 +74,27 @@ fuzz_target!(|data: &[u8]| {
         ..record
     };
     let _ = m.matches_kafka(&tomb);
+
+    // A document value is read optimistically and validated only when that could change the
+    // answer: the result must equal "valid JSON, and the pattern matches it under `value`".
+    let doc = event
+        .iter()
+        .find(|c| !matches!(c, b' ' | b'\n' | b'\r' | b'\t'))
+        .is_some_and(|c| matches!(c, b'{' | b'['));
+    if doc && pat.trim_start().starts_with('{') {
+        let wrapped = format!(r#"{{"value": {pat}}}"#);
+        if let (Ok(k), Ok(j)) = (
+            Matcher::compile_kafka(&[wrapped.as_str()]),
+            Matcher::compile(&wrapped),
+        ) {
+            let got = k.matches_kafka(&KafkaRecord {
+                key: None,
+                headers: &[],
+                ..record
+            });
+            let as_json = [br#"{"value": "#.as_slice(), event, b"}"].concat();
+            let want = sluice_pattern::is_valid_json(event) && j.matches_json(&as_json) == Ok(true);
+            assert_eq!(got, want, "kafka path disagrees with decode-then-match");
+        }
+    }
 });
