@@ -17,13 +17,23 @@
 //! name = "orders-auth"
 //! auth = { type = "OAUTH_CLIENT_CREDENTIALS", authorization_endpoint = "https://auth.example.com/token",
 //!          client_id = "sluice", client_secret = "env:ORDERS_CLIENT_SECRET" }
+//!
+//! [[targets.kafka_clusters]]                        # `Target: kafka://events/<topic>`
+//! name = "events"
+//! bootstrap_servers = ["b-1.events.example:9096", "b-2.events.example:9096"]
+//! tls = { ca_certificate = "file:///etc/sluice/events-ca.pem" }   # or `tls = true`: system roots
+//! sasl = { mechanism = "SCRAM-SHA-512", username = "sluice", password = "env:EVENTS_KAFKA_PASSWORD" }
 //! ```
 //!
-//! Secret values are never in this file: `api_key_value`, `password` and `client_secret` are secret
-//! references (`env:NAME`, `file:///path`, a Secrets Manager ARN), resolved when a pipe starts.
+//! Secret values are never in this file: `api_key_value`, `password`, `client_secret` and the
+//! Kafka clusters' `ca_certificate`, `client_certificate`, `client_key`, `client_key_password` are
+//! secret references (`env:NAME`, `file:///path`, a Secrets Manager ARN), resolved when a pipe
+//! starts. The Kafka clusters are described in `targets::kafka`.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
 /// The `[targets]` section.
@@ -39,6 +49,9 @@ pub struct TargetsConfig {
     /// Connections (authorization) that API destinations refer to by name.
     #[serde(default)]
     pub connections: Vec<ConnectionConfig>,
+    /// Kafka clusters that `kafka://<name>/<topic>` targets name, with their TLS and SASL.
+    #[serde(default)]
+    pub kafka_clusters: Vec<KafkaClusterConfig>,
 }
 
 /// `[targets.aws]`: where AWS target calls go. Absent, the standard chain decides
@@ -133,4 +146,90 @@ pub enum ConnectionAuthConfig {
         #[serde(default)]
         body_parameters: BTreeMap<String, String>,
     },
+}
+
+/// One Kafka cluster a Kafka target may name (`Target: kafka://<name>/<topic>`): where its brokers
+/// are and how to connect to them. Checked when a pipe names it (`targets::kafka`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaClusterConfig {
+    /// The name targets use: 1-249 characters of `[A-Za-z0-9._-]`.
+    pub name: String,
+    /// The brokers to bootstrap from, `host:port` each.
+    pub bootstrap_servers: Vec<String>,
+    /// TLS to the brokers: `true` (verify them against the system trust store), `false`, or a
+    /// table with a CA and/or a client certificate (TLS on). Absent: on when `sasl` is given
+    /// (SASL over plaintext needs `tls = false`), off otherwise.
+    #[serde(default)]
+    pub tls: Option<KafkaTlsConfig>,
+    /// SASL authentication (SCRAM or PLAIN); absent: none.
+    #[serde(default)]
+    pub sasl: Option<KafkaSaslConfig>,
+}
+
+/// `tls` of a Kafka cluster: a switch, or the settings of a TLS connection.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KafkaTlsConfig {
+    /// `tls = true` / `tls = false`.
+    Enabled(bool),
+    /// `tls = { ... }`: TLS with these settings.
+    Settings(KafkaTlsSettings),
+}
+
+/// The settings of a TLS connection to a Kafka cluster. Each value is a secret reference.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaTlsSettings {
+    /// The CA bundle that signs the brokers' certificates: PEM text, or `{"certificate": PEM}` as
+    /// AWS stores it. Absent: the system trust store (`SSL_CERT_FILE` / `SSL_CERT_DIR` apply).
+    #[serde(default)]
+    pub ca_certificate: Option<String>,
+    /// mTLS: the client certificate chain, PEM, the client's certificate first.
+    #[serde(default)]
+    pub client_certificate: Option<String>,
+    /// mTLS: the client's private key, PEM (PKCS#8, plain or encrypted with PBES1/PBES2).
+    #[serde(default)]
+    pub client_key: Option<String>,
+    /// mTLS: the password of an encrypted `client_key`.
+    #[serde(default)]
+    pub client_key_password: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for KafkaTlsConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = KafkaTlsConfig;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("true, false, or a table of ca_certificate, client_certificate, client_key, client_key_password")
+            }
+
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<KafkaTlsConfig, E> {
+                Ok(KafkaTlsConfig::Enabled(v))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<KafkaTlsConfig, A::Error> {
+                KafkaTlsSettings::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(KafkaTlsConfig::Settings)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// SASL authentication to a Kafka cluster.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSaslConfig {
+    /// `SCRAM-SHA-256`, `SCRAM-SHA-512` or `PLAIN`.
+    #[serde(default)]
+    pub mechanism: Option<String>,
+    /// The user name (not secret).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Secret reference of the password: the password text (trailing line breaks ignored), or
+    /// `{"username": ..., "password": ...}` as AWS keeps SCRAM users.
+    #[serde(default)]
+    pub password: Option<String>,
 }

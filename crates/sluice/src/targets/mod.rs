@@ -179,7 +179,7 @@ impl TargetConfig {
     pub async fn build(&self) -> Result<Arc<dyn Target>, TargetError> {
         match self {
             TargetConfig::Http(c) => Ok(Arc::new(c.build().await?)),
-            TargetConfig::Kafka(c) => Ok(Arc::new(c.build()?)),
+            TargetConfig::Kafka(c) => Ok(Arc::new(c.build().await?)),
             TargetConfig::Aws(c) => c.build().await,
             TargetConfig::Unsupported(u) => Err(TargetError::Unsupported(u.reason())),
         }

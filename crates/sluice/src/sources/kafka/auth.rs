@@ -10,6 +10,10 @@
 //! otherwise. Exactly one `security.protocol` and mechanism is configured, so librdkafka never tries
 //! a weaker one: when the chosen method fails, the pipe fails and says why. TLS always verifies the
 //! server certificate (given CA or system roots) and the host name.
+//!
+//! The Kafka target (`targets::kafka`) builds its client settings with the same pieces:
+//! [`ResolvedSecurity::new`] (protocol and certificate verification), `set_server_ca`, `set_sasl`,
+//! `set_client_identity`, and reads librdkafka's refusals with [`classify`].
 
 use std::sync::Arc;
 
@@ -32,11 +36,51 @@ pub enum ScramMechanism {
 }
 
 impl ScramMechanism {
-    fn name(self) -> &'static str {
+    /// librdkafka's `sasl.mechanism` name.
+    pub fn name(self) -> &'static str {
+        SaslMechanism::Scram(self).name()
+    }
+}
+
+/// A SASL mechanism that authenticates with a user name and a password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaslMechanism {
+    /// SASL/PLAIN.
+    Plain,
+    /// SASL/SCRAM.
+    Scram(ScramMechanism),
+}
+
+impl SaslMechanism {
+    /// Every mechanism, for messages.
+    pub const ALL: [SaslMechanism; 3] = [
+        SaslMechanism::Scram(ScramMechanism::Sha256),
+        SaslMechanism::Scram(ScramMechanism::Sha512),
+        SaslMechanism::Plain,
+    ];
+
+    /// librdkafka's (and Kafka's) name: `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`.
+    pub fn name(self) -> &'static str {
         match self {
-            ScramMechanism::Sha256 => "SCRAM-SHA-256",
-            ScramMechanism::Sha512 => "SCRAM-SHA-512",
+            SaslMechanism::Plain => "PLAIN",
+            SaslMechanism::Scram(ScramMechanism::Sha256) => "SCRAM-SHA-256",
+            SaslMechanism::Scram(ScramMechanism::Sha512) => "SCRAM-SHA-512",
         }
+    }
+
+    /// The mechanism of a Kafka name (exact, upper case).
+    pub fn from_name(name: &str) -> Option<SaslMechanism> {
+        Self::ALL.into_iter().find(|m| m.name() == name)
+    }
+}
+
+/// librdkafka's `security.protocol` for a connection with or without SASL and TLS.
+pub fn security_protocol(sasl: bool, tls: bool) -> &'static str {
+    match (sasl, tls) {
+        (false, false) => "PLAINTEXT",
+        (false, true) => "SSL",
+        (true, false) => "SASL_PLAINTEXT",
+        (true, true) => "SASL_SSL",
     }
 }
 
@@ -93,16 +137,14 @@ impl Default for KafkaSecurity {
 impl KafkaSecurity {
     /// librdkafka's `security.protocol`.
     pub fn security_protocol(&self) -> &'static str {
-        let sasl = matches!(
+        security_protocol(self.uses_sasl(), self.tls)
+    }
+
+    fn uses_sasl(&self) -> bool {
+        matches!(
             self.method,
             AuthMethod::Plain(_) | AuthMethod::Scram { .. } | AuthMethod::Iam { .. }
-        );
-        match (sasl, self.tls) {
-            (false, false) => "PLAINTEXT",
-            (false, true) => "SSL",
-            (true, false) => "SASL_PLAINTEXT",
-            (true, true) => "SASL_SSL",
-        }
+        )
     }
 
     /// A short description for logs ("SCRAM-SHA-512 over TLS").
@@ -315,6 +357,50 @@ impl std::fmt::Debug for ResolvedSecurity {
 }
 
 impl ResolvedSecurity {
+    /// The settings of a connection with or without SASL and TLS: `security.protocol` and, with
+    /// TLS, verification of the broker's certificate and host name. `description` is for logs.
+    pub fn new(sasl: bool, tls: bool, description: String) -> Self {
+        let mut out = ResolvedSecurity {
+            description,
+            ..ResolvedSecurity::default()
+        };
+        out.set("security.protocol", security_protocol(sasl, tls));
+        if tls {
+            // Both are librdkafka's defaults today; set so that a changed default cannot weaken us.
+            out.set("enable.ssl.certificate.verification", "true");
+            out.set("ssl.endpoint.identification.algorithm", "https");
+        }
+        // Without a CA, OpenSSL's default trust store (system roots; SSL_CERT_FILE/SSL_CERT_DIR).
+        out
+    }
+
+    /// Trust the brokers' certificates signed by this PEM bundle (checked first).
+    pub fn set_server_ca(&mut self, pem: &str) -> Result<(), tls::TlsError> {
+        let bundle = tls::ca_bundle(pem)?;
+        self.set("ssl.ca.pem", bundle);
+        Ok(())
+    }
+
+    /// Authenticate with SASL `mechanism` as `username`.
+    pub fn set_sasl(&mut self, mechanism: SaslMechanism, username: String, password: Secret) {
+        self.set("sasl.mechanism", mechanism.name());
+        self.set("sasl.username", username);
+        self.settings.push(("sasl.password", password));
+    }
+
+    /// Present this client certificate chain and key (checked, and decrypted in memory, first;
+    /// errors name the parts with `names`).
+    pub fn set_client_identity(
+        &mut self,
+        c: &json::ClientCertificate,
+        names: &tls::IdentityFields<'_>,
+    ) -> Result<(), tls::TlsError> {
+        let id = tls::client_identity_named(c, names)?;
+        self.set("ssl.certificate.pem", id.certificate_pem);
+        self.settings.push(("ssl.key.pem", id.key_pem));
+        Ok(())
+    }
+
     /// Put the settings into a client configuration.
     pub fn apply(&self, cfg: &mut ClientConfig) {
         for (k, v) in &self.settings {
@@ -339,15 +425,8 @@ impl ResolvedSecurity {
 /// on a tokio runtime (whose handle the IAM token source keeps).
 pub async fn resolve(sec: &KafkaSecurity) -> Result<ResolvedSecurity, AuthError> {
     let resolver = SecretResolver::new().with_endpoint(sec.secrets_manager_endpoint.clone());
-    let mut out = ResolvedSecurity {
-        description: sec.describe(),
-        ..ResolvedSecurity::default()
-    };
-    out.set("security.protocol", sec.security_protocol());
+    let mut out = ResolvedSecurity::new(sec.uses_sasl(), sec.tls, sec.describe());
     if sec.tls {
-        // Both are librdkafka's defaults today; set so that a changed default cannot weaken us.
-        out.set("enable.ssl.certificate.verification", "true");
-        out.set("ssl.endpoint.identification.algorithm", "https");
         if let Some(r) = &sec.server_ca {
             let field = format!("{}.ServerRootCaCertificate", sec.params_path);
             let s = fetch(&resolver, r, &field).await?;
@@ -355,14 +434,12 @@ pub async fn resolve(sec: &KafkaSecurity) -> Result<ResolvedSecurity, AuthError>
                 field: field.clone(),
                 source,
             })?;
-            let bundle = tls::ca_bundle(&pem).map_err(|e| AuthError::Tls {
+            out.set_server_ca(&pem).map_err(|e| AuthError::Tls {
                 field,
                 reference: r.to_string(),
                 problem: e.0,
             })?;
-            out.set("ssl.ca.pem", bundle);
         }
-        // Without a CA, OpenSSL's default trust store (system roots; SSL_CERT_FILE/SSL_CERT_DIR).
     }
     match &sec.method {
         AuthMethod::None => {}
@@ -373,17 +450,15 @@ pub async fn resolve(sec: &KafkaSecurity) -> Result<ResolvedSecurity, AuthError>
                         ScramMechanism::Sha256 => "SaslScram256Auth",
                         ScramMechanism::Sha512 => "SaslScram512Auth",
                     },
-                    mechanism.name(),
+                    SaslMechanism::Scram(*mechanism),
                 ),
-                _ => ("BasicAuth", "PLAIN"),
+                _ => ("BasicAuth", SaslMechanism::Plain),
             };
             let field = sec.credential_field(kind);
             let s = fetch(&resolver, r, &field).await?;
             let up =
                 json::user_password(r, &s).map_err(|source| AuthError::Secret { field, source })?;
-            out.set("sasl.mechanism", mechanism);
-            out.set("sasl.username", up.username);
-            out.settings.push(("sasl.password", up.password));
+            out.set_sasl(mechanism, up.username, up.password);
         }
         AuthMethod::MutualTls(r) => {
             let field = sec.credential_field("ClientCertificateTlsAuth");
@@ -392,13 +467,12 @@ pub async fn resolve(sec: &KafkaSecurity) -> Result<ResolvedSecurity, AuthError>
                 field: field.clone(),
                 source,
             })?;
-            let id = tls::client_identity(&c).map_err(|e| AuthError::Tls {
-                field,
-                reference: r.to_string(),
-                problem: e.0,
-            })?;
-            out.set("ssl.certificate.pem", id.certificate_pem);
-            out.settings.push(("ssl.key.pem", id.key_pem));
+            out.set_client_identity(&c, &tls::SECRET_FIELDS)
+                .map_err(|e| AuthError::Tls {
+                    field,
+                    reference: r.to_string(),
+                    problem: e.0,
+                })?;
         }
         AuthMethod::Iam { region } => {
             let sdk = secrets::aws::sdk_config(region).await;
@@ -445,44 +519,82 @@ pub fn redact_error(e: KafkaError) -> KafkaError {
     }
 }
 
-/// Say what a fatal authentication or TLS error means for the user, when its text allows: the
-/// raw librdkafka reason talks about its own settings (`ssl.ca.location`), not pipe fields.
-pub fn explain(reason: &str) -> Option<&'static str> {
+/// A TLS or SASL refusal, read from the text of a librdkafka error: retrying never heals it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The broker's certificate is not valid for its host name.
+    HostNameMismatch,
+    /// The broker's certificate is not signed by a trusted CA.
+    UnknownCa,
+    /// The broker wants a client certificate and got none.
+    ClientCertificateRequired,
+    /// The broker refused the client certificate.
+    ClientCertificateRefused,
+    /// The broker refused the TLS handshake for another reason.
+    HandshakeRefused,
+    /// Wrong user name or password.
+    BadCredentials,
+    /// The broker does not offer the SASL mechanism.
+    MechanismNotOffered,
+}
+
+/// Classify a librdkafka error text as a refusal, when it is one.
+pub fn classify(reason: &str) -> Option<Refusal> {
     let r = reason.to_ascii_lowercase();
     if r.contains("certificate verify failed")
         || r.contains("broker certificate could not be verified")
     {
         if r.contains("hostname mismatch") || r.contains("host name") {
-            return Some("the broker's TLS certificate does not match its host name");
+            return Some(Refusal::HostNameMismatch);
         }
-        return Some("the broker's TLS certificate is not trusted (unknown CA): give ServerRootCaCertificate or install the CA in the system trust store");
+        return Some(Refusal::UnknownCa);
     }
     if r.contains("alert certificate required") || r.contains("peer did not return a certificate") {
-        return Some("the broker requires a client certificate (ClientCertificateTlsAuth)");
+        return Some(Refusal::ClientCertificateRequired);
     }
     if r.contains("alert bad certificate")
         || r.contains("alert unknown ca")
         || r.contains("alert certificate unknown")
     {
-        return Some("the broker refused the client certificate (not signed by a CA it trusts?)");
+        return Some(Refusal::ClientCertificateRefused);
     }
     if r.contains("alert handshake failure") {
-        return Some(
-            "the broker refused the TLS handshake (does it require a client certificate?)",
-        );
+        return Some(Refusal::HandshakeRefused);
     }
     if r.contains("invalid credentials")
         || r.contains("authentication failed")
         || r.contains("sasl authentication error")
     {
-        return Some("the broker refused the credentials (wrong user name or password?)");
+        return Some(Refusal::BadCredentials);
     }
     if r.contains("unsupported sasl mechanism")
         || r.contains("mechanism") && r.contains("not enabled")
     {
-        return Some("the broker does not offer the chosen SASL mechanism");
+        return Some(Refusal::MechanismNotOffered);
     }
     None
+}
+
+/// Say what a fatal authentication or TLS error means for the user, when its text allows: the
+/// raw librdkafka reason talks about its own settings (`ssl.ca.location`), not pipe fields.
+pub fn explain(reason: &str) -> Option<&'static str> {
+    Some(match classify(reason)? {
+        Refusal::HostNameMismatch => "the broker's TLS certificate does not match its host name",
+        Refusal::UnknownCa => "the broker's TLS certificate is not trusted (unknown CA): give ServerRootCaCertificate or install the CA in the system trust store",
+        Refusal::ClientCertificateRequired => {
+            "the broker requires a client certificate (ClientCertificateTlsAuth)"
+        }
+        Refusal::ClientCertificateRefused => {
+            "the broker refused the client certificate (not signed by a CA it trusts?)"
+        }
+        Refusal::HandshakeRefused => {
+            "the broker refused the TLS handshake (does it require a client certificate?)"
+        }
+        Refusal::BadCredentials => {
+            "the broker refused the credentials (wrong user name or password?)"
+        }
+        Refusal::MechanismNotOffered => "the broker does not offer the chosen SASL mechanism",
+    })
 }
 
 #[cfg(test)]

@@ -29,34 +29,63 @@ pub struct ClientIdentity {
 #[error("{0}")]
 pub struct TlsError(pub String);
 
+/// How errors name the three parts of a client identity: the fields of an AWS mTLS secret
+/// ([`SECRET_FIELDS`]) or, for a Kafka target, the keys of its `[targets]` configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct IdentityFields<'a> {
+    /// The certificate chain (in a secret: field `certificate`).
+    pub certificate: &'a str,
+    /// The private key (in a secret: field `privateKey`).
+    pub key: &'a str,
+    /// The key's password (in a secret: field `privateKeyPassword`).
+    pub key_password: &'a str,
+}
+
+/// The field names of an AWS `ClientCertificateTlsAuth` secret.
+pub const SECRET_FIELDS: IdentityFields<'static> = IdentityFields {
+    certificate: "field `certificate`",
+    key: "field `privateKey`",
+    key_password: "field `privateKeyPassword`",
+};
+
 /// Check and prepare a client certificate secret.
 pub fn client_identity(c: &ClientCertificate) -> Result<ClientIdentity, TlsError> {
+    client_identity_named(c, &SECRET_FIELDS)
+}
+
+/// Check and prepare a client certificate chain and key; errors name the parts with `names`.
+pub fn client_identity_named(
+    c: &ClientCertificate,
+    names: &IdentityFields<'_>,
+) -> Result<ClientIdentity, TlsError> {
+    let cert_field = names.certificate;
     let chain = X509::stack_from_pem(c.certificate.as_bytes())
-        .map_err(|_| TlsError("field `certificate` is not a valid PEM certificate chain".into()))?;
+        .map_err(|_| TlsError(format!("{cert_field} is not a valid PEM certificate chain")))?;
     let Some(leaf) = chain.first() else {
-        return Err(TlsError(
-            "field `certificate` holds no PEM certificate".into(),
-        ));
+        return Err(TlsError(format!("{cert_field} holds no PEM certificate")));
     };
-    let key = private_key(&c.private_key, c.private_key_password.as_ref())?;
+    let key = private_key(&c.private_key, c.private_key_password.as_ref(), names)?;
     let leaf_key = leaf.public_key().map_err(|_| {
-        TlsError("the first certificate of field `certificate` has no usable public key".into())
+        TlsError(format!(
+            "the first certificate of {cert_field} has no usable public key"
+        ))
     })?;
     if !leaf_key.public_eq(&key) {
-        return Err(TlsError(
-            "field `privateKey` does not belong to the first certificate of field `certificate` (the client certificate must come first)".into(),
-        ));
+        return Err(TlsError(format!(
+            "{} does not belong to the first certificate of {cert_field} (the client certificate must come first)",
+            names.key
+        )));
     }
     let mut certificate_pem = String::new();
     for cert in &chain {
         let pem = cert
             .to_pem()
-            .map_err(|_| TlsError("field `certificate` cannot be re-encoded".into()))?;
+            .map_err(|_| TlsError(format!("{cert_field} cannot be re-encoded")))?;
         certificate_pem.push_str(&String::from_utf8_lossy(&pem));
     }
     let der = Zeroizing::new(
         key.private_key_to_pem_pkcs8()
-            .map_err(|_| TlsError("field `privateKey` cannot be re-encoded".into()))?,
+            .map_err(|_| TlsError(format!("{} cannot be re-encoded", names.key)))?,
     );
     let key_pem = Secret::new(String::from_utf8_lossy(&der).into_owned());
     Ok(ClientIdentity {
@@ -66,15 +95,20 @@ pub fn client_identity(c: &ClientCertificate) -> Result<ClientIdentity, TlsError
 }
 
 /// Read a PEM private key, decrypting it with `password` when it is encrypted.
-fn private_key(pem: &Secret, password: Option<&Secret>) -> Result<PKey<Private>, TlsError> {
+fn private_key(
+    pem: &Secret,
+    password: Option<&Secret>,
+    names: &IdentityFields<'_>,
+) -> Result<PKey<Private>, TlsError> {
     let encrypted = pem
         .expose()
         .contains("-----BEGIN ENCRYPTED PRIVATE KEY-----")
         || pem.expose().contains("Proc-Type: 4,ENCRYPTED");
     if encrypted && password.is_none() {
-        return Err(TlsError(
-            "field `privateKeyPassword` is missing and field `privateKey` is encrypted".into(),
-        ));
+        return Err(TlsError(format!(
+            "{} is missing and {} is encrypted",
+            names.key_password, names.key
+        )));
     }
     let read = || {
         // A callback even for unencrypted keys: without one OpenSSL would prompt on the terminal.
@@ -90,12 +124,13 @@ fn private_key(pem: &Secret, password: Option<&Secret>) -> Result<PKey<Private>,
     match read() {
         Ok(k) => Ok(k),
         Err(e) if encrypted && is_unsupported(&e) && load_legacy_provider() => {
-            read().map_err(|e| decrypt_error(&e))
+            read().map_err(|e| decrypt_error(&e, names))
         }
-        Err(e) if encrypted => Err(decrypt_error(&e)),
-        Err(_) => Err(TlsError(
-            "field `privateKey` is not a readable PEM private key".into(),
-        )),
+        Err(e) if encrypted => Err(decrypt_error(&e, names)),
+        Err(_) => Err(TlsError(format!(
+            "{} is not a readable PEM private key",
+            names.key
+        ))),
     }
 }
 
@@ -106,14 +141,17 @@ fn is_unsupported(e: &openssl::error::ErrorStack) -> bool {
     })
 }
 
-fn decrypt_error(e: &openssl::error::ErrorStack) -> TlsError {
+fn decrypt_error(e: &openssl::error::ErrorStack, names: &IdentityFields<'_>) -> TlsError {
     if is_unsupported(e) {
-        TlsError("field `privateKey` uses an encryption this OpenSSL cannot read".into())
+        TlsError(format!(
+            "{} uses an encryption this OpenSSL cannot read",
+            names.key
+        ))
     } else {
-        TlsError(
-            "field `privateKey` could not be decrypted with field `privateKeyPassword` (wrong password?)"
-                .into(),
-        )
+        TlsError(format!(
+            "{} could not be decrypted with {} (wrong password?)",
+            names.key, names.key_password
+        ))
     }
 }
 
