@@ -7,7 +7,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::moto::{aws_endpoint_config, run_sluice, Moto, ACCOUNT};
+use common::moto::{aws_endpoint_config, lambda_function, run_sluice, Moto, ACCOUNT};
 use common::{committed, pipe, produce, wait_for, Broker, BrokerOptions, Rec, Receiver, Sluice};
 use serde_json::{json, Value};
 
@@ -163,42 +163,7 @@ async fn http_enrichment_answering_nothing_skips_the_target_and_commits() {
 #[tokio::test(flavor = "multi_thread")]
 async fn lambda_enrichment_gets_the_whole_batch_and_its_answer_replaces_it() {
     let moto = Moto::start().await;
-    moto.api("config", &json!({"lambda": {"use_docker": false}}))
-        .await;
-    let dir = tempfile::tempdir().unwrap();
-    let zip = dir.path().join("f.zip");
-    let status = std::process::Command::new(common::moto::venv_tool("python"))
-        .args([
-            "-c",
-            "import sys, zipfile; z = zipfile.ZipFile(sys.argv[1], 'w'); z.writestr('index.py', 'def handler(e, c):\\n    return e\\n'); z.close()",
-        ])
-        .arg(&zip)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    moto.aws(&[
-        "iam",
-        "create-role",
-        "--role-name",
-        "r",
-        "--assume-role-policy-document",
-        "{}",
-    ]);
-    let f = moto.aws(&[
-        "lambda",
-        "create-function",
-        "--function-name",
-        "enricher",
-        "--runtime",
-        "python3.12",
-        "--role",
-        &format!("arn:aws:iam::{ACCOUNT}:role/r"),
-        "--handler",
-        "index.handler",
-        "--zip-file",
-        &format!("fileb://{}", zip.display()),
-    ]);
-    let arn = f["FunctionArn"].as_str().unwrap().to_string();
+    let arn = lambda_function(&moto, "enricher").await;
 
     let broker = Broker::start("enrich-lambda", &BrokerOptions::memory());
     broker.create_topic("l", 1).await;

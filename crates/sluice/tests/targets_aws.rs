@@ -6,99 +6,16 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine;
-use common::moto::{aws_endpoint_config, run_sluice, Moto, ACCOUNT};
-use common::{committed, pipe, produce, Broker, BrokerOptions, Rec, Sluice};
+use common::moto::{
+    aws_endpoint_config, aws_pipe, broker_with_topic, entries_per_call, lambda_function, recs,
+    run_sluice, sqs_receive_all, sync_execution_ns, sync_execution_service, wait_committed, Moto,
+    ACCOUNT, TARGET_WAIT,
+};
+use common::produce;
 use serde_json::{json, Value};
-
-const WAIT: Duration = Duration::from_secs(90);
-
-async fn broker_with_topic(topic: &str) -> Broker {
-    let broker = Broker::start("targets-aws", &BrokerOptions::memory());
-    broker.create_topic(topic, 1).await;
-    broker
-}
-
-fn recs(n: usize, value: impl Fn(usize) -> String) -> Vec<Rec> {
-    (0..n)
-        .map(|i| Rec::kv(0, &format!("k{i}"), &value(i)))
-        .collect()
-}
-
-/// A pipe from `topic` to `target` with `BatchSize` and the given target parameters.
-fn aws_pipe(
-    name: &str,
-    broker: &Broker,
-    topic: &str,
-    target: &str,
-    batch: usize,
-    tp: Value,
-) -> Value {
-    let mut p = pipe(name, broker, topic, target);
-    p["SourceParameters"]["SelfManagedKafkaParameters"]["BatchSize"] = json!(batch);
-    // Let batches fill, so splitting is exercised rather than avoided.
-    p["SourceParameters"]["SelfManagedKafkaParameters"]["MaximumBatchingWindowInSeconds"] =
-        json!(1);
-    if !tp.is_null() {
-        p["TargetParameters"] = tp;
-    }
-    p
-}
-
-async fn wait_committed(sluice: &Sluice, broker: &Broker, name: &str, topic: &str, n: i64) {
-    let group = format!("sluice-{name}");
-    let deadline = std::time::Instant::now() + WAIT;
-    while committed(broker, &group, topic, 1)[0] != n {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "offsets of {name} never reached {n}:\n{}",
-            sluice.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// Entries per call of `op`, from moto's recording.
-fn entries_per_call(moto: &Moto, op: &str, field: &str) -> Vec<usize> {
-    moto.calls_of(op)
-        .iter()
-        .map(|c| c.json()[field].as_array().map_or(0, Vec::len))
-        .collect()
-}
-
-fn sqs_receive_all(moto: &Moto, url: &str, n: usize) -> Vec<Value> {
-    let mut got = Vec::new();
-    for _ in 0..50 {
-        if got.len() >= n {
-            break;
-        }
-        let out = moto.aws(&[
-            "sqs",
-            "receive-message",
-            "--queue-url",
-            url,
-            "--max-number-of-messages",
-            "10",
-            "--attribute-names",
-            "All",
-        ]);
-        for m in out["Messages"].as_array().into_iter().flatten() {
-            got.push(m.clone());
-            moto.aws(&[
-                "sqs",
-                "delete-message",
-                "--queue-url",
-                url,
-                "--receipt-handle",
-                m["ReceiptHandle"].as_str().unwrap(),
-            ]);
-        }
-    }
-    got
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sqs_fifo_queue_gets_every_record_in_batches_of_at_most_ten() {
@@ -504,46 +421,6 @@ async fn cloudwatch_logs_group_gets_log_events_with_record_timestamps() {
     assert_eq!(got, want);
 }
 
-/// A Lambda function in moto (docker-less: it answers with its payload).
-async fn lambda_function(moto: &Moto, name: &str) -> String {
-    moto.api("config", &json!({"lambda": {"use_docker": false}}))
-        .await;
-    let dir = tempfile::tempdir().unwrap();
-    let zip = dir.path().join("f.zip");
-    let status = std::process::Command::new(common::moto::venv_tool("python"))
-        .args([
-            "-c",
-            "import sys, zipfile; z = zipfile.ZipFile(sys.argv[1], 'w'); z.writestr('index.py', 'def handler(e, c):\\n    return e\\n'); z.close()",
-        ])
-        .arg(&zip)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    moto.aws(&[
-        "iam",
-        "create-role",
-        "--role-name",
-        "fn-role",
-        "--assume-role-policy-document",
-        "{}",
-    ]);
-    let f = moto.aws(&[
-        "lambda",
-        "create-function",
-        "--function-name",
-        name,
-        "--runtime",
-        "python3.12",
-        "--role",
-        &format!("arn:aws:iam::{ACCOUNT}:role/fn-role"),
-        "--handler",
-        "index.handler",
-        "--zip-file",
-        &format!("fileb://{}", zip.display()),
-    ]);
-    f["FunctionArn"].as_str().unwrap().to_string()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn lambda_target_gets_the_batch_as_a_json_array_sync_and_async() {
     let moto = Moto::start().await;
@@ -665,34 +542,7 @@ async fn step_functions_start_an_execution_per_batch() {
 /// targets) records the inputs and reports success.
 #[tokio::test(flavor = "multi_thread")]
 async fn step_functions_express_request_response_uses_start_sync_execution() {
-    use axum::http::HeaderMap;
-    let seen: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
-    let s = seen.clone();
-    let app = axum::Router::new().fallback(move |headers: HeaderMap, body: axum::body::Bytes| {
-        let s = s.clone();
-        async move {
-            let op = headers
-                .get("x-amz-target")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_string();
-            let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-            s.lock().unwrap().push((op, req.clone()));
-            let out = json!({
-                "executionArn": "arn:aws:states:us-east-1:123456789012:express:flow:1",
-                "startDate": 1700000000.0, "stopDate": 1700000001.0,
-                "status": "SUCCEEDED", "output": "{}"
-            });
-            (
-                [("content-type", "application/x-amz-json-1.0")],
-                out.to_string(),
-            )
-        }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
-
+    let sfn = sync_execution_service().await;
     let broker = broker_with_topic("sync").await;
     produce(
         &broker.producer(),
@@ -708,28 +558,14 @@ async fn step_functions_express_request_response_uses_start_sync_execution() {
         100,
         json!({"InputTemplate": "{\"n\": <$.value.n>}", "StepFunctionStateMachineParameters": {"InvocationType": "REQUEST_RESPONSE"}}),
     );
-    let config = format!("[targets.aws]\nservice_endpoints = {{ states = \"http://{addr}\" }}\n");
+    let config = format!(
+        "[targets.aws]\nservice_endpoints = {{ states = \"{}\" }}\n",
+        sfn.url
+    );
     let sluice = run_sluice(&p, &config, &[]);
     wait_committed(&sluice, &broker, "to-sfn-sync", "sync", 3).await;
-    let seen = seen.lock().unwrap().clone();
-    let mut got = Vec::new();
-    for (op, req) in &seen {
-        assert_eq!(op, "AWSStepFunctions.StartSyncExecution");
-        assert!(req["stateMachineArn"]
-            .as_str()
-            .unwrap()
-            .ends_with(":stateMachine:flow"));
-        let input: Value = serde_json::from_str(req["input"].as_str().unwrap()).unwrap();
-        got.extend(
-            input
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v["n"].as_i64().unwrap()),
-        );
-    }
+    let got = sync_execution_ns(&sfn, "flow");
     assert_eq!(got, vec![0, 1, 2]);
-    server.abort();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -744,7 +580,7 @@ async fn unsupported_aws_targets_validate_and_fail_the_pipe_with_a_reason() {
         Value::Null,
     );
     let mut sluice = run_sluice(&p, "", &[]);
-    let deadline = std::time::Instant::now() + WAIT;
+    let deadline = std::time::Instant::now() + TARGET_WAIT;
     let status = loop {
         if let Some(st) = sluice.child.try_wait().unwrap() {
             break st;

@@ -4,12 +4,13 @@
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use serde_json::Value;
+use serde_json::{json, Value};
 
-use super::Sluice;
+use super::{committed, pipe, Broker, BrokerOptions, Rec, Sluice};
 
 pub const AWS_KEY_ID: &str = "AKIATESTTESTTEST0001";
 pub const AWS_SECRET_KEY: &str = "aws-SECRET-key-for-moto-0123456789abcdef";
@@ -212,4 +213,238 @@ pub fn run_sluice(pipe: &Value, config_toml: &str, env: &[(&str, String)]) -> Sl
 /// `[targets.aws]` sending every AWS call to `url`.
 pub fn aws_endpoint_config(url: &str) -> String {
     format!("[targets.aws]\nendpoint_url = \"{url}\"\n")
+}
+
+// ------------------------------------------------------------------------------------------------
+// Pipes to AWS targets
+
+/// How long a target test waits for delivery.
+pub const TARGET_WAIT: Duration = Duration::from_secs(90);
+
+/// A broker holding `topic` with one partition.
+pub async fn broker_with_topic(topic: &str) -> Broker {
+    let broker = Broker::start("targets-aws", &BrokerOptions::memory());
+    broker.create_topic(topic, 1).await;
+    broker
+}
+
+/// `n` records of partition 0, keys `k<i>`, values `value(i)`.
+pub fn recs(n: usize, value: impl Fn(usize) -> String) -> Vec<Rec> {
+    (0..n)
+        .map(|i| Rec::kv(0, &format!("k{i}"), &value(i)))
+        .collect()
+}
+
+/// A pipe from `topic` to `target` with `BatchSize` and the given target parameters.
+pub fn aws_pipe(
+    name: &str,
+    broker: &Broker,
+    topic: &str,
+    target: &str,
+    batch: usize,
+    tp: Value,
+) -> Value {
+    let mut p = pipe(name, broker, topic, target);
+    p["SourceParameters"]["SelfManagedKafkaParameters"]["BatchSize"] = json!(batch);
+    // Let batches fill, so splitting is exercised rather than avoided.
+    p["SourceParameters"]["SelfManagedKafkaParameters"]["MaximumBatchingWindowInSeconds"] =
+        json!(1);
+    if !tp.is_null() {
+        p["TargetParameters"] = tp;
+    }
+    p
+}
+
+/// Wait until the pipe's group committed offset `n` of partition 0 of `topic`.
+pub async fn wait_committed(sluice: &Sluice, broker: &Broker, name: &str, topic: &str, n: i64) {
+    let group = format!("sluice-{name}");
+    let deadline = Instant::now() + TARGET_WAIT;
+    while committed(broker, &group, topic, 1)[0] != n {
+        assert!(
+            Instant::now() < deadline,
+            "offsets of {name} never reached {n}:\n{}",
+            sluice.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Entries per call of `op`, from moto's recording.
+pub fn entries_per_call(moto: &Moto, op: &str, field: &str) -> Vec<usize> {
+    moto.calls_of(op)
+        .iter()
+        .map(|c| c.json()[field].as_array().map_or(0, Vec::len))
+        .collect()
+}
+
+/// Receive (and delete) up to `n` messages of an SQS queue.
+pub fn sqs_receive_all(moto: &Moto, url: &str, n: usize) -> Vec<Value> {
+    let mut got = Vec::new();
+    for _ in 0..50 {
+        if got.len() >= n {
+            break;
+        }
+        let out = moto.aws(&[
+            "sqs",
+            "receive-message",
+            "--queue-url",
+            url,
+            "--max-number-of-messages",
+            "10",
+            "--attribute-names",
+            "All",
+        ]);
+        for m in out["Messages"].as_array().into_iter().flatten() {
+            got.push(m.clone());
+            moto.aws(&[
+                "sqs",
+                "delete-message",
+                "--queue-url",
+                url,
+                "--receipt-handle",
+                m["ReceiptHandle"].as_str().unwrap(),
+            ]);
+        }
+    }
+    got
+}
+
+/// A Lambda function in moto (docker-less: it answers with its payload, or with what
+/// [`Moto::lambda_result`] queued).
+pub async fn lambda_function(moto: &Moto, name: &str) -> String {
+    moto.api("config", &json!({"lambda": {"use_docker": false}}))
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let zip = dir.path().join("f.zip");
+    let status = Command::new(venv_tool("python"))
+        .args([
+            "-c",
+            "import sys, zipfile; z = zipfile.ZipFile(sys.argv[1], 'w'); z.writestr('index.py', 'def handler(e, c):\\n    return e\\n'); z.close()",
+        ])
+        .arg(&zip)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    moto.aws(&[
+        "iam",
+        "create-role",
+        "--role-name",
+        "fn-role",
+        "--assume-role-policy-document",
+        "{}",
+    ]);
+    let f = moto.aws(&[
+        "lambda",
+        "create-function",
+        "--function-name",
+        name,
+        "--runtime",
+        "python3.12",
+        "--role",
+        &format!("arn:aws:iam::{ACCOUNT}:role/fn-role"),
+        "--handler",
+        "index.handler",
+        "--zip-file",
+        &format!("fileb://{}", zip.display()),
+    ]);
+    f["FunctionArn"].as_str().unwrap().to_string()
+}
+
+// ------------------------------------------------------------------------------------------------
+// A local AWS JSON-protocol service, for what moto lacks
+
+/// What [`JsonService`] answers: from the operation (`X-Amz-Target`) and the request.
+pub type JsonAnswer = Arc<dyn Fn(&str, &Value) -> Value + Send + Sync>;
+
+/// A loopback server speaking an AWS JSON protocol (`POST /`, `X-Amz-Target`, JSON bodies) that
+/// records every request and answers with `answer`; stopped on drop.
+pub struct JsonService {
+    /// `http://127.0.0.1:<port>`, an endpoint URL.
+    pub url: String,
+    calls: Arc<Mutex<Vec<(String, Value)>>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl JsonService {
+    /// Serve with responses of `content_type` (`application/x-amz-json-1.0` or `-1.1`).
+    pub async fn start(content_type: &'static str, answer: JsonAnswer) -> JsonService {
+        use axum::http::HeaderMap;
+        let calls: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
+        let c = calls.clone();
+        let app =
+            axum::Router::new().fallback(move |headers: HeaderMap, body: axum::body::Bytes| {
+                let c = c.clone();
+                let answer = answer.clone();
+                async move {
+                    let op = headers
+                        .get("x-amz-target")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_string();
+                    let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    let out = answer(&op, &req);
+                    c.lock().unwrap().push((op, req));
+                    ([("content-type", content_type)], out.to_string())
+                }
+            });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        JsonService {
+            url: format!("http://{addr}"),
+            calls,
+            server,
+        }
+    }
+
+    /// (operation, request) of every request so far, in order.
+    pub fn calls(&self) -> Vec<(String, Value)> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+impl Drop for JsonService {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// A local Step Functions endpoint answering every `StartSyncExecution` with success (moto lacks
+/// the operation).
+pub async fn sync_execution_service() -> JsonService {
+    JsonService::start(
+        "application/x-amz-json-1.0",
+        Arc::new(|_, _| {
+            json!({
+                "executionArn": format!("arn:aws:states:us-east-1:{ACCOUNT}:express:flow:1"),
+                "startDate": 1700000000.0, "stopDate": 1700000001.0,
+                "status": "SUCCEEDED", "output": "{}"
+            })
+        }),
+    )
+    .await
+}
+
+/// The `n` of every batch element the calls to `sfn` carried, in order; each call must be a
+/// `StartSyncExecution` of a state machine named `machine`.
+pub fn sync_execution_ns(sfn: &JsonService, machine: &str) -> Vec<i64> {
+    let mut got = Vec::new();
+    for (op, req) in sfn.calls() {
+        assert_eq!(op, "AWSStepFunctions.StartSyncExecution");
+        assert!(req["stateMachineArn"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!(":stateMachine:{machine}")));
+        let input: Value = serde_json::from_str(req["input"].as_str().unwrap()).unwrap();
+        got.extend(
+            input
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v["n"].as_i64().unwrap()),
+        );
+    }
+    got
 }

@@ -1,8 +1,10 @@
 //! Delivery to AWS services through the AWS SDK for Rust (feature `aws-targets`).
 //!
-//! Each batch is cut at the service's per-call limits ([`super::limits`]: entries and bytes) and
-//! the calls are made in order; a failed call, or any failed entry of a batch API (SQS, SNS,
-//! EventBridge, Kinesis, Firehose, CloudWatch Logs), fails the whole batch, which the lane retries.
+//! Each batch is cut at the service's per-call limits ([`super::call_limits`]: entries, and bytes
+//! as the service counts them, [`super::entry_size`]; for CloudWatch Logs also 24 hours of event
+//! time) and the calls are made in order; a failed call, or any failed entry of a batch API (SQS,
+//! SNS, EventBridge, Kinesis, Firehose, CloudWatch Logs), fails the whole batch, which the lane
+//! retries.
 //! The SDK's own retries (throttling, 5xx) happen first, inside one delivery attempt.
 
 use std::fmt;
@@ -13,7 +15,10 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::Blob;
 use futures::future::BoxFuture;
 
-use super::{chunks, limits, AwsService, AwsTargetConfig};
+use super::{
+    call_limits, chunks, chunks_within_span, entry_size, AwsService, AwsTargetConfig,
+    LOG_CALL_SPAN_MS,
+};
 use crate::targets::http::batch_body;
 use crate::targets::{resolve_param, Event, Target, TargetError};
 
@@ -199,9 +204,24 @@ fn now_millis() -> i64 {
 impl Target for AwsTarget {
     fn deliver<'a>(&'a self, events: &'a [Event]) -> BoxFuture<'a, Result<(), TargetError>> {
         Box::pin(async move {
-            let lim = limits(&self.config.service);
-            let sizes: Vec<usize> = events.iter().map(|e| self.entry_size(e)).collect();
-            for range in chunks(&sizes, lim) {
+            let service = &self.config.service;
+            let sizes: Vec<usize> = events.iter().map(|e| entry_size(service, e)).collect();
+            if let AwsService::Logs { timestamp, .. } = service {
+                // PutLogEvents also refuses events spanning more than 24 hours in one call.
+                let times = events
+                    .iter()
+                    .map(|ev| log_time(timestamp.as_deref(), ev))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let ranges =
+                    chunks_within_span(&sizes, &times, call_limits(service), LOG_CALL_SPAN_MS);
+                for range in ranges {
+                    tracing::debug!(target_arn = %self.config.arn.text, entries = range.len(), "AWS target call");
+                    self.put_log_events(&events[range.clone()], &times[range])
+                        .await?;
+                }
+                return Ok(());
+            }
+            for range in chunks(&sizes, call_limits(service)) {
                 tracing::debug!(target_arn = %self.config.arn.text, entries = range.len(), "AWS target call");
                 self.call(&events[range]).await?;
             }
@@ -211,27 +231,6 @@ impl Target for AwsTarget {
 }
 
 impl AwsTarget {
-    /// An entry's size as the service counts it against the per-call byte limit.
-    fn entry_size(&self, ev: &Event) -> usize {
-        match &self.config.service {
-            // A JSON array: the element and its comma.
-            AwsService::Lambda { .. } | AwsService::StepFunctions { .. } => ev.payload.len() + 1,
-            AwsService::Logs { .. } => ev.payload.len() + 26,
-            AwsService::EventBus {
-                source,
-                detail_type,
-                ..
-            } => {
-                ev.payload.len()
-                    + source.as_ref().map_or(0, String::len)
-                    + detail_type.as_ref().map_or(0, String::len)
-                    + 64
-            }
-            AwsService::Kinesis { .. } => ev.payload.len() + 256,
-            _ => ev.payload.len(),
-        }
-    }
-
     async fn call(&self, events: &[Event]) -> Result<(), TargetError> {
         let arn = &self.config.arn.text;
         match (&self.config.service, &self.client) {
@@ -509,60 +508,66 @@ impl AwsTarget {
                 }
                 Ok(())
             }
-            (
-                AwsService::Logs {
-                    group,
-                    stream,
-                    timestamp,
-                },
-                Client::Logs(c),
-            ) => {
-                let what = "CloudWatch Logs PutLogEvents";
-                let mut entries = Vec::with_capacity(events.len());
-                for ev in events {
-                    let ms = match timestamp {
-                        Some(t) => parse_time_millis(&resolve_param(t, ev.record.as_deref())?)
-                            .unwrap_or_else(now_millis),
-                        None => now_millis(),
-                    };
-                    entries.push((ms, text(ev)));
-                }
-                // The service wants a call's events in time order; a stable sort keeps the
-                // partition order among equal timestamps.
-                entries.sort_by_key(|(ms, _)| *ms);
-                let log_events = entries
-                    .into_iter()
-                    .map(|(ms, msg)| {
-                        aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
-                            .timestamp(ms)
-                            .message(msg)
-                            .build()
-                            .map_err(|e| built(what, e))
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                let out = c
-                    .put_log_events()
-                    .log_group_name(group)
-                    .log_stream_name(stream)
-                    .set_log_events(Some(log_events))
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error(what, e))?;
-                if let Some(r) = out.rejected_log_events_info() {
-                    return Err(TargetError::Service {
-                        service: what.into(),
-                        message: format!("log events rejected: {r:?}"),
-                        retryable: false,
-                        throttled: false,
-                    });
-                }
-                Ok(())
-            }
             _ => Err(TargetError::Request(
                 "internal: AWS client does not match the target".into(),
             )),
         }
     }
+
+    /// `PutLogEvents` of `events` at `times` (epoch milliseconds, one per event).
+    async fn put_log_events(&self, events: &[Event], times: &[i64]) -> Result<(), TargetError> {
+        let what = "CloudWatch Logs PutLogEvents";
+        let (AwsService::Logs { group, stream, .. }, Client::Logs(c)) =
+            (&self.config.service, &self.client)
+        else {
+            return Err(TargetError::Request(
+                "internal: AWS client does not match the target".into(),
+            ));
+        };
+        let mut entries: Vec<(i64, String)> =
+            times.iter().copied().zip(events.iter().map(text)).collect();
+        // The service wants a call's events in time order; a stable sort keeps the partition
+        // order among equal timestamps.
+        entries.sort_by_key(|(ms, _)| *ms);
+        let log_events = entries
+            .into_iter()
+            .map(|(ms, msg)| {
+                aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+                    .timestamp(ms)
+                    .message(msg)
+                    .build()
+                    .map_err(|e| built(what, e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let out = c
+            .put_log_events()
+            .log_group_name(group)
+            .log_stream_name(stream)
+            .set_log_events(Some(log_events))
+            .send()
+            .await
+            .map_err(|e| sdk_error(what, e))?;
+        if let Some(r) = out.rejected_log_events_info() {
+            return Err(TargetError::Service {
+                service: what.into(),
+                message: format!("log events rejected: {r:?}"),
+                retryable: false,
+                throttled: false,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A log event's time: its `Timestamp` resolved against the record (seconds, milliseconds or
+/// RFC 3339), else now.
+fn log_time(timestamp: Option<&str>, ev: &Event) -> Result<i64, TargetError> {
+    Ok(match timestamp {
+        Some(t) => {
+            parse_time_millis(&resolve_param(t, ev.record.as_deref())?).unwrap_or_else(now_millis)
+        }
+        None => now_millis(),
+    })
 }
 
 #[cfg(test)]

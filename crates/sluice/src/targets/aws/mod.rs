@@ -15,8 +15,8 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use super::{
-    check_batch_size, check_param, is_dynamic, Target, TargetConfig, TargetContext, TargetError,
-    TargetKind,
+    check_batch_size, check_param, is_dynamic, resolve_param, Event, Target, TargetConfig,
+    TargetContext, TargetError, TargetKind,
 };
 use crate::model::{FieldError, PipeDefinition};
 
@@ -225,9 +225,16 @@ fn block_name(service: &str) -> Option<&'static str> {
 pub fn limits(service: &AwsService) -> Limits {
     const KIB: usize = 1024;
     match service {
-        AwsService::Lambda { .. } => Limits {
+        // A synchronous `Invoke` takes 6 MB (6,291,456 bytes); an asynchronous (`Event`) one
+        // 256 KB for most of Lambda's life. AWS raised the latter to 1 MB in 2025; 256 KiB is
+        // accepted everywhere, where 1 MB would make a pipe fail for good where it is not.
+        AwsService::Lambda { fire_and_forget } => Limits {
             count: super::MAX_BATCH_SIZE,
-            bytes: 6 * KIB * KIB,
+            bytes: if *fire_and_forget {
+                256 * KIB
+            } else {
+                6 * KIB * KIB
+            },
         },
         AwsService::StepFunctions { .. } => Limits {
             count: super::MAX_BATCH_SIZE,
@@ -581,19 +588,122 @@ impl AwsTargetConfig {
     }
 }
 
+/// The limits one call's entries must keep to: [`limits`] less what every call carries besides
+/// its entries (the JSON array around a Lambda or Step Functions batch: `[` and `]`, while
+/// [`entry_size`] counts one comma per element, one more than the array has).
+pub fn call_limits(service: &AwsService) -> Limits {
+    let mut lim = limits(service);
+    if matches!(
+        service,
+        AwsService::Lambda { .. } | AwsService::StepFunctions { .. }
+    ) {
+        lim.bytes -= 1;
+    }
+    lim
+}
+
+/// An event's size as its service counts it against the per-call byte limit, computed from what
+/// the call will carry (parameters resolved against the event's record).
+pub fn entry_size(service: &AwsService, ev: &Event) -> usize {
+    let rec = ev.record.as_deref();
+    // A resolution failure fails the call itself; its size no longer matters.
+    let param = |v: &str| resolve_param(v, rec).map_or(0, |s| s.len());
+    let opt_param = |v: &Option<String>| v.as_deref().map_or(0, param);
+    // What text-bodied calls send: the payload as UTF-8 (invalid bytes replaced).
+    let text_len = || String::from_utf8_lossy(&ev.payload).len();
+    match service {
+        // An element of the batch's JSON array, and its comma.
+        AwsService::Lambda { .. } | AwsService::StepFunctions { .. } => json_element_len(ev) + 1,
+        AwsService::Sqs { .. } | AwsService::Sns => text_len(),
+        // PutEvents' entry size: Time (14), Source, DetailType, Detail and each Resource.
+        AwsService::EventBus {
+            source,
+            detail_type,
+            resources,
+            time,
+            ..
+        } => {
+            text_len()
+                + opt_param(source)
+                + opt_param(detail_type)
+                + resources.iter().map(String::len).sum::<usize>()
+                + if time.is_some() { 14 } else { 0 }
+        }
+        // Data plus the partition key, as sent.
+        AwsService::Kinesis { partition_key, .. } => ev.payload.len() + param(partition_key),
+        AwsService::Firehose { .. } => ev.payload.len(),
+        // The message plus 26 bytes per log event.
+        AwsService::Logs { .. } => text_len() + 26,
+    }
+}
+
+/// Length of `ev` as an element of a batch's JSON array ([`super::http::batch_body`]): the
+/// payload itself when it is JSON, else the payload as a JSON string (quotes and escapes).
+fn json_element_len(ev: &Event) -> usize {
+    if ev.is_json {
+        return ev.payload.len();
+    }
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0 += b.len();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut n = Count(0);
+    // Writing a str into a counter cannot fail.
+    let _ = serde_json::to_writer(&mut n, String::from_utf8_lossy(&ev.payload).as_ref());
+    n.0
+}
+
+/// The longest time a `PutLogEvents` call's events may span: 24 hours, in milliseconds.
+pub const LOG_CALL_SPAN_MS: i64 = 24 * 60 * 60 * 1000;
+
 /// Cut `sizes` (in order) into runs of at most `limits.count` entries and `limits.bytes` bytes.
 /// An entry larger than the byte limit goes alone (the service then refuses it).
 pub fn chunks(sizes: &[usize], limits: Limits) -> Vec<std::ops::Range<usize>> {
+    cut(sizes, None, limits)
+}
+
+/// [`chunks`], also cutting where a run's `times` (one per entry) would span more than `span`.
+pub fn chunks_within_span(
+    sizes: &[usize],
+    times: &[i64],
+    limits: Limits,
+    span: i64,
+) -> Vec<std::ops::Range<usize>> {
+    cut(sizes, Some((times, span)), limits)
+}
+
+fn cut(
+    sizes: &[usize],
+    times: Option<(&[i64], i64)>,
+    limits: Limits,
+) -> Vec<std::ops::Range<usize>> {
     let mut out = Vec::new();
     let mut start = 0;
     let mut bytes = 0;
+    // Earliest and latest time of the run.
+    let (mut lo, mut hi) = (i64::MAX, i64::MIN);
     for (i, &s) in sizes.iter().enumerate() {
-        if i > start && (i - start >= limits.count || bytes + s > limits.bytes) {
+        let t = times.map(|(t, _)| t[i]);
+        let too_long = match (t, times) {
+            (Some(t), Some((_, span))) if i > start => t.max(hi).saturating_sub(t.min(lo)) > span,
+            _ => false,
+        };
+        if i > start && (i - start >= limits.count || bytes + s > limits.bytes || too_long) {
             out.push(start..i);
             start = i;
             bytes = 0;
+            (lo, hi) = (i64::MAX, i64::MIN);
         }
         bytes += s;
+        if let Some(t) = t {
+            (lo, hi) = (lo.min(t), hi.max(t));
+        }
     }
     if start < sizes.len() {
         out.push(start..sizes.len());
@@ -617,6 +727,85 @@ mod tests {
             vec![0..1, 1..4, 4..5, 5..6]
         );
         assert!(chunks(&[], l).is_empty());
+    }
+
+    #[test]
+    fn chunks_split_where_times_would_span_too_long() {
+        let l = Limits {
+            count: 10,
+            bytes: 100,
+        };
+        // Out of order too: a run's span is its latest minus its earliest time.
+        let times = [50, 60, 10, 100, 111, 105, 200];
+        assert_eq!(
+            chunks_within_span(&[1; 7], &times, l, 50),
+            vec![0..3, 3..6, 6..7]
+        );
+        assert_eq!(
+            chunks_within_span(&[60, 60, 1], &[0, 0, 1000], l, 50),
+            vec![0..1, 1..2, 2..3]
+        );
+        assert_eq!(chunks_within_span(&[1; 3], &[0; 3], l, 0), vec![0..3]);
+    }
+
+    fn event(payload: &str, is_json: bool, record: Option<serde_json::Value>) -> Event {
+        Event {
+            payload: bytes::Bytes::copy_from_slice(payload.as_bytes()),
+            is_json,
+            record: record.map(Arc::new),
+            source: None,
+        }
+    }
+
+    #[test]
+    fn array_entries_count_their_json_encoding_and_calls_their_brackets() {
+        let sfn = AwsService::StepFunctions { sync: false };
+        // `{"a":1}` and its comma.
+        assert_eq!(entry_size(&sfn, &event(r#"{"a":1}"#, true, None)), 8);
+        // Text goes as a JSON string: quotes, and `"` escaped.
+        assert_eq!(entry_size(&sfn, &event(r#"a"b"#, false, None)), 7);
+        // n elements of sizes s_i make `[` + join(",") + `]`: sum(s_i + 1) + 1 bytes.
+        assert_eq!(call_limits(&sfn).bytes, 256 * 1024 - 1);
+        let ff = AwsService::Lambda {
+            fire_and_forget: true,
+        };
+        let rr = AwsService::Lambda {
+            fire_and_forget: false,
+        };
+        assert_eq!(limits(&ff).bytes, 256 * 1024);
+        assert_eq!(limits(&rr).bytes, 6 * 1024 * 1024);
+        assert_eq!(limits(&ff).count, limits(&rr).count);
+    }
+
+    #[test]
+    fn entries_count_their_resolved_parameters() {
+        let rec = serde_json::json!({"value": {"user": "u-123", "kind": "Created"}});
+        let kin = AwsService::Kinesis {
+            stream: "s".into(),
+            partition_key: "$.value.user".into(),
+        };
+        assert_eq!(
+            entry_size(&kin, &event("12345", false, Some(rec.clone()))),
+            5 + 5
+        );
+        let bus = AwsService::EventBus {
+            bus: "b".into(),
+            source: Some("orders".into()),
+            detail_type: Some("$.value.kind".into()),
+            resources: vec!["arn:aws:s3:::r1".into(), "r2".into()],
+            time: Some("$.value.at".into()),
+            endpoint_id: None,
+        };
+        assert_eq!(
+            entry_size(&bus, &event("{}", true, Some(rec))),
+            2 + 6 + 7 + 15 + 2 + 14
+        );
+        let logs = AwsService::Logs {
+            group: "g".into(),
+            stream: "s".into(),
+            timestamp: None,
+        };
+        assert_eq!(entry_size(&logs, &event("line", false, None)), 4 + 26);
     }
 
     #[test]
