@@ -313,6 +313,21 @@ pub(crate) enum Cond {
 }
 
 impl Cond {
+    /// [`Cond::matches`], with the commonest string tests inlined at the call site: the full
+    /// `match` over every operator costs more than the comparison itself on short values.
+    #[inline(always)]
+    pub fn matches_fast(&self, v: &mut Val<'_>) -> bool {
+        match (self, v.s) {
+            (Cond::Str(x), Scalar::Str(s)) => same(s, x),
+            (Cond::Prefix(p), Scalar::Str(s)) => starts(s, p),
+            (Cond::Suffix(p), Scalar::Str(s)) => ends(s, p),
+            (Cond::EqualsFold(p), Scalar::Str(s)) if s.is_ascii() => {
+                s.eq_ignore_ascii_case(p.as_bytes())
+            }
+            _ => self.matches(v),
+        }
+    }
+
     pub fn matches(&self, v: &mut Val<'_>) -> bool {
         match self {
             Cond::Str(x) => matches!(v.s, Scalar::Str(s) if same(s, x)),

@@ -21,8 +21,8 @@
 // Word loops over several parallel bit sets read better indexed than zipped three ways.
 #![allow(clippy::needless_range_loop)]
 
-use crate::compile::{Leaf, Program};
-use crate::cond::{Scalar, Val};
+use crate::compile::Program;
+use crate::cond::{Cond, Scalar, Val};
 use crate::json::{JResult, Scanner};
 
 /// Bit sets of `W` words: one bit per conjunction.
@@ -51,8 +51,11 @@ fn not<const W: usize>(a: Bits<W>) -> Bits<W> {
 pub(crate) struct Node<const W: usize> {
     /// Child field name -> node index.
     children: Vec<(Box<[u8]>, usize)>,
-    /// Distinct leaves tested here, each with the conjunctions that require it.
+    /// Distinct leaves tested here (leaf id), each with the conjunctions that require it.
     leaves: Vec<(usize, Bits<W>)>,
+    /// The conditions of each of `leaves`, in the same order: kept here, next to the node,
+    /// so that testing a value does not chase leaf ids.
+    leaf_conds: Vec<Box<[Cond]>>,
     /// Conjunctions with at least one leaf here.
     leaf_users: Bits<W>,
     /// Per conjunction: the leaf part holds when the value is absent or an object
@@ -72,7 +75,6 @@ pub(crate) struct Node<const W: usize> {
 #[derive(Debug)]
 pub(crate) struct Trie<const W: usize> {
     nodes: Vec<Node<W>>,
-    leaves: Vec<Leaf>,
     /// Bits of real conjunctions (the tail of the last word is padding).
     valid: Bits<W>,
     /// Per filter: bits of its conjunctions.
@@ -143,6 +145,11 @@ impl<const W: usize> Trie<W> {
                 }
             }
             node.leaf_absent = absent;
+            node.leaf_conds = node
+                .leaves
+                .iter()
+                .map(|&(l, _)| p.leaves[l].conds.clone().into_boxed_slice())
+                .collect();
         }
         // Children are always created after their parent, so a reverse sweep is bottom-up.
         for n in (0..nodes.len()).rev() {
@@ -155,7 +162,6 @@ impl<const W: usize> Trie<W> {
         }
         Trie {
             nodes,
-            leaves: p.leaves.clone(),
             valid,
             filter_bits,
         }
@@ -165,6 +171,10 @@ impl<const W: usize> Trie<W> {
     fn filters(&self, out: Out<W>) -> FilterSet {
         let hold = and(or(out.pos, out.neg), self.valid);
         let mut set = FilterSet(0);
+        // Most events match nothing.
+        if hold == [0; W] {
+            return set;
+        }
         for (i, fb) in self.filter_bits.iter().enumerate() {
             if and(hold, *fb).iter().any(|&w| w != 0) {
                 set.0 |= 1 << i;
@@ -363,9 +373,8 @@ impl<const W: usize> Trie<W> {
         let mut v = Val::new(s);
         // pos starts as "every leaf user", then loses the users of each failing leaf.
         out.pos = node.leaf_users;
-        for (l, m) in &node.leaves {
-            let leaf = &self.leaves[*l];
-            if !leaf.conds.iter().any(|c| c.matches(&mut v)) {
+        for ((_, m), conds) in node.leaves.iter().zip(&node.leaf_conds) {
+            if !conds.iter().any(|c| c.matches_fast(&mut v)) {
                 for i in 0..W {
                     out.pos[i] &= !m[i];
                 }
@@ -383,6 +392,7 @@ impl<const W: usize> Node<W> {
         Node {
             children: Vec::new(),
             leaves: Vec::new(),
+            leaf_conds: Vec::new(),
             leaf_users: [0; W],
             leaf_absent: [u64::MAX; W],
             uses: [0; W],
@@ -624,6 +634,13 @@ impl<'t, 'a, const W: usize, const STRICT: bool> Eval<'t, 'a, W, STRICT> {
                             *s = true;
                         }
                         left -= 1;
+                    }
+                    _ if !STRICT => {
+                        // Nothing changed: go straight on to the next member.
+                        if self.sc.skip_then_next_lenient(b'}')? {
+                            continue;
+                        }
+                        break;
                     }
                     _ => self.skip()?,
                 }

@@ -160,13 +160,12 @@ impl<'a> Scanner<'a> {
 
     #[inline(always)]
     pub fn ws(&mut self) {
-        while let Some(&c) = self.b.get(self.i) {
-            if c == b' ' || c == b'\n' || c == b'\r' || c == b'\t' {
-                self.i += 1;
-            } else {
-                break;
-            }
+        // A local cursor: the field is stored once, not once per byte.
+        let mut i = self.i;
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.b.get(i) {
+            i += 1;
         }
+        self.i = i;
     }
 
     /// The next non-whitespace byte (not consumed).
@@ -540,6 +539,69 @@ impl Scanner<'_> {
                     self.i = i;
                     return self.err("unexpected end of input");
                 }
+            }
+        }
+    }
+
+    /// Lenient: skips the member value at the cursor, then consumes the `,` after it (returns
+    /// true) or the `close` byte (false). One tight pass with a local cursor: most members of
+    /// an event are skipped like this.
+    #[inline(always)]
+    pub fn skip_then_next_lenient(&mut self, close: u8) -> JResult<bool> {
+        let b = self.b;
+        let mut i = self.i;
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = b.get(i) {
+            i += 1;
+        }
+        match b.get(i) {
+            Some(b'"') => {
+                i = scan_quote(b, i + 1);
+                loop {
+                    match b.get(i) {
+                        Some(b'"') => break,
+                        // An escape: skip the escaped byte.
+                        Some(_) => i = scan_quote(b, i + 2),
+                        None => {
+                            self.i = b.len();
+                            return self.err("unterminated string");
+                        }
+                    }
+                }
+                i += 1;
+            }
+            Some(b'{' | b'[') => {
+                self.i = i + 1;
+                self.close_lenient()?;
+                i = self.i;
+            }
+            Some(_) => {
+                let start = i;
+                while let Some(&c) = b.get(i) {
+                    if matches!(c, b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t') {
+                        break;
+                    }
+                    i += 1;
+                }
+                if i == start {
+                    self.i = i;
+                    return self.err("expected a JSON value");
+                }
+            }
+            None => {
+                self.i = i;
+                return self.err("unexpected end of input");
+            }
+        }
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = b.get(i) {
+            i += 1;
+        }
+        self.i = i + 1;
+        match b.get(i) {
+            Some(b',') => Ok(true),
+            Some(&c) if c == close => Ok(false),
+            _ => {
+                self.i = i;
+                self.err("expected ',' or a closing bracket")
             }
         }
     }
