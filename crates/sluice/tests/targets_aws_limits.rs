@@ -719,6 +719,74 @@ async fn eventbridge_split_counts_resources_and_resolved_parameters() {
     assert_eq!(sent[0].bytes, 256 * KIB);
 }
 
+/// SNS `PublishBatch`: 256 KiB of messages per call. Four 64 KiB messages fill a call exactly;
+/// the fifth goes in a second call, and every message reaches the topic's SQS subscriber.
+#[tokio::test(flavor = "multi_thread")]
+async fn sns_publish_batch_fills_256_kib() {
+    let moto = Moto::start().await;
+    let topic = moto.aws(&["sns", "create-topic", "--name", "big-news"]);
+    let topic_arn = topic["TopicArn"].as_str().unwrap().to_string();
+    let q = moto.aws(&["sqs", "create-queue", "--queue-name", "big-news-sub"]);
+    let url = q["QueueUrl"].as_str().unwrap().to_string();
+    moto.aws(&[
+        "sns",
+        "subscribe",
+        "--topic-arn",
+        &topic_arn,
+        "--protocol",
+        "sqs",
+        "--notification-endpoint",
+        &format!("arn:aws:sqs:us-east-1:{ACCOUNT}:big-news-sub"),
+        "--attributes",
+        "RawMessageDelivery=true",
+    ]);
+    let mut unit = vec![64 * KIB; 4];
+    unit.push(100);
+    let broker = broker_with_topic("sns-big").await;
+    produce(&broker.producer(), "sns-big", &sized(&unit, TEXT_OVERHEAD)).await;
+    let p = one_batch_pipe(
+        "sns-limit",
+        &broker,
+        "sns-big",
+        &topic_arn,
+        unit.len(),
+        json!({"InputTemplate": TEXT}),
+    );
+    let sluice = run_sluice(&p, &config_for("sns", &moto.url), &[]);
+    wait_committed(&sluice, &broker, "sns-limit", "sns-big", unit.len() as i64).await;
+
+    // Query protocol: `PublishBatchRequestEntries.member.N.Message`, N from 1 in entry order.
+    let sent: Vec<Sent> = moto
+        .calls_of("PublishBatch")
+        .iter()
+        .map(|c| {
+            let mut messages: Vec<(usize, String)> = url::form_urlencoded::parse(&c.body)
+                .filter_map(|(k, v)| {
+                    let n = k
+                        .strip_prefix("PublishBatchRequestEntries.member.")?
+                        .strip_suffix(".Message")?
+                        .parse()
+                        .ok()?;
+                    Some((n, v.into_owned()))
+                })
+                .collect();
+            messages.sort();
+            Sent {
+                records: messages.iter().map(|(_, m)| index_of(m)).collect(),
+                bytes: messages.iter().map(|(_, m)| m.len()).sum(),
+            }
+        })
+        .collect();
+    assert_eq!(check_split(&sent, &unit, 0, 256 * KIB), vec![4, 1]);
+    assert_eq!(sent[0].bytes, 256 * KIB);
+    let mut got: Vec<usize> = sqs_receive_all(&moto, &url, unit.len())
+        .iter()
+        .map(|m| index_of(m["Body"].as_str().unwrap()))
+        .collect();
+    got.sort();
+    assert_eq!(got, (0..unit.len()).collect::<Vec<_>>());
+}
+
 // ------------------------------------------------------------------------------------------------
 // Per-entry failures of batch APIs
 
