@@ -40,7 +40,7 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         shutdown_timeout_secs: u64,
         /// Configuration file (the `sluice serve` format; `run` reads its `[targets]` section:
-        /// AWS endpoints, API destinations, connections).
+        /// AWS endpoints, API destinations, connections; and `missing_topic_grace_seconds`).
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -126,22 +126,27 @@ impl ArnArgs {
 }
 
 /// The validation context of `run`/`validate`: ARN parts from the flags, `[targets]` from the
-/// configuration file when one is given. A bad file prints why and gives exit code 2.
+/// configuration file when one is given; and the file's grace period for a missing source topic.
+/// A bad file prints why and gives exit code 2.
 fn context_with_config(
     arn: &ArnArgs,
     config: Option<&std::path::Path>,
-) -> Result<ValidationContext, ExitCode> {
+) -> Result<(ValidationContext, std::time::Duration), ExitCode> {
     let mut ctx = arn.context();
+    let mut grace = sluice::runtime::DEFAULT_MISSING_TOPIC_GRACE;
     if let Some(path) = config {
         match sluice::control::config::ServeConfig::load(path) {
-            Ok(c) => ctx.targets = Arc::new(c.targets),
+            Ok(c) => {
+                grace = c.missing_topic_grace();
+                ctx.targets = Arc::new(c.targets);
+            }
             Err(e) => {
                 eprintln!("error: {e}");
                 return Err(ExitCode::from(2));
             }
         }
     }
-    Ok(ctx)
+    Ok((ctx, grace))
 }
 
 fn main() -> ExitCode {
@@ -156,11 +161,16 @@ fn main() -> ExitCode {
             config,
         } => {
             telemetry::init_logging(log_format);
-            let ctx = match context_with_config(&arn, config.as_deref()) {
+            let (ctx, missing_topic_grace) = match context_with_config(&arn, config.as_deref()) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            block_on(run(pipe_file, metrics_addr, ctx, shutdown_timeout_secs))
+            let options = RuntimeOptions {
+                shutdown_timeout: std::time::Duration::from_secs(shutdown_timeout_secs),
+                missing_topic_grace,
+                ..RuntimeOptions::default()
+            };
+            block_on(run(pipe_file, metrics_addr, ctx, options))
         }
         Command::Serve(args) => {
             telemetry::init_logging(args.log_format);
@@ -172,7 +182,7 @@ fn main() -> ExitCode {
             config,
         } => {
             let ctx = match context_with_config(&arn, config.as_deref()) {
-                Ok(c) => c,
+                Ok((c, _)) => c,
                 Err(code) => return code,
             };
             match load(&pipe_file, &ctx) {
@@ -246,7 +256,7 @@ async fn run(
     pipe_file: PathBuf,
     metrics_addr: Option<SocketAddr>,
     ctx: ValidationContext,
-    shutdown_timeout_secs: u64,
+    options: RuntimeOptions,
 ) -> anyhow::Result<ExitCode> {
     let spec = match load(&pipe_file, &ctx) {
         Ok(s) => s,
@@ -261,9 +271,8 @@ async fn run(
     }
     tokio::spawn(wait_for_signal(shutdown.clone()));
     let options = RuntimeOptions {
-        shutdown_timeout: std::time::Duration::from_secs(shutdown_timeout_secs),
         client_id: format!("sluice-{}", spec.name),
-        ..RuntimeOptions::default()
+        ..options
     };
     let (status, _) = tokio::sync::watch::channel(sluice::runtime::PipeStatus::Starting);
     run_pipe(spec, metrics, options, shutdown, status).await?;
@@ -318,6 +327,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let shutdown_timeout = Duration::from_secs(config.shutdown_timeout_seconds);
     let options = RuntimeOptions {
         shutdown_timeout,
+        missing_topic_grace: config.missing_topic_grace(),
         ..RuntimeOptions::default()
     };
     let ctx = ValidationContext {

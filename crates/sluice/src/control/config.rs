@@ -4,6 +4,7 @@
 //! ```toml
 //! region = "eu-west-1"
 //! account = "123456789012"
+//! missing_topic_grace_seconds = 60      # a pipe whose topic is still missing then fails
 //!
 //! [[access_keys]]
 //! access_key_id = "AKIDEXAMPLE"
@@ -11,7 +12,8 @@
 //! ```
 //!
 //! The `[targets]` section (AWS endpoints, API destinations, connections) is described in
-//! `targets::config`; `sluice run --config` reads it from a file of this same format.
+//! `targets::config`; `sluice run --config` reads it, and `missing_topic_grace_seconds`, from a
+//! file of this same format.
 //!
 //! Access keys may also come from `SLUICE_ACCESS_KEYS=AKID:SECRET,AKID2:SECRET2`. Secret keys are
 //! held in [`Secret`], whose `Debug` never shows them.
@@ -63,6 +65,11 @@ pub struct ServeConfig {
     /// How long a pipe's stop (and the engine's shutdown) waits for batches in flight, in seconds.
     #[serde(default = "default_shutdown")]
     pub shutdown_timeout_seconds: u64,
+    /// How long a pipe waits for its source topic to exist, in seconds: a topic still missing
+    /// after that fails the pipe (`sluice run` exits 1; through the API the pipe fails with the
+    /// reason in `StateReason`). Topics are often created just after the pipe. Default 60.
+    #[serde(default = "default_missing_topic_grace")]
+    pub missing_topic_grace_seconds: u64,
     /// Targets and enrichments: AWS endpoints, API destinations, connections (see
     /// `targets::config`). `sluice run --config` reads the same section.
     #[serde(default)]
@@ -77,6 +84,7 @@ impl Default for ServeConfig {
             access_keys: Vec::new(),
             max_clock_skew_seconds: default_skew(),
             shutdown_timeout_seconds: default_shutdown(),
+            missing_topic_grace_seconds: default_missing_topic_grace(),
             targets: Default::default(),
         }
     }
@@ -94,6 +102,12 @@ fn default_skew() -> u64 {
 fn default_shutdown() -> u64 {
     30
 }
+fn default_missing_topic_grace() -> u64 {
+    crate::runtime::DEFAULT_MISSING_TOPIC_GRACE.as_secs()
+}
+
+/// Largest `missing_topic_grace_seconds` (a week).
+const MAX_MISSING_TOPIC_GRACE_SECONDS: u64 = 7 * 24 * 3600;
 
 /// One access key. Exactly one of the three secret sources must be given.
 #[derive(Clone, Deserialize)]
@@ -207,7 +221,17 @@ impl ServeConfig {
         if self.max_clock_skew_seconds == 0 {
             return Err("max_clock_skew_seconds must be positive".into());
         }
+        if self.missing_topic_grace_seconds > MAX_MISSING_TOPIC_GRACE_SECONDS {
+            return Err(format!(
+                "missing_topic_grace_seconds must be at most {MAX_MISSING_TOPIC_GRACE_SECONDS} (a week)"
+            ));
+        }
         Ok(())
+    }
+
+    /// How long a pipe waits for its source topic to exist.
+    pub fn missing_topic_grace(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.missing_topic_grace_seconds)
     }
 
     /// Resolve every access key: the file's, then `env_keys` (the value of `SLUICE_ACCESS_KEYS`).
@@ -302,6 +326,7 @@ secret_access_key_file = "{}"
         let c = ServeConfig::load(&path).unwrap();
         assert_eq!(c.region, "eu-west-1");
         assert_eq!(c.max_clock_skew_seconds, 900);
+        assert_eq!(c.missing_topic_grace(), std::time::Duration::from_secs(60));
         let keys = c
             .access_keys(Some("A4:env-list"), |v| {
                 (v == "MY_SECRET").then(|| "from-env".to_string())
@@ -332,6 +357,25 @@ secret_access_key_file = "{}"
             .contains("unknown field"));
         std::fs::write(&path, r#"{"account":"12"}"#).unwrap();
         assert!(ServeConfig::load(&path).is_err());
+        std::fs::write(&path, r#"{"missing_topic_grace_seconds":5}"#).unwrap();
+        assert_eq!(
+            ServeConfig::load(&path)
+                .unwrap()
+                .missing_topic_grace_seconds,
+            5
+        );
+        std::fs::write(&path, r#"{"missing_topic_grace_seconds":-1}"#).unwrap();
+        assert!(ServeConfig::load(&path).is_err());
+        std::fs::write(&path, r#"{"missing_topic_grace_seconds":99999999}"#).unwrap();
+        assert!(ServeConfig::load(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("missing_topic_grace_seconds"));
+        std::fs::write(&path, r#"{"missing_topic_grace_secs":5}"#).unwrap();
+        assert!(ServeConfig::load(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown field"));
         assert!(matches!(
             ServeConfig::default().access_keys(Some("nocolon"), |_| None),
             Err(ConfigError::EnvKeys)

@@ -1,7 +1,8 @@
 //! Running one pipe: the consumer loop that reads the topic and hands each record to the lane of
 //! its partition ([`lane`]), the rebalance handling that starts lanes on assignment and drains them
-//! on revocation, backpressure (pausing a partition whose lane is full), lag reporting, and the
-//! graceful shutdown.
+//! on revocation, backpressure (pausing a partition whose lane is full), lag reporting, the check
+//! of the source that fails the pipe on what only the user can fix ([`watch_source`]: a missing
+//! topic, TLS against a plaintext listener), and the graceful shutdown.
 //!
 //! Record path: `sources::kafka` (poll) -> [`Shared::dispatch`] -> lane (batch) -> `transforms`
 //! (filter, template) -> `targets` -> lane commits the offset.
@@ -10,13 +11,14 @@ pub mod lane;
 pub mod retry;
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
+use rdkafka::metadata::Metadata;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -24,9 +26,10 @@ use tokio_util::sync::CancellationToken;
 use crate::enrichment::Enricher;
 use crate::metrics::{Metrics, PipeMetrics};
 use crate::model::{HttpDelivery, KafkaSourceKind, PipeSpec};
+use crate::sources::kafka::health::{Observation, SourceHealth};
 use crate::sources::kafka::record::{RecordContext, SourceRecord};
 use crate::sources::kafka::{
-    auth, client_config, create_consumer, KafkaConsumer, PartitionHandler, SourceContext,
+    auth, client_config, create_consumer, probe, KafkaConsumer, PartitionHandler, SourceContext,
 };
 use crate::targets::{Event, Target, TargetConfig, TargetError};
 use crate::transforms::{decoded_record, TemplateVars};
@@ -48,7 +51,17 @@ pub struct RuntimeOptions {
     pub lag_interval: Duration,
     /// `client.id` of the consumer.
     pub client_id: String,
+    /// How long the source topic may be missing before the pipe fails (it may be created just
+    /// after the pipe).
+    pub missing_topic_grace: Duration,
+    /// How long a TLS/plaintext mismatch with the brokers' listener must persist before the pipe
+    /// fails.
+    pub listener_mismatch_grace: Duration,
 }
+
+/// Default of [`RuntimeOptions::missing_topic_grace`] (and of the config file's
+/// `missing_topic_grace_seconds`).
+pub const DEFAULT_MISSING_TOPIC_GRACE: Duration = Duration::from_secs(60);
 
 impl Default for RuntimeOptions {
     fn default() -> Self {
@@ -59,6 +72,8 @@ impl Default for RuntimeOptions {
             shutdown_timeout: Duration::from_secs(30),
             lag_interval: Duration::from_secs(5),
             client_id: "sluice".into(),
+            missing_topic_grace: DEFAULT_MISSING_TOPIC_GRACE,
+            listener_mismatch_grace: Duration::from_secs(10),
         }
     }
 }
@@ -68,7 +83,8 @@ impl Default for RuntimeOptions {
 pub enum PipeStatus {
     /// Connecting and joining the consumer group.
     Starting,
-    /// Joined the group and received an assignment (possibly of no partition).
+    /// Joined the group and received an assignment (possibly of no partition), and the topic is
+    /// known to exist.
     Running,
     /// Stopped because of a problem only the user can fix; the reason says what.
     Failed {
@@ -88,7 +104,8 @@ pub enum RuntimeError {
     /// The target could not be built.
     #[error("target: {0}")]
     Target(#[from] TargetError),
-    /// The pipe stopped on an error only the user can fix (authentication, TLS, authorization).
+    /// The pipe stopped on an error only the user can fix (authentication, TLS, authorization, a
+    /// missing topic, TLS against a plaintext listener).
     #[error("{0}")]
     Failed(String),
 }
@@ -144,6 +161,12 @@ pub(crate) struct Shared {
     /// Cancelled when a fatal error was reported; `fatal_reason` says which.
     failed: CancellationToken,
     fatal_reason: Mutex<Option<String>>,
+    /// The group assigned partitions to us (possibly none).
+    joined: AtomicBool,
+    /// The topic was seen on the cluster (in its metadata, or partitions of it were assigned).
+    topic_seen: AtomicBool,
+    /// Wakes [`watch_source`] early (librdkafka said the topic is unknown).
+    check_source: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -154,6 +177,18 @@ impl Shared {
             tracing::error!(pipe = %self.spec.name, reason = %reason, "pipe failed");
             *r = Some(reason);
             self.failed.cancel();
+        }
+    }
+
+    /// Report RUNNING once the consumer joined its group and the topic is known to exist (a
+    /// consumer of a missing topic may join with no partition; that pipe is not running yet).
+    fn report_running(&self) {
+        if self.joined.load(Ordering::SeqCst) && self.topic_seen.load(Ordering::SeqCst) {
+            self.status.send_if_modified(|s| {
+                let changed = *s != PipeStatus::Running;
+                *s = PipeStatus::Running;
+                changed
+            });
         }
     }
 }
@@ -322,7 +357,11 @@ struct Handler(Arc<Shared>);
 
 impl PartitionHandler for Handler {
     fn assigned(&self, _consumer: &BaseConsumer<SourceContext>, partitions: &[i32]) {
-        self.0.status.send_replace(PipeStatus::Running);
+        self.0.joined.store(true, Ordering::SeqCst);
+        if !partitions.is_empty() {
+            self.0.topic_seen.store(true, Ordering::SeqCst);
+        }
+        self.0.report_running();
         let mut lanes = self.0.lanes.lock().unwrap_or_else(|e| e.into_inner());
         for &p in partitions {
             lanes.entry(p).or_insert_with(|| self.0.start_lane(p));
@@ -349,6 +388,9 @@ impl PartitionHandler for Handler {
     }
 
     fn client_error(&self, error: &KafkaError, reason: &str) {
+        if is_unknown_topic(error) {
+            self.0.check_source.notify_one();
+        }
         match fatal_reason(error) {
             Some(r) => self.0.fail(format!("{r} ({reason})")),
             None => {
@@ -441,6 +483,9 @@ pub async fn run_pipe(
         status,
         failed: CancellationToken::new(),
         fatal_reason: Mutex::new(None),
+        joined: AtomicBool::new(false),
+        topic_seen: AtomicBool::new(false),
+        check_source: tokio::sync::Notify::new(),
         spec: spec.clone(),
     });
     let context = SourceContext::new(&spec.source.topic, Arc::new(Handler(shared.clone())))
@@ -464,6 +509,7 @@ pub async fn run_pipe(
         target = %spec.definition.target.as_deref().unwrap_or_default(), "pipe running");
 
     let lag = tokio::spawn(report_lag(shared.clone(), Arc::downgrade(&consumer)));
+    let watch = tokio::spawn(watch_source(shared.clone(), Arc::downgrade(&consumer)));
     let mut last_error: Option<(String, Instant)> = None;
     loop {
         tokio::select! {
@@ -476,6 +522,9 @@ pub async fn run_pipe(
                     shared.fail(fatal_reason(&e).unwrap_or_default());
                 }
                 Err(e) => {
+                    if is_unknown_topic(&e) {
+                        shared.check_source.notify_one();
+                    }
                     // The same error repeats on every poll while it lasts; say it once a minute.
                     let text = e.to_string();
                     let repeat = last_error.as_ref().is_some_and(|(t, at)| *t == text && at.elapsed() < Duration::from_secs(60));
@@ -498,6 +547,7 @@ pub async fn run_pipe(
     let s = shared.clone();
     let _ = tokio::task::spawn_blocking(move || s.stop_lanes(handles, timeout)).await;
     lag.abort();
+    watch.abort();
     shared.closing.cancel();
     // Closing leaves the group (a last revoke callback); it blocks, so not on a worker thread.
     let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
@@ -518,6 +568,113 @@ pub async fn run_pipe(
             tracing::info!(pipe = %spec.name, "pipe stopped");
             Ok(())
         }
+    }
+}
+
+/// How long one metadata request of [`watch_source`] waits for a broker.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a listener probe waits to connect, and then for an answer.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How often the source is checked while all is well (a topic deleted under a running pipe).
+const HEALTHY_CHECK_INTERVAL: Duration = Duration::from_secs(15);
+
+/// Check the source periodically and fail the pipe on what only the user can fix (judged by
+/// [`SourceHealth`]): the topic's metadata says whether it exists; when no broker answers, a probe
+/// of the bootstrap servers says whether their listeners speak the other protocol (TLS vs
+/// plaintext). An unreachable cluster is never fatal: librdkafka keeps reconnecting.
+async fn watch_source(shared: Arc<Shared>, consumer: Weak<KafkaConsumer>) {
+    let src = &shared.spec.source;
+    let opts = &shared.options;
+    let mut health = SourceHealth::new(
+        &src.topic,
+        opts.missing_topic_grace,
+        opts.listener_mismatch_grace,
+    );
+    // While something is wrong, look often enough to fail close to the end of the grace period.
+    let eager =
+        (opts.missing_topic_grace / 4).clamp(Duration::from_millis(200), Duration::from_secs(2));
+    loop {
+        let Some(c) = consumer.upgrade() else { return };
+        let topic = src.topic.clone();
+        let fetched =
+            tokio::task::spawn_blocking(move || c.fetch_metadata(Some(&topic), METADATA_TIMEOUT))
+                .await;
+        let observation = match fetched {
+            Err(_) => return,
+            Ok(Ok(md)) => topic_state(&md, &src.topic),
+            Ok(Err(e)) => {
+                let servers = src.bootstrap_servers.clone();
+                let tls = src.security.tls;
+                let found = tokio::task::spawn_blocking(move || {
+                    probe::mismatch(&servers, tls, PROBE_TIMEOUT)
+                })
+                .await
+                .ok()
+                .flatten();
+                tracing::debug!(pipe = %shared.spec.name, error = %e, mismatch = ?found,
+                    "no broker answered the source check");
+                Some(Observation::Unreachable(found))
+            }
+        };
+        let mut healthy = false;
+        if let Some(observation) = observation {
+            let (was_missing, was_suspect) = (health.topic_missing(), health.mismatch_suspected());
+            if observation == Observation::TopicExists {
+                healthy = true;
+                shared.topic_seen.store(true, Ordering::SeqCst);
+                shared.report_running();
+            }
+            if let Some(problem) = health.observe(observation, Instant::now()) {
+                shared.fail(problem.to_string());
+                return;
+            }
+            if health.topic_missing() && !was_missing {
+                tracing::warn!(pipe = %shared.spec.name, topic = %src.topic,
+                    grace_secs = opts.missing_topic_grace.as_secs(),
+                    "the source topic does not exist; the pipe fails if it is still missing after the grace period");
+            } else if was_missing && !health.topic_missing() {
+                tracing::info!(pipe = %shared.spec.name, topic = %src.topic, "the source topic exists now");
+            }
+            if health.mismatch_suspected() && !was_suspect {
+                tracing::warn!(pipe = %shared.spec.name, tls = src.security.tls,
+                    "the brokers' listener seems to speak the other protocol (TLS vs plaintext); the pipe fails if this lasts");
+            }
+        }
+        let pause = if healthy {
+            HEALTHY_CHECK_INTERVAL
+        } else {
+            eager
+        };
+        // librdkafka's word brings the next check forward, never closer than the floor.
+        let floor = Duration::from_millis(200).min(pause);
+        tokio::time::sleep(floor).await;
+        tokio::select! {
+            _ = tokio::time::sleep(pause - floor) => {}
+            _ = shared.check_source.notified() => {}
+        }
+    }
+}
+
+/// librdkafka says a topic is unknown (it may have been deleted under us).
+fn is_unknown_topic(error: &KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    matches!(
+        error.rdkafka_error_code(),
+        Some(C::UnknownTopicOrPartition | C::UnknownTopic)
+    )
+}
+
+/// What the metadata of `topic` says about it; `None` for other topic errors (leader election,
+/// authorization), which are judged elsewhere.
+fn topic_state(md: &Metadata, topic: &str) -> Option<Observation> {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    let Some(t) = md.topics().iter().find(|t| t.name() == topic) else {
+        return Some(Observation::TopicMissing);
+    };
+    match t.error().map(C::from) {
+        None => Some(Observation::TopicExists),
+        Some(C::UnknownTopicOrPartition | C::UnknownTopic) => Some(Observation::TopicMissing),
+        Some(_) => None,
     }
 }
 

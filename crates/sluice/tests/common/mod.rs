@@ -437,6 +437,21 @@ impl Sluice {
         }
     }
 
+    /// Wait for the process to exit by itself within `timeout`; its exit code (`None` when it
+    /// still runs then, or was killed by a signal).
+    pub async fn exited(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st.code();
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Wait until the log says the group assigned partitions.
     pub async fn wait_assigned(&self) {
         let deadline = Instant::now() + Duration::from_secs(60);

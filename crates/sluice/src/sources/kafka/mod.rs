@@ -9,9 +9,17 @@
 //! validation and resolved into settings when the pipe starts; librdkafka's log level stays at
 //! warnings whatever `RUST_LOG` says, and its `debug` contexts are never enabled, so its debug
 //! output (which would include connection details) cannot reach the logs.
+//!
+//! Problems only the user can fix that librdkafka would retry forever (a topic that does not
+//! exist, TLS against a plaintext listener or the reverse) are judged by [`health`] from the
+//! runtime's periodic metadata check and, when nothing connects, a [`probe`] of the listeners.
+//! The consumer never asks the broker to create the topic (`allow.auto.create.topics=false`), as
+//! AWS does not.
 
 pub mod auth;
+pub mod health;
 pub mod iam;
+pub mod probe;
 pub mod record;
 pub mod tls;
 
@@ -198,6 +206,9 @@ pub fn client_config(spec: &KafkaSourceSpec, client_id: &str) -> ClientConfig {
         .set("heartbeat.interval.ms", "1000")
         .set("max.poll.interval.ms", "300000")
         .set("topic.metadata.refresh.interval.ms", "10000")
+        // A missing topic is the user's to create (the pipe fails after a grace period), never
+        // created by subscribing, whatever the broker's `auto.create.topics.enable` says.
+        .set("allow.auto.create.topics", "false")
         .set_log_level(RDKafkaLogLevel::Warning);
     cfg
 }
