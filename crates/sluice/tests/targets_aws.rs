@@ -11,8 +11,8 @@ use std::time::Duration;
 use base64::Engine;
 use common::moto::{
     aws_endpoint_config, aws_pipe, broker_with_topic, entries_per_call, lambda_function, recs,
-    run_sluice, sqs_receive_all, sync_execution_ns, sync_execution_service, wait_committed, Moto,
-    ACCOUNT, TARGET_WAIT,
+    run_sluice, sns_topic_with_queue, sqs_receive_all, sync_execution_ns, sync_execution_service,
+    wait_committed, Moto, ACCOUNT, TARGET_WAIT,
 };
 use common::produce;
 use serde_json::{json, Value};
@@ -113,22 +113,7 @@ async fn sqs_batches_are_split_at_256_kib() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sns_topic_publishes_one_message_per_record() {
     let moto = Moto::start().await;
-    let topic = moto.aws(&["sns", "create-topic", "--name", "news"]);
-    let topic_arn = topic["TopicArn"].as_str().unwrap().to_string();
-    let q = moto.aws(&["sqs", "create-queue", "--queue-name", "news-sub"]);
-    let url = q["QueueUrl"].as_str().unwrap().to_string();
-    moto.aws(&[
-        "sns",
-        "subscribe",
-        "--topic-arn",
-        &topic_arn,
-        "--protocol",
-        "sqs",
-        "--notification-endpoint",
-        &format!("arn:aws:sqs:us-east-1:{ACCOUNT}:news-sub"),
-        "--attributes",
-        "RawMessageDelivery=true",
-    ]);
+    let (topic_arn, url) = sns_topic_with_queue(&moto, "news");
     let broker = broker_with_topic("sns").await;
     produce(
         &broker.producer(),

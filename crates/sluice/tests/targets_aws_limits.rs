@@ -17,8 +17,9 @@ use std::time::Duration;
 
 use base64::Engine;
 use common::moto::{
-    aws_pipe, broker_with_topic, lambda_function, run_sluice, sqs_receive_all, sync_execution_ns,
-    sync_execution_service, wait_committed, JsonService, Moto, ACCOUNT,
+    aws_pipe, broker_with_topic, lambda_function, run_sluice, sns_topic_with_queue,
+    sqs_receive_all, sync_execution_ns, sync_execution_service, wait_committed, JsonService, Moto,
+    ACCOUNT,
 };
 use common::{committed, produce, wait_for, Broker, Rec, Receiver, Reply};
 use serde_json::{json, Value};
@@ -593,6 +594,21 @@ async fn lambda_payloads(name: &str, recs: &[Rec], invocation_type: &str) -> Vec
         .collect()
 }
 
+/// Invocations of a batch whose array elements are `elements` bytes long (JSON template), checked
+/// with [`check_split`] against `limit`, the first one filled exactly: records per invocation.
+async fn lambda_split(
+    name: &str,
+    elements: &[usize],
+    invocation_type: &str,
+    limit: usize,
+) -> Vec<usize> {
+    let bodies = lambda_payloads(name, &sized(elements, JSON_OVERHEAD), invocation_type).await;
+    let sent = array_calls(&bodies);
+    let calls = check_split(&sent, &array_units(elements), 1, limit);
+    assert_eq!(sent[0].bytes, limit, "the first invocation is full");
+    calls
+}
+
 /// Lambda `Invoke` (REQUEST_RESPONSE): 6 MB (6,291,456 bytes) of payload per call. Eight elements
 /// whose array is exactly that fill one invocation; the ninth goes in a second.
 #[tokio::test(flavor = "multi_thread")]
@@ -601,18 +617,8 @@ async fn lambda_request_response_invocations_fill_6_mib() {
     let mut elements = vec![786_430; 7];
     elements.push(786_437);
     elements.push(100);
-    let bodies = lambda_payloads(
-        "lam-rr",
-        &sized(&elements, JSON_OVERHEAD),
-        "REQUEST_RESPONSE",
-    )
-    .await;
-    let sent = array_calls(&bodies);
-    assert_eq!(
-        check_split(&sent, &array_units(&elements), 1, 6 * MIB),
-        vec![8, 1]
-    );
-    assert_eq!(sent[0].bytes, 6 * MIB);
+    let calls = lambda_split("lam-rr", &elements, "REQUEST_RESPONSE", 6 * MIB).await;
+    assert_eq!(calls, vec![8, 1]);
 }
 
 /// Regression: FIRE_AND_FORGET (`Event` invocations, 256 KB of payload) was split at the 6 MB of
@@ -621,18 +627,8 @@ async fn lambda_request_response_invocations_fill_6_mib() {
 #[tokio::test(flavor = "multi_thread")]
 async fn lambda_fire_and_forget_invocations_fill_256_kib_not_6_mib() {
     let elements = [65_535, 65_535, 65_535, 65_534, 100];
-    let bodies = lambda_payloads(
-        "lam-ff",
-        &sized(&elements, JSON_OVERHEAD),
-        "FIRE_AND_FORGET",
-    )
-    .await;
-    let sent = array_calls(&bodies);
-    assert_eq!(
-        check_split(&sent, &array_units(&elements), 1, 256 * KIB),
-        vec![4, 1]
-    );
-    assert_eq!(sent[0].bytes, 256 * KIB);
+    let calls = lambda_split("lam-ff", &elements, "FIRE_AND_FORGET", 256 * KIB).await;
+    assert_eq!(calls, vec![4, 1]);
 }
 
 /// PutEvents: 256 KiB per call, counting each entry's Detail, Source, DetailType, Resources and
@@ -724,22 +720,7 @@ async fn eventbridge_split_counts_resources_and_resolved_parameters() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sns_publish_batch_fills_256_kib() {
     let moto = Moto::start().await;
-    let topic = moto.aws(&["sns", "create-topic", "--name", "big-news"]);
-    let topic_arn = topic["TopicArn"].as_str().unwrap().to_string();
-    let q = moto.aws(&["sqs", "create-queue", "--queue-name", "big-news-sub"]);
-    let url = q["QueueUrl"].as_str().unwrap().to_string();
-    moto.aws(&[
-        "sns",
-        "subscribe",
-        "--topic-arn",
-        &topic_arn,
-        "--protocol",
-        "sqs",
-        "--notification-endpoint",
-        &format!("arn:aws:sqs:us-east-1:{ACCOUNT}:big-news-sub"),
-        "--attributes",
-        "RawMessageDelivery=true",
-    ]);
+    let (topic_arn, url) = sns_topic_with_queue(&moto, "big-news");
     let mut unit = vec![64 * KIB; 4];
     unit.push(100);
     let broker = broker_with_topic("sns-big").await;

@@ -448,3 +448,26 @@ pub fn sync_execution_ns(sfn: &JsonService, machine: &str) -> Vec<i64> {
     }
     got
 }
+
+/// An SNS topic `name` with an SQS queue `<name>-sub` subscribed to it (raw delivery, so each
+/// queue message is one published message): (topic ARN, queue URL).
+pub fn sns_topic_with_queue(moto: &Moto, name: &str) -> (String, String) {
+    let topic = moto.aws(&["sns", "create-topic", "--name", name]);
+    let topic_arn = topic["TopicArn"].as_str().unwrap().to_string();
+    let queue = format!("{name}-sub");
+    let q = moto.aws(&["sqs", "create-queue", "--queue-name", &queue]);
+    let url = q["QueueUrl"].as_str().unwrap().to_string();
+    moto.aws(&[
+        "sns",
+        "subscribe",
+        "--topic-arn",
+        &topic_arn,
+        "--protocol",
+        "sqs",
+        "--notification-endpoint",
+        &format!("arn:aws:sqs:us-east-1:{ACCOUNT}:{queue}"),
+        "--attributes",
+        "RawMessageDelivery=true",
+    ]);
+    (topic_arn, url)
+}
