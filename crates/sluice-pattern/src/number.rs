@@ -355,6 +355,47 @@ mod tests {
         assert_eq!(d("1e400").fixed, None);
     }
 
+    /// A JSON number's text: sign, up to 20 integer digits, up to 20 decimals, maybe an exponent.
+    fn number_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        (
+            any::<bool>(),
+            "(0|[1-9][0-9]{0,19})",
+            proptest::option::of("[0-9]{1,20}"),
+            proptest::option::of(-25i32..25),
+        )
+            .prop_map(|(neg, int, frac, exp)| {
+                let mut t = String::new();
+                if neg {
+                    t.push('-');
+                }
+                t.push_str(&int);
+                if let Some(f) = frac {
+                    t.push('.');
+                    t.push_str(&f);
+                }
+                if let Some(e) = exp {
+                    t.push_str(&format!("e{e}"));
+                }
+                t
+            })
+    }
+
+    proptest::proptest! {
+        /// Wherever both sides have a fixed-point value, comparing those agrees with the exact
+        /// decimal comparison, and a text's fast value is its parsed value's.
+        #[test]
+        fn fixed_point_agrees_with_exact_comparison(a in number_text(), b in number_text()) {
+            let (da, db) = (d(&a), d(&b));
+            if let Some(fa) = Dec::fixed_of_text(a.as_bytes()) {
+                proptest::prop_assert_eq!(Some(fa), da.fixed, "{}", a);
+            }
+            if let (Some(fa), Some(fb)) = (da.fixed, db.fixed) {
+                proptest::prop_assert_eq!(fa.cmp(&fb), da.cmp(&db), "{} vs {}", a, b);
+            }
+        }
+    }
+
     /// Found by `cargo fuzz`: a 47-digit integer overflowed the fixed-point accumulator.
     #[test]
     fn fuzz_long_digit_runs_do_not_overflow_fixed_point() {
