@@ -2,9 +2,9 @@
 //! every error case raising the botocore exception AWS would raise. No broker needed: the pipes
 //! point at an unreachable one.
 
-mod api_common;
+mod common;
 
-use api_common::{run_python, Serve, AKID, SECRET};
+use common::serve::{run_python, Serve, AKID, SECRET};
 
 #[test]
 fn boto3_shapes_paging_and_errors() {

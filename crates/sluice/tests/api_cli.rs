@@ -2,12 +2,11 @@
 //! `sluice serve` with a real broker and HTTP receiver: the whole lifecycle with records flowing,
 //! and a pipe that comes back after `sluice serve` was SIGKILLed.
 
-mod api_common;
 mod common;
 
 use std::time::Duration;
 
-use api_common::{Aws, Serve, ROLE};
+use common::serve::{Aws, Serve, ROLE};
 use common::{produce, wait_for, Broker, BrokerOptions, Rec, Receiver};
 use serde_json::{json, Value};
 

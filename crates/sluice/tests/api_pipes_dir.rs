@@ -2,11 +2,11 @@
 //! deleted when their file is gone), pipes created through the API are left alone, and an invalid
 //! file stops the start before anything changes. No broker needed: the pipes are STOPPED.
 
-mod api_common;
+mod common;
 
 use std::process::Command;
 
-use api_common::{Aws, Serve, ROLE};
+use common::serve::{Aws, Serve, ROLE};
 
 const FILE_PIPE: &str = "\
 Name: from-file

@@ -13,12 +13,11 @@
 //! Tansu answers a fetch of an unknown topic with a zero topic id and a current-leader hint, on
 //! which librdkafka 2.12 dereferences a null topic name and the process crashes.
 
-mod api_common;
 mod common;
 
 use std::time::{Duration, Instant};
 
-use api_common::{Aws, Serve, ROLE};
+use common::serve::{Aws, Serve, ROLE};
 use common::{pipe, produce, wait_for, Broker, BrokerOptions, Rec, Receiver, Sluice};
 use serde_json::{json, Value};
 

@@ -1,9 +1,12 @@
 //! Shared test harness: real brokers through `scripts/broker`, Kafka clients, a recording HTTP
-//! receiver, and `sluice` processes. Everything started here is stopped when its guard drops.
+//! receiver, `sluice` processes and the test venv's tools; `moto` for AWS targets, `serve` for
+//! `sluice serve` driven by the AWS CLI and boto3. Everything started here is stopped when its
+//! guard drops.
 
 #![allow(dead_code)]
 
 pub mod moto;
+pub mod serve;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -26,6 +29,25 @@ fn broker_script() -> PathBuf {
     std::env::var_os("SLUICE_BROKER_SCRIPT")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("scripts/broker"))
+}
+
+/// `name` from the test venv `scripts/setup` installs (`$SLUICE_CACHE/venv`, by default
+/// `~/.cache/sluice/venv`: `aws`, `python` with boto3, `moto_server`), else from PATH.
+pub fn tool(name: &str) -> PathBuf {
+    let cache = std::env::var_os("SLUICE_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/sluice")));
+    cache
+        .map(|c| c.join("venv/bin").join(name))
+        .filter(|p| p.exists())
+        .or_else(|| {
+            std::env::split_paths(&std::env::var_os("PATH")?)
+                .map(|d| d.join(name))
+                .find(|p| p.is_file())
+        })
+        .unwrap_or_else(|| {
+            panic!("{name} not found in the test venv nor on PATH; run scripts/setup")
+        })
 }
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -215,6 +237,23 @@ pub async fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> b
     }
 }
 
+/// Call `step` every `pause`, blocking the thread (for code without a runtime), until it gives
+/// `Ok`; once `timeout` has passed, panic with its last `Err`.
+pub fn poll_blocking<T>(
+    timeout: Duration,
+    pause: Duration,
+    mut step: impl FnMut() -> Result<T, String>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match step() {
+            Ok(v) => return v,
+            Err(why) => assert!(Instant::now() < deadline, "{why}"),
+        }
+        std::thread::sleep(pause);
+    }
+}
+
 // ------------------------------------------------------------------------------------------------
 // HTTP receiver
 
@@ -355,7 +394,13 @@ impl Drop for Receiver {
 // ------------------------------------------------------------------------------------------------
 // sluice processes
 
-/// A `sluice run` child process; killed on drop.
+/// The `sluice` binary under test.
+pub fn sluice_command() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sluice"))
+}
+
+/// A `sluice` child process (`sluice run` here, `sluice serve` in [`serve::Serve`]) whose stderr
+/// goes to a log file; killed on drop.
 pub struct Sluice {
     pub child: Child,
     pub log: PathBuf,
@@ -384,16 +429,22 @@ impl Sluice {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("pipe.json");
         std::fs::write(&file, serde_json::to_vec_pretty(pipe).unwrap()).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+        let mut cmd = sluice_command();
         cmd.arg("run").arg(&file).args(extra_args);
         if let Some(toml) = config_toml {
             let config = dir.path().join("sluice.toml");
             std::fs::write(&config, toml).unwrap();
             cmd.arg("--config").arg(config);
         }
+        cmd.envs(envs.iter().map(|(k, v)| (*k, v.as_str())));
+        Self::start(cmd, dir, log_default)
+    }
+
+    /// Spawn `cmd` (a [`sluice_command`]) with stdout dropped, stderr in a log file of `dir` (kept
+    /// as long as the process), and `RUST_LOG` from `SLUICE_TEST_LOG` or `log_default`.
+    pub fn start(mut cmd: Command, dir: tempfile::TempDir, log_default: &str) -> Sluice {
         let log = dir.path().join("sluice.log");
         let child = cmd
-            .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
             .env(
                 "RUST_LOG",
                 std::env::var("SLUICE_TEST_LOG").unwrap_or_else(|_| log_default.into()),
@@ -418,16 +469,25 @@ impl Sluice {
         let _ = self.child.wait();
     }
 
+    /// Send SIGTERM, without waiting.
+    pub fn terminate(&self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+    }
+
+    /// `Some(exit code)` once the process has exited (`Some(None)`: killed by a signal).
+    pub fn exit_code(&mut self) -> Option<Option<i32>> {
+        self.child.try_wait().unwrap().map(|st| st.code())
+    }
+
     /// SIGTERM and wait for exit; returns the exit code.
     pub async fn sigterm(&mut self) -> Option<i32> {
-        let pid = self.child.id() as i32;
-        let _ = Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status();
+        self.terminate();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return st.code();
+            if let Some(code) = self.exit_code() {
+                return code;
             }
             assert!(
                 Instant::now() < deadline,
@@ -442,8 +502,8 @@ impl Sluice {
     pub async fn exited(&mut self, timeout: Duration) -> Option<i32> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return st.code();
+            if let Some(code) = self.exit_code() {
+                return code;
             }
             if Instant::now() >= deadline {
                 return None;

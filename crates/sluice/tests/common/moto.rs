@@ -10,25 +10,12 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use serde_json::{json, Value};
 
-use super::{committed, pipe, Broker, BrokerOptions, Rec, Sluice};
+use super::{committed, pipe, tool, Broker, BrokerOptions, Rec, Sluice};
 
 pub const AWS_KEY_ID: &str = "AKIATESTTESTTEST0001";
 pub const AWS_SECRET_KEY: &str = "aws-SECRET-key-for-moto-0123456789abcdef";
 /// moto's default account.
 pub const ACCOUNT: &str = "123456789012";
-
-/// A tool of the test venv (`moto_server`, `aws`, `python`), or from PATH.
-pub fn venv_tool(name: &str) -> PathBuf {
-    let cache = std::env::var_os("SLUICE_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/sluice"));
-    let p = cache.join("venv/bin").join(name);
-    if p.exists() {
-        p
-    } else {
-        PathBuf::from(name)
-    }
-}
 
 /// Credentials and region for clients of moto.
 pub fn aws_env() -> Vec<(&'static str, String)> {
@@ -78,7 +65,7 @@ impl Moto {
             .local_addr()
             .unwrap()
             .port();
-        let child = Command::new(venv_tool("moto_server"))
+        let child = Command::new(tool("moto_server"))
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .env("MOTO_ENABLE_RECORDING", "1")
             .env("MOTO_RECORDER_FILEPATH", &recording)
@@ -128,7 +115,7 @@ impl Moto {
 
     /// Run the `aws` CLI against moto; the JSON output (Null when there is none).
     pub fn aws(&self, args: &[&str]) -> Value {
-        let out = Command::new(venv_tool("aws"))
+        let out = Command::new(tool("aws"))
             .args([
                 "--endpoint-url",
                 &self.url,
@@ -316,7 +303,7 @@ pub async fn lambda_function(moto: &Moto, name: &str) -> String {
         .await;
     let dir = tempfile::tempdir().unwrap();
     let zip = dir.path().join("f.zip");
-    let status = Command::new(venv_tool("python"))
+    let status = Command::new(tool("python"))
         .args([
             "-c",
             "import sys, zipfile; z = zipfile.ZipFile(sys.argv[1], 'w'); z.writestr('index.py', 'def handler(e, c):\\n    return e\\n'); z.close()",

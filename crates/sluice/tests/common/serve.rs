@@ -1,130 +1,76 @@
-//! Helpers of the control-plane API tests: a `sluice serve` child process, the real AWS CLI and
-//! Python (boto3) from the test venv, pointed at it.
+//! The control plane under test: a `sluice serve` child process (a [`Sluice`] that knows its URL),
+//! and the real AWS CLI and Python (boto3) of the test venv pointed at it.
 
-#![allow(dead_code)]
+use std::ops::{Deref, DerefMut};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use super::{poll_blocking, sluice_command, tool, Sluice};
 
 pub const AKID: &str = "AKIDSLUICETEST";
 pub const SECRET: &str = "sluice-test-secret/K7MDENG+bPxRfiCY";
 pub const ROLE: &str = "arn:aws:iam::123456789012:role/sluice";
 
-/// The venv `scripts/setup` installs (AWS CLI, boto3).
-fn venv_bin(tool: &str) -> Option<PathBuf> {
-    let cache = std::env::var_os("SLUICE_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/sluice")))?;
-    let p = cache.join("venv/bin").join(tool);
-    p.exists().then_some(p)
-}
-
-/// `tool` from PATH if it is there, else from the test venv.
-pub fn tool(tool: &str) -> PathBuf {
-    let on_path = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(tool))
-            .find(|p| p.is_file())
-    });
-    // Prefer the venv's python (it has boto3); the system one usually does not.
-    if tool == "python" || tool == "python3" {
-        if let Some(v) = venv_bin("python") {
-            return v;
-        }
-    }
-    on_path.or_else(|| venv_bin(tool)).unwrap_or_else(|| {
-        panic!("{tool} not found on PATH nor in the test venv; run scripts/setup")
-    })
-}
-
-/// A `sluice serve` child process; killed on drop.
+/// A `sluice serve` child process; killed on drop. Its log, `child`, `sigkill`... are those of
+/// the [`Sluice`] it derefs to.
 pub struct Serve {
-    pub child: Child,
+    sluice: Sluice,
     pub url: String,
-    pub log: PathBuf,
-    _logdir: tempfile::TempDir,
+}
+
+impl Deref for Serve {
+    type Target = Sluice;
+    fn deref(&self) -> &Sluice {
+        &self.sluice
+    }
+}
+
+impl DerefMut for Serve {
+    fn deref_mut(&mut self) -> &mut Sluice {
+        &mut self.sluice
+    }
 }
 
 impl Serve {
     /// Start `sluice serve` on a free port with `data` as its store and the test access key.
     pub fn start(data: &Path, extra: &[&str]) -> Serve {
-        let logdir = tempfile::tempdir().unwrap();
-        let log = logdir.path().join("serve.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .arg("serve")
+        let mut cmd = sluice_command();
+        cmd.arg("serve")
             .args(["--listen", "127.0.0.1:0", "--data"])
             .arg(data)
             .args(extra)
-            .env("SLUICE_ACCESS_KEYS", format!("{AKID}:{SECRET}"))
-            .env(
-                "RUST_LOG",
-                std::env::var("SLUICE_TEST_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("spawn sluice serve");
-        let mut s = Serve {
-            child,
-            url: String::new(),
-            log,
-            _logdir: logdir,
-        };
-        s.url = s.wait_listening();
-        s
+            .env("SLUICE_ACCESS_KEYS", format!("{AKID}:{SECRET}"));
+        let mut sluice = Sluice::start(cmd, tempfile::tempdir().unwrap(), "info");
+        let url = listening_url(&mut sluice);
+        Serve { sluice, url }
     }
 
-    fn wait_listening(&mut self) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let text = self.log_text();
-            if let Some(i) = text.find("api listening on ") {
-                let rest = &text[i + "api listening on ".len()..];
-                let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
-                return rest[..end].to_string();
-            }
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("sluice serve exited with {status}:\n{text}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "sluice serve never listened:\n{text}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    pub fn sigkill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// SIGTERM and wait for the exit code.
+    /// SIGTERM and wait for the exit code (blocking, unlike [`Sluice::sigterm`]).
     pub fn sigterm(&mut self) -> Option<i32> {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return st.code();
-            }
-            assert!(Instant::now() < deadline, "sluice serve ignored SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.terminate();
+        poll_blocking(Duration::from_secs(60), Duration::from_millis(20), || {
+            self.exit_code()
+                .ok_or_else(|| "sluice serve ignored SIGTERM".to_string())
+        })
     }
 }
 
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The URL `sluice serve` logs that it listens on.
+fn listening_url(sluice: &mut Sluice) -> String {
+    const LISTENING: &str = "api listening on ";
+    poll_blocking(Duration::from_secs(60), Duration::from_millis(20), || {
+        let text = sluice.log_text();
+        if let Some(i) = text.find(LISTENING) {
+            let rest = &text[i + LISTENING.len()..];
+            let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+            return Ok(rest[..end].to_string());
+        }
+        if let Some(status) = sluice.child.try_wait().unwrap() {
+            panic!("sluice serve exited with {status}:\n{text}");
+        }
+        Err(format!("sluice serve never listened:\n{text}"))
+    })
 }
 
 /// The AWS CLI, configured for a `sluice serve`.
@@ -208,9 +154,8 @@ impl Aws {
 
     /// Poll `describe-pipe` until `CurrentState` is `state`; every state seen on the way.
     pub fn wait_state(&self, name: &str, state: &str, timeout: Duration) -> Vec<String> {
-        let deadline = Instant::now() + timeout;
         let mut seen: Vec<String> = Vec::new();
-        loop {
+        poll_blocking(timeout, Duration::from_millis(200), || {
             let d = self
                 .describe(name)
                 .unwrap_or_else(|| panic!("pipe {name} disappeared"));
@@ -219,14 +164,13 @@ impl Aws {
                 seen.push(cur.clone());
             }
             if cur == state {
-                return seen;
+                return Ok(());
             }
-            assert!(
-                Instant::now() < deadline,
+            Err(format!(
                 "{name} never reached {state}; seen {seen:?}; last {d}"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+            ))
+        });
+        seen
     }
 }
 
