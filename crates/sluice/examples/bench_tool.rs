@@ -2,7 +2,12 @@
 //!
 //!   bench_tool produce --bootstrap B --topic T --partitions 8 --count 1000000 --size 200
 //!   bench_tool consume --bootstrap B --topic T --count 1000000      (raw rdkafka consumer: the ceiling)
+//!   bench_tool consume-split --bootstrap B --topic T --count 1000000 --partitions 8
+//!                                                                  (a queue per partition, as Sluice)
 //!   bench_tool receive --port-file F --expect 1000000              (HTTP receiver counting records)
+//!
+//! `consume` and `consume-split` take `--set key=value` (repeatable) to try other librdkafka
+//! settings.
 //!
 //! Each prints one JSON line with what it measured.
 
@@ -16,6 +21,18 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::Consumer;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+
+/// `cfg` with the extra librdkafka settings of the raw consumers: every `--set key=value`.
+fn with_extra_settings(args: &[String], cfg: &ClientConfig) -> ClientConfig {
+    let mut cfg = cfg.clone();
+    for w in args.windows(2) {
+        if w[0] == "--set" {
+            let (k, v) = w[1].split_once('=').expect("--set key=value");
+            cfg.set(k, v);
+        }
+    }
+    cfg
+}
 
 fn arg(args: &[String], name: &str) -> String {
     args.iter()
@@ -114,18 +131,22 @@ async fn consume(args: &[String]) {
     let bootstrap = arg(args, "--bootstrap");
     let topic = arg(args, "--topic");
     let count: u64 = arg(args, "--count").parse().unwrap();
+    let args = args.to_vec();
     let line = tokio::task::spawn_blocking(move || {
         use rdkafka::consumer::BaseConsumer;
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .set("group.id", format!("bench-raw-{}", std::process::id()))
-            .set("auto.offset.reset", "earliest")
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            // As Sluice sets it: Tansu answers a fetch only when this expires.
-            .set("fetch.wait.max.ms", "100")
-            .create()
-            .unwrap();
+        let consumer: BaseConsumer = with_extra_settings(
+            &args,
+            ClientConfig::new()
+                .set("bootstrap.servers", &bootstrap)
+                .set("group.id", format!("bench-raw-{}", std::process::id()))
+                .set("auto.offset.reset", "earliest")
+                .set("enable.auto.commit", "false")
+                .set("enable.auto.offset.store", "false")
+                // As Sluice sets it: Tansu answers a fetch only when this expires.
+                .set("fetch.wait.max.ms", "100"),
+        )
+        .create()
+        .unwrap();
         consumer.subscribe(&[&topic]).unwrap();
         let mut n = 0u64;
         let mut bytes = 0usize;
@@ -162,15 +183,24 @@ fn consume_split(args: &[String]) {
     let count: u64 = arg(args, "--count").parse().unwrap();
     let partitions: i32 = arg(args, "--partitions").parse().unwrap();
     let consumer: Arc<BaseConsumer> = Arc::new(
-        ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .set("group.id", format!("bench-split-{}", std::process::id()))
-            .set("enable.auto.commit", "false")
-            .set("fetch.wait.max.ms", "100")
-            .set("queued.min.messages", "5000")
-            .set("queued.max.messages.kbytes", "4096")
-            .create()
-            .unwrap(),
+        with_extra_settings(
+            args,
+            ClientConfig::new()
+                .set("bootstrap.servers", &bootstrap)
+                .set("group.id", format!("bench-split-{}", std::process::id()))
+                .set("enable.auto.commit", "false")
+                .set("fetch.wait.max.ms", "100")
+                // Sluice's prefetch bounds and fetch settings (`RuntimeOptions`, `client_config`).
+                .set("queued.min.messages", "5000")
+                .set("queued.max.messages.kbytes", "4096")
+                .set(
+                    "fetch.max.bytes",
+                    sluice::sources::kafka::FETCH_MAX_BYTES.to_string(),
+                )
+                .set("fetch.queue.backoff.ms", "10"),
+        )
+        .create()
+        .unwrap(),
     );
     let mut tpl = rdkafka::TopicPartitionList::new();
     for p in 0..partitions {
