@@ -90,6 +90,25 @@ fn one_batch_pipe(
     p
 }
 
+/// `recs` produced to a new topic `topic`, then a pipe `name` that takes them all as one batch to
+/// `target` (its `service` endpoint being moto), running until every offset is committed.
+async fn deliver_one_batch(
+    moto: &Moto,
+    service: &str,
+    name: &str,
+    topic: &str,
+    target: &str,
+    recs: &[Rec],
+    tp: Value,
+) -> common::Sluice {
+    let broker = broker_with_topic(topic).await;
+    produce(&broker.producer(), topic, recs).await;
+    let p = one_batch_pipe(name, &broker, topic, target, recs.len(), tp);
+    let sluice = run_sluice(&p, &config_for(service, &moto.url), &[]);
+    wait_committed(&sluice, &broker, name, topic, recs.len() as i64).await;
+    sluice
+}
+
 fn config_for(service: &str, url: &str) -> String {
     format!("[targets.aws]\nservice_endpoints = {{ {service} = \"{url}\" }}\n")
 }
@@ -188,18 +207,16 @@ async fn kinesis_put_records_fill_5_mib_counting_partition_keys_as_sent() {
     let mut unit = vec![512 * KIB; 10];
     unit.push(100);
     let data: Vec<usize> = unit.iter().map(|u| u - key_len).collect();
-    let broker = broker_with_topic("kin").await;
-    produce(&broker.producer(), "kin", &sized(&data, TEXT_OVERHEAD)).await;
-    let p = one_batch_pipe(
+    let _sluice = deliver_one_batch(
+        &moto,
+        "kinesis",
         "kin-limit",
-        &broker,
         "kin",
         &format!("arn:aws:kinesis:us-east-1:{ACCOUNT}:stream/big"),
-        unit.len(),
+        &sized(&data, TEXT_OVERHEAD),
         json!({"InputTemplate": TEXT, "KinesisStreamParameters": {"PartitionKey": "$.value.id"}}),
-    );
-    let sluice = run_sluice(&p, &config_for("kinesis", &moto.url), &[]);
-    wait_committed(&sluice, &broker, "kin-limit", "kin", unit.len() as i64).await;
+    )
+    .await;
 
     let sent: Vec<Sent> = moto
         .calls_of("PutRecords")
@@ -240,18 +257,16 @@ async fn firehose_put_record_batch_fills_4_mib() {
     ]);
     let mut unit = vec![512 * KIB; 8];
     unit.push(100);
-    let broker = broker_with_topic("fh").await;
-    produce(&broker.producer(), "fh", &sized(&unit, TEXT_OVERHEAD)).await;
-    let p = one_batch_pipe(
+    let _sluice = deliver_one_batch(
+        &moto,
+        "firehose",
         "fh-limit",
-        &broker,
         "fh",
         &format!("arn:aws:firehose:us-east-1:{ACCOUNT}:deliverystream/big"),
-        unit.len(),
+        &sized(&unit, TEXT_OVERHEAD),
         json!({"InputTemplate": TEXT}),
-    );
-    let sluice = run_sluice(&p, &config_for("firehose", &moto.url), &[]);
-    wait_committed(&sluice, &broker, "fh-limit", "fh", unit.len() as i64).await;
+    )
+    .await;
 
     let sent: Vec<Sent> = moto
         .calls_of("PutRecordBatch")
@@ -302,18 +317,16 @@ async fn cloudwatch_logs_put_log_events_fill_1_mib_counting_26_bytes_per_event()
     let mut unit = vec![256 * KIB; 4];
     unit.push(100);
     let messages: Vec<usize> = unit.iter().map(|u| u - 26).collect();
-    let broker = broker_with_topic("cwl").await;
-    produce(&broker.producer(), "cwl", &sized(&messages, TEXT_OVERHEAD)).await;
-    let p = one_batch_pipe(
+    let _sluice = deliver_one_batch(
+        &moto,
+        "logs",
         "cwl-limit",
-        &broker,
         "cwl",
         &format!("arn:aws:logs:us-east-1:{ACCOUNT}:log-group:big:*"),
-        unit.len(),
+        &sized(&messages, TEXT_OVERHEAD),
         json!({"InputTemplate": TEXT, "CloudWatchLogsParameters": {"LogStreamName": "pipe"}}),
-    );
-    let sluice = run_sluice(&p, &config_for("logs", &moto.url), &[]);
-    wait_committed(&sluice, &broker, "cwl-limit", "cwl", unit.len() as i64).await;
+    )
+    .await;
 
     let sent: Vec<Sent> = moto
         .calls_of("PutLogEvents")
@@ -386,19 +399,17 @@ async fn cloudwatch_logs_calls_do_not_span_more_than_24_hours() {
             )
         })
         .collect();
-    let broker = broker_with_topic("cwl-span").await;
-    produce(&broker.producer(), "cwl-span", &recs).await;
-    let p = one_batch_pipe(
+    let _sluice = deliver_one_batch(
+        &moto,
+        "logs",
         "cwl-span",
-        &broker,
         "cwl-span",
         &format!("arn:aws:logs:us-east-1:{ACCOUNT}:log-group:span"),
-        recs.len(),
+        &recs,
         json!({"InputTemplate": TEXT,
                "CloudWatchLogsParameters": {"LogStreamName": "pipe", "Timestamp": "$.value.ts"}}),
-    );
-    let sluice = run_sluice(&p, &config_for("logs", &moto.url), &[]);
-    wait_committed(&sluice, &broker, "cwl-span", "cwl-span", recs.len() as i64).await;
+    )
+    .await;
 
     let calls: Vec<Vec<(usize, i64)>> = moto
         .calls_of("PutLogEvents")
@@ -665,14 +676,13 @@ async fn eventbridge_split_counts_resources_and_resolved_parameters() {
             )
         })
         .collect();
-    let broker = broker_with_topic("eb").await;
-    produce(&broker.producer(), "eb", &recs).await;
-    let p = one_batch_pipe(
+    let _sluice = deliver_one_batch(
+        &moto,
+        "events",
         "eb-limit",
-        &broker,
         "eb",
         &format!("arn:aws:events:us-east-1:{ACCOUNT}:event-bus/big-bus"),
-        unit.len(),
+        &recs,
         json!({
             "InputTemplate": JSON,
             "EventBridgeEventBusParameters": {
@@ -680,9 +690,8 @@ async fn eventbridge_split_counts_resources_and_resolved_parameters() {
                 "Time": "$.value.at"
             }
         }),
-    );
-    let sluice = run_sluice(&p, &config_for("events", &moto.url), &[]);
-    wait_committed(&sluice, &broker, "eb-limit", "eb", unit.len() as i64).await;
+    )
+    .await;
 
     let sent: Vec<Sent> = moto
         .calls_of("PutEvents")
@@ -723,18 +732,16 @@ async fn sns_publish_batch_fills_256_kib() {
     let (topic_arn, url) = sns_topic_with_queue(&moto, "big-news");
     let mut unit = vec![64 * KIB; 4];
     unit.push(100);
-    let broker = broker_with_topic("sns-big").await;
-    produce(&broker.producer(), "sns-big", &sized(&unit, TEXT_OVERHEAD)).await;
-    let p = one_batch_pipe(
+    let _sluice = deliver_one_batch(
+        &moto,
+        "sns",
         "sns-limit",
-        &broker,
         "sns-big",
         &topic_arn,
-        unit.len(),
+        &sized(&unit, TEXT_OVERHEAD),
         json!({"InputTemplate": TEXT}),
-    );
-    let sluice = run_sluice(&p, &config_for("sns", &moto.url), &[]);
-    wait_committed(&sluice, &broker, "sns-limit", "sns-big", unit.len() as i64).await;
+    )
+    .await;
 
     // Query protocol: `PublishBatchRequestEntries.member.N.Message`, N from 1 in entry order.
     let sent: Vec<Sent> = moto
