@@ -157,24 +157,28 @@ fn text(ev: &Event) -> String {
     String::from_utf8_lossy(&ev.payload).into_owned()
 }
 
-fn partial(what: &str, failed: usize, total: usize, first: String) -> TargetError {
-    TargetError::Partial {
+/// The answer of a batch API that reports failures per entry: `Ok` when `failed` is 0, else the
+/// whole batch fails (it is retried whole), naming the first failed entry. `entries` are (error
+/// code, error message) in request order; a succeeded entry has no code.
+fn entry_failures<'a>(
+    what: &str,
+    failed: usize,
+    total: usize,
+    entries: impl Iterator<Item = (Option<&'a str>, Option<&'a str>)>,
+) -> Result<(), TargetError> {
+    if failed == 0 {
+        return Ok(());
+    }
+    let first = entries
+        .filter_map(|(code, msg)| code.map(|c| format!("{c}: {}", msg.unwrap_or_default())))
+        .next()
+        .unwrap_or_default();
+    Err(TargetError::Partial {
         service: what.to_string(),
         failed,
         total,
         first,
-    }
-}
-
-/// "code: message" of the first failed entry of a batch API's answer (entries are
-/// (error code, error message); a succeeded entry has no code).
-fn first_entry_error<'a>(
-    entries: impl Iterator<Item = (Option<&'a str>, Option<&'a str>)>,
-) -> String {
-    entries
-        .filter_map(|(code, msg)| code.map(|c| format!("{c}: {}", msg.unwrap_or_default())))
-        .next()
-        .unwrap_or_default()
+    })
 }
 
 fn built(what: &str, e: impl fmt::Display) -> TargetError {
@@ -313,15 +317,12 @@ impl AwsTarget {
                     .await
                     .map_err(|e| sdk_error(what, e))?;
                 let failed = out.failed();
-                match failed.first() {
-                    None => Ok(()),
-                    Some(f) => Err(partial(
-                        what,
-                        failed.len(),
-                        events.len(),
-                        format!("{}: {}", f.code(), f.message().unwrap_or_default()),
-                    )),
-                }
+                entry_failures(
+                    what,
+                    failed.len(),
+                    events.len(),
+                    failed.iter().map(|f| (Some(f.code()), f.message())),
+                )
             }
             (AwsService::Sns, Client::Sns(c)) => {
                 let what = "SNS PublishBatch";
@@ -344,15 +345,12 @@ impl AwsTarget {
                     .await
                     .map_err(|e| sdk_error(what, e))?;
                 let failed = out.failed();
-                match failed.first() {
-                    None => Ok(()),
-                    Some(f) => Err(partial(
-                        what,
-                        failed.len(),
-                        events.len(),
-                        format!("{}: {}", f.code(), f.message().unwrap_or_default()),
-                    )),
-                }
+                entry_failures(
+                    what,
+                    failed.len(),
+                    events.len(),
+                    failed.iter().map(|f| (Some(f.code()), f.message())),
+                )
             }
             (
                 AwsService::EventBus {
@@ -391,16 +389,14 @@ impl AwsTarget {
                     req = req.endpoint_id(e);
                 }
                 let out = req.send().await.map_err(|e| sdk_error(what, e))?;
-                let failed = out.failed_entry_count() as usize;
-                if failed == 0 {
-                    return Ok(());
-                }
-                let first = first_entry_error(
+                entry_failures(
+                    what,
+                    out.failed_entry_count() as usize,
+                    events.len(),
                     out.entries()
                         .iter()
                         .map(|e| (e.error_code(), e.error_message())),
-                );
-                Err(partial(what, failed, events.len(), first))
+                )
             }
             (
                 AwsService::Kinesis {
@@ -433,16 +429,14 @@ impl AwsTarget {
                     .send()
                     .await
                     .map_err(|e| sdk_error(what, e))?;
-                let failed = out.failed_record_count().unwrap_or(0) as usize;
-                if failed == 0 {
-                    return Ok(());
-                }
-                let first = first_entry_error(
+                entry_failures(
+                    what,
+                    out.failed_record_count().unwrap_or(0) as usize,
+                    events.len(),
                     out.records()
                         .iter()
                         .map(|r| (r.error_code(), r.error_message())),
-                );
-                Err(partial(what, failed, events.len(), first))
+                )
             }
             (AwsService::Firehose { stream }, Client::Firehose(c)) => {
                 let what = "Firehose PutRecordBatch";
@@ -462,16 +456,14 @@ impl AwsTarget {
                     .send()
                     .await
                     .map_err(|e| sdk_error(what, e))?;
-                let failed = out.failed_put_count() as usize;
-                if failed == 0 {
-                    return Ok(());
-                }
-                let first = first_entry_error(
+                entry_failures(
+                    what,
+                    out.failed_put_count() as usize,
+                    events.len(),
                     out.request_responses()
                         .iter()
                         .map(|r| (r.error_code(), r.error_message())),
-                );
-                Err(partial(what, failed, events.len(), first))
+                )
             }
             (AwsService::StepFunctions { sync }, Client::Sfn(c)) => {
                 let input = String::from_utf8_lossy(&batch_body(events)).into_owned();
