@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use common::{produce, Broker, BrokerOptions, Rec, Receiver};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
 use rdkafka::producer::FutureProducer;
 use serde_json::{json, Value};
 
@@ -28,19 +27,14 @@ const WAIT: Duration = Duration::from_secs(90);
 // ------------------------------------------------------------------------------------------------
 // helpers
 
-/// Client settings for test set-up (admin, producer), with SCRAM when the broker has users.
-fn setup_config(b: &Broker, scram: bool) -> ClientConfig {
-    let mut c = b.client_config();
-    if scram {
-        c.set("sasl.mechanism", "SCRAM-SHA-512")
-            .set("sasl.username", USER)
-            .set("sasl.password", PASSWORD);
-    }
-    c
-}
-
 async fn topic_with_records(b: &Broker, scram: bool, topic: &str, n: usize) {
-    let admin: AdminClient<DefaultClientContext> = setup_config(b, scram).create().unwrap();
+    // Set-up clients (admin, producer) sign in with SCRAM when the broker has users.
+    let setup = if scram {
+        b.client_config_as(USER, PASSWORD)
+    } else {
+        b.client_config()
+    };
+    let admin: AdminClient<DefaultClientContext> = setup.create().unwrap();
     let res = admin
         .create_topics(
             &[NewTopic::new(topic, 1, TopicReplication::Fixed(1))],
@@ -51,7 +45,7 @@ async fn topic_with_records(b: &Broker, scram: bool, topic: &str, n: usize) {
     for r in res {
         r.expect("topic created");
     }
-    let mut pc = setup_config(b, scram);
+    let mut pc = setup;
     pc.set("message.timeout.ms", "30000");
     let producer: FutureProducer = pc.create().unwrap();
     let recs: Vec<Rec> = (0..n)

@@ -11,8 +11,8 @@ use std::time::Duration;
 use base64::Engine;
 use common::moto::{
     aws_endpoint_config, aws_pipe, broker_with_topic, entries_per_call, lambda_function, recs,
-    run_sluice, sns_topic_with_queue, sqs_receive_all, sync_execution_ns, sync_execution_service,
-    wait_committed, Moto, ACCOUNT, TARGET_WAIT,
+    run_sluice, sns_topic_with_queue, sqs_ns, sqs_receive_all, sync_execution_ns,
+    sync_execution_service, wait_committed, Moto, ACCOUNT, TARGET_WAIT,
 };
 use common::produce;
 use serde_json::{json, Value};
@@ -145,17 +145,7 @@ async fn sns_topic_publishes_one_message_per_record() {
         .collect();
     assert_eq!(per_call.iter().sum::<usize>(), 13, "{per_call:?}");
     assert!(per_call.iter().all(|&n| n <= 10), "{per_call:?}");
-    let got = sqs_receive_all(&moto, &url, 13);
-    let mut ns: Vec<i64> = got
-        .iter()
-        .map(|m| {
-            serde_json::from_str::<Value>(m["Body"].as_str().unwrap()).unwrap()["n"]
-                .as_i64()
-                .unwrap()
-        })
-        .collect();
-    ns.sort();
-    assert_eq!(ns, (0..13).collect::<Vec<_>>());
+    assert_eq!(sqs_ns(&moto, &url, 13), (0..13).collect::<Vec<_>>());
 }
 
 #[tokio::test(flavor = "multi_thread")]

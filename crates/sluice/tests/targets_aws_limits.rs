@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use common::moto::{
-    aws_pipe, broker_with_topic, lambda_function, run_sluice, sns_topic_with_queue,
+    aws_pipe, broker_with_topic, lambda_function, run_sluice, sns_topic_with_queue, sqs_ns,
     sqs_receive_all, sync_execution_ns, sync_execution_service, wait_committed, JsonService, Moto,
     ACCOUNT,
 };
@@ -996,19 +996,6 @@ async fn decoy() -> (Receiver, String) {
 fn sqs_queue(moto: &Moto, name: &str) -> String {
     let q = moto.aws(&["sqs", "create-queue", "--queue-name", name]);
     q["QueueUrl"].as_str().unwrap().to_string()
-}
-
-fn sqs_ns(moto: &Moto, url: &str, n: usize) -> Vec<i64> {
-    let mut ns: Vec<i64> = sqs_receive_all(moto, url, n)
-        .iter()
-        .map(|m| {
-            serde_json::from_str::<Value>(m["Body"].as_str().unwrap()).unwrap()["n"]
-                .as_i64()
-                .unwrap()
-        })
-        .collect();
-    ns.sort();
-    ns
 }
 
 fn sqs_pipe(name: &str, broker: &Broker, topic: &str) -> Value {

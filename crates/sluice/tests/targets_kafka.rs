@@ -177,17 +177,6 @@ const PASSWORD: &str = "Kt-scr4m-Pa55word-wibble";
 const WRONG_PASSWORD: &str = "Kt-not-the-Pa55word-wobble";
 const KEY_PASSWORD: &str = "Kt-k3y-Pa55word-wubble";
 
-/// Settings of a test client of `b` (its TLS / mTLS, and SCRAM-SHA-512 when it has users).
-fn client_of(b: &Broker, scram: bool) -> ClientConfig {
-    let mut c = b.client_config();
-    if scram {
-        c.set("sasl.mechanism", "SCRAM-SHA-512")
-            .set("sasl.username", USER)
-            .set("sasl.password", PASSWORD);
-    }
-    c
-}
-
 async fn create_topics(cfg: &ClientConfig, topics: &[&str]) {
     let admin: AdminClient<DefaultClientContext> = cfg.create().unwrap();
     let new: Vec<NewTopic<'_>> = topics
@@ -329,7 +318,7 @@ async fn scram_512_and_256_over_tls_deliver_in_order_and_a_wrong_password_fails_
             ..Default::default()
         },
     );
-    let reader = client_of(&target, true);
+    let reader = target.client_config_as(USER, PASSWORD);
     create_topics(&reader, &["dst512", "dst256"]).await;
     let dir = tempfile::tempdir().unwrap();
     let ca = file_ref(&target.info["CA_FILE"]);
@@ -465,7 +454,7 @@ async fn mtls_delivers_in_order_and_a_missing_or_locked_client_key_fails_the_pip
             ..Default::default()
         },
     );
-    let reader = client_of(&target, false);
+    let reader = target.client_config();
     create_topics(&reader, &["dst"]).await;
     let dir = tempfile::tempdir().unwrap();
     let ca = file_ref(&target.info["CA_FILE"]);

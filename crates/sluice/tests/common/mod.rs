@@ -137,6 +137,15 @@ impl Broker {
         c
     }
 
+    /// [`Broker::client_config`] authenticating as `user` with SCRAM-SHA-512.
+    pub fn client_config_as(&self, user: &str, password: &str) -> ClientConfig {
+        let mut c = self.client_config();
+        c.set("sasl.mechanism", "SCRAM-SHA-512")
+            .set("sasl.username", user)
+            .set("sasl.password", password);
+        c
+    }
+
     pub fn admin(&self) -> AdminClient<DefaultClientContext> {
         self.client_config().create().expect("admin client")
     }

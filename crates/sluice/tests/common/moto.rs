@@ -296,6 +296,20 @@ pub fn sqs_receive_all(moto: &Moto, url: &str, n: usize) -> Vec<Value> {
     got
 }
 
+/// The `n` field of `n` JSON messages received from the queue at `url`, sorted.
+pub fn sqs_ns(moto: &Moto, url: &str, n: usize) -> Vec<i64> {
+    let mut ns: Vec<i64> = sqs_receive_all(moto, url, n)
+        .iter()
+        .map(|m| {
+            serde_json::from_str::<Value>(m["Body"].as_str().unwrap()).unwrap()["n"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    ns.sort();
+    ns
+}
+
 /// A Lambda function in moto (docker-less: it answers with its payload, or with what
 /// [`Moto::lambda_result`] queued).
 pub async fn lambda_function(moto: &Moto, name: &str) -> String {
