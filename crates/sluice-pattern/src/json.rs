@@ -483,7 +483,7 @@ impl<'a> Scanner<'a> {
 impl Scanner<'_> {
     /// Skips one value without validating it (only strings and bracket nesting are tracked).
     /// Used by lenient matching, which trusts its input the way quamina does.
-    #[inline]
+    #[inline(always)]
     pub fn skip_lenient(&mut self) -> JResult<()> {
         match self.peek()? {
             b'"' => self.skip_string_lenient(),
@@ -544,66 +544,12 @@ impl Scanner<'_> {
     }
 
     /// Lenient: skips the member value at the cursor, then consumes the `,` after it (returns
-    /// true) or the `close` byte (false). One tight pass with a local cursor: most members of
-    /// an event are skipped like this.
+    /// true) or the `close` byte (false). Most members of an event are skipped like this, so
+    /// everything it calls is inlined into one tight pass.
     #[inline(always)]
     pub fn skip_then_next_lenient(&mut self, close: u8) -> JResult<bool> {
-        let b = self.b;
-        let mut i = self.i;
-        while let Some(b' ' | b'\n' | b'\r' | b'\t') = b.get(i) {
-            i += 1;
-        }
-        match b.get(i) {
-            Some(b'"') => {
-                i = scan_quote(b, i + 1);
-                loop {
-                    match b.get(i) {
-                        Some(b'"') => break,
-                        // An escape: skip the escaped byte.
-                        Some(_) => i = scan_quote(b, i + 2),
-                        None => {
-                            self.i = b.len();
-                            return self.err("unterminated string");
-                        }
-                    }
-                }
-                i += 1;
-            }
-            Some(b'{' | b'[') => {
-                self.i = i + 1;
-                self.close_lenient()?;
-                i = self.i;
-            }
-            Some(_) => {
-                let start = i;
-                while let Some(&c) = b.get(i) {
-                    if matches!(c, b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t') {
-                        break;
-                    }
-                    i += 1;
-                }
-                if i == start {
-                    self.i = i;
-                    return self.err("expected a JSON value");
-                }
-            }
-            None => {
-                self.i = i;
-                return self.err("unexpected end of input");
-            }
-        }
-        while let Some(b' ' | b'\n' | b'\r' | b'\t') = b.get(i) {
-            i += 1;
-        }
-        self.i = i + 1;
-        match b.get(i) {
-            Some(b',') => Ok(true),
-            Some(&c) if c == close => Ok(false),
-            _ => {
-                self.i = i;
-                self.err("expected ',' or a closing bracket")
-            }
-        }
+        self.skip_lenient()?;
+        self.next_or_close(close)
     }
 
     /// Reads a string token like [`Scanner::string`], without checking for control bytes
@@ -652,7 +598,7 @@ impl Scanner<'_> {
         })
     }
 
-    #[inline]
+    #[inline(always)]
     fn skip_string_lenient(&mut self) -> JResult<()> {
         let b = self.b;
         let mut i = self.i + 1;
