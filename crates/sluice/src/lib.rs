@@ -1,8 +1,8 @@
 //! Sluice: EventBridge Pipes for Kafka, self-hosted.
 //!
 //! A record's path, folder by folder: [`sources`] (Kafka poll) -> [`runtime`] (per-partition lanes,
-//! batching, retries, offset commits) -> [`transforms`] (filter, input templates) -> [`enrichment`]
-//! (optional) -> [`targets`].
+//! batching, retries, offset commits) -> [`transforms`] (filter, input templates, the record's JSON)
+//! -> [`enrichment`] (optional) -> [`targets`]. [`record`] is the record they all carry.
 //! [`model`] holds pipe definitions and their validation; [`metrics`] and [`telemetry`] what the
 //! engine reports about itself.
 
@@ -11,6 +11,7 @@ pub mod control;
 pub mod enrichment;
 pub mod metrics;
 pub mod model;
+pub mod record;
 pub mod runtime;
 pub mod secrets;
 pub mod sources;

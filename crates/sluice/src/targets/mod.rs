@@ -20,7 +20,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 
 use crate::model::{FieldError, PipeDefinition};
-use crate::sources::kafka::record::SourceRecord;
+use crate::record::SourceRecord;
 pub use config::TargetsConfig;
 
 /// One event handed to a target: the payload (record JSON, or the template's output) and, when the

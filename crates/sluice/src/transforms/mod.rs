@@ -1,13 +1,17 @@
-//! Per-record transforms between source and target: the filter (event patterns, from
-//! `sluice-pattern`) and input templates (from `sluice-template`), adapted to Kafka records: the
-//! decoding of `key`/`value` that both languages see.
+//! Per-record transforms between source and target, pure (no I/O): the filter (event patterns,
+//! from `sluice-pattern`), input templates (from `sluice-template`), the record's JSON forms both
+//! languages see ([`record_json`], their one owner), and the events built from records for the
+//! enrichment and the target ([`event`]).
 
-use base64::Engine;
-use serde_json::{Map, Value};
-use sluice_pattern::{KafkaRecord, Matcher};
+pub mod event;
+pub mod record_json;
+
+use serde_json::Value;
+use sluice_pattern::Matcher;
 use sluice_template::{Context, Template};
 
-use crate::sources::kafka::record::{RecordContext, SourceRecord};
+use crate::record::SourceRecord;
+use record_json::RecordJson;
 
 /// A pipe's compiled `FilterCriteria`.
 #[derive(Debug)]
@@ -22,24 +26,22 @@ impl Filter {
     }
 
     /// Whether the record passes (any filter matches).
-    pub fn matches(&self, ctx: &RecordContext, rec: &SourceRecord) -> bool {
-        let headers: Vec<(&str, Option<&[u8]>)> = rec
-            .headers
+    pub fn matches(&self, json: &RecordJson, rec: &SourceRecord) -> bool {
+        let mut headers = Vec::new();
+        self.0.matches_kafka(&json.filter_view(rec, &mut headers))
+    }
+
+    /// The records of `batch` that pass, in order.
+    pub fn retain<'a>(
+        &self,
+        json: &RecordJson,
+        batch: &'a [SourceRecord],
+    ) -> Vec<&'a SourceRecord> {
+        let mut headers = Vec::new();
+        batch
             .iter()
-            .map(|(k, v)| (k.as_str(), v.as_deref()))
-            .collect();
-        self.0.matches_kafka(&KafkaRecord {
-            topic: &ctx.topic,
-            partition: rec.partition,
-            offset: rec.offset,
-            timestamp: rec.timestamp,
-            timestamp_type: rec.timestamp_type.as_str(),
-            key: rec.key.as_deref(),
-            value: rec.value.as_deref(),
-            headers: &headers,
-            bootstrap_servers: ctx.bootstrap_servers.as_deref(),
-            event_source_arn: ctx.event_source_arn.as_deref(),
-        })
+            .filter(|r| self.0.matches_kafka(&json.filter_view(r, &mut headers)))
+            .collect()
     }
 }
 
@@ -76,7 +78,7 @@ impl InputTemplate {
     }
 
     /// Render for one record. `event_text` is the record's JSON as sent to targets, `decoded` the
-    /// same record with `key`/`value` decoded (see [`decoded_record`]).
+    /// same record with `key`/`value` decoded (see [`RecordJson::decoded`]).
     pub fn render(&self, vars: &TemplateVars, event_text: &str, decoded: &Value) -> String {
         let now = time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
@@ -97,63 +99,10 @@ impl InputTemplate {
     }
 }
 
-/// The record as templates and JSON-path parameters see it: the record JSON with `key` and `value`
-/// replaced by their parsed JSON when the bytes are valid UTF-8 JSON, otherwise left as base64.
-pub fn decoded_record(ctx: &RecordContext, rec: &SourceRecord) -> Value {
-    let mut m = Map::new();
-    m.insert("eventSource".into(), ctx.event_source.into());
-    if let Some(arn) = &ctx.event_source_arn {
-        m.insert("eventSourceArn".into(), arn.as_str().into());
-    }
-    if let Some(s) = &ctx.bootstrap_servers {
-        m.insert("bootstrapServers".into(), s.as_str().into());
-    }
-    m.insert(
-        "eventSourceKey".into(),
-        format!("{}-{}", ctx.topic, rec.partition).into(),
-    );
-    m.insert("topic".into(), ctx.topic.as_str().into());
-    m.insert("partition".into(), rec.partition.to_string().into());
-    m.insert("offset".into(), rec.offset.into());
-    m.insert("timestamp".into(), rec.timestamp.into());
-    m.insert("timestampType".into(), rec.timestamp_type.as_str().into());
-    if let Some(k) = &rec.key {
-        m.insert("key".into(), decode_bytes(k));
-    }
-    m.insert(
-        "value".into(),
-        rec.value.as_deref().map_or(Value::Null, decode_bytes),
-    );
-    let headers = rec
-        .headers
-        .iter()
-        .map(|(k, v)| {
-            let bytes = v.as_ref().map_or(Value::Null, |b| {
-                Value::Array(b.iter().map(|x| Value::from(*x as i8)).collect())
-            });
-            let mut h = Map::new();
-            h.insert(k.clone(), bytes);
-            Value::Object(h)
-        })
-        .collect();
-    m.insert("headers".into(), Value::Array(headers));
-    Value::Object(m)
-}
-
-fn decode_bytes(b: &[u8]) -> Value {
-    match std::str::from_utf8(b)
-        .ok()
-        .and_then(|s| serde_json::from_str::<Value>(s).ok())
-    {
-        Some(v) => v,
-        None => base64::engine::general_purpose::STANDARD.encode(b).into(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sources::kafka::record::TimestampType;
+    use crate::record::TimestampType;
     use serde_json::json;
 
     fn rec(value: &[u8]) -> SourceRecord {
@@ -169,21 +118,8 @@ mod tests {
     }
 
     #[test]
-    fn json_values_are_decoded_and_others_stay_base64() {
-        let ctx = RecordContext::self_managed("t", "h:1");
-        let d = decoded_record(&ctx, &rec(br#"{"id":"A1","n":3}"#));
-        assert_eq!(d["value"], json!({"id": "A1", "n": 3}));
-        assert_eq!(d["key"], json!("k"));
-        assert_eq!(d["headers"], json!([{"h": [-1]}]));
-        let d = decoded_record(&ctx, &rec(b"plain text"));
-        assert_eq!(d["value"], json!("cGxhaW4gdGV4dA=="));
-        let d = decoded_record(&ctx, &rec(&[0xff, 0xfe]));
-        assert_eq!(d["value"], json!("//4="));
-    }
-
-    #[test]
     fn template_renders_decoded_fields() {
-        let ctx = RecordContext::self_managed("t", "h:1");
+        let ctx = RecordJson::self_managed("t", "h:1");
         let r = rec(br#"{"id":"A1","n":3}"#);
         let t = InputTemplate::compile(r#"{"id": <$.value.id>, "p": "<aws.pipes.pipe-name>"}"#)
             .unwrap();
@@ -191,7 +127,7 @@ mod tests {
             pipe_name: "orders".into(),
             ..Default::default()
         };
-        let out = t.render(&vars, &ctx.to_json(&r), &decoded_record(&ctx, &r));
+        let out = t.render(&vars, &ctx.wire_string(&r), &ctx.decoded(&r));
         let v: Value = serde_json::from_str(&out).unwrap();
         assert_eq!(v, json!({"id": "A1", "p": "orders"}));
         assert!(t.is_json());
@@ -199,10 +135,21 @@ mod tests {
 
     #[test]
     fn filter_sees_decoded_value() {
-        let ctx = RecordContext::self_managed("t", "h:1");
+        let ctx = RecordJson::self_managed("t", "h:1");
         let f = Filter::compile(&[r#"{"value": {"id": [{"prefix": "A"}]}}"#]).unwrap();
         assert!(f.matches(&ctx, &rec(br#"{"id":"A1"}"#)));
         assert!(!f.matches(&ctx, &rec(br#"{"id":"B1"}"#)));
+        let batch = [
+            rec(br#"{"id":"A1"}"#),
+            rec(br#"{"id":"B1"}"#),
+            rec(br#"{"id":"A2"}"#),
+        ];
+        let kept: Vec<&[u8]> = f
+            .retain(&ctx, &batch)
+            .iter()
+            .map(|r| r.value.as_deref().unwrap())
+            .collect();
+        assert_eq!(kept, vec![&br#"{"id":"A1"}"#[..], &br#"{"id":"A2"}"#[..]]);
         assert!(Filter::compile(&[r#"{"eventSource": ["x"]}"#]).is_err());
     }
 }

@@ -1,6 +1,6 @@
 //! The Kafka source: the librdkafka consumer configuration (group, starting position, offset
-//! handling), the rebalance hooks that hand partitions to the runtime's lanes and take them back,
-//! and the record type with its JSON form ([`record`]).
+//! handling), the callbacks that tell the runtime when partitions are assigned and revoked
+//! ([`PartitionHandler`]), and the copy of a polled message into a `SourceRecord` ([`record`]).
 //!
 //! Offsets are never committed automatically: `enable.auto.commit` and `enable.auto.offset.store`
 //! are off, and the runtime commits a partition's offset only after its batch was delivered.
@@ -23,6 +23,8 @@ pub mod probe;
 pub mod record;
 pub mod tls;
 
+pub use record::record_from_message;
+
 use std::sync::Arc;
 
 use rdkafka::client::{ClientContext, OAuthToken};
@@ -36,6 +38,9 @@ use crate::model::{KafkaSourceSpec, StartingPosition};
 
 /// What the source tells the runtime when the group hands out or takes back partitions.
 pub trait PartitionHandler: Send + Sync {
+    /// Partitions of our topic are about to be assigned to this consumer (librdkafka has not
+    /// started fetching them yet). Nothing by default.
+    fn assigning(&self, _consumer: &BaseConsumer<SourceContext>, _partitions: &[i32]) {}
     /// Partitions of our topic were assigned to this consumer.
     fn assigned(&self, consumer: &BaseConsumer<SourceContext>, partitions: &[i32]);
     /// Partitions are about to be revoked: stop their lanes, let in-flight work finish or abandon
@@ -158,7 +163,7 @@ impl ConsumerContext for SourceContext {
                 self.handler.revoking(consumer, &parts);
             }
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
-            Rebalance::Assign(_) => {}
+            Rebalance::Assign(tpl) => self.handler.assigning(consumer, &self.partitions(tpl)),
         }
     }
 
@@ -204,8 +209,6 @@ pub fn client_config(spec: &KafkaSourceSpec, client_id: &str) -> ClientConfig {
                 StartingPosition::Latest => "latest",
             },
         )
-        // Bounded prefetch: the lanes' own buffers hold the rest (see runtime::lane).
-        .set("queued.max.messages.kbytes", "16384")
         // With a queue per partition, `queued.max.messages.kbytes` bounds each partition, but
         // librdkafka also caps `fetch.max.bytes` (one fetch response, all partitions of a broker)
         // at it unless it is set: a 4 MB per-partition bound would then cap every fetch round at

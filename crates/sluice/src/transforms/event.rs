@@ -1,0 +1,124 @@
+//! Event building, in one place: what the target receives for a record (its wire JSON, or the target
+//! `InputTemplate` rendered against it), what the enrichment receives (its own template), and what
+//! the target receives for each item of an enrichment's answer. Dynamic parameters resolve against
+//! the `record` an event carries, so each event says whether it carries one.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use super::record_json::RecordJson;
+use super::{InputTemplate, TemplateVars};
+use crate::model::PipeSpec;
+use crate::record::SourceRecord;
+use crate::targets::Event;
+
+/// Builds a pipe's events from its records.
+#[derive(Debug)]
+pub struct EventBuilder {
+    json: RecordJson,
+    vars: TemplateVars,
+    target_template: Option<Arc<InputTemplate>>,
+    enrichment_template: Option<Arc<InputTemplate>>,
+    /// Target events carry the decoded record (the target has JSON-path parameters).
+    target_needs_record: bool,
+    /// Target events carry the source record (the Kafka target keeps its key and headers).
+    target_needs_source: bool,
+    /// Enrichment events carry the decoded record.
+    enrichment_needs_record: bool,
+}
+
+impl EventBuilder {
+    /// The builder of `spec`'s events; `json` is the record form of its source.
+    pub fn new(spec: &PipeSpec, json: RecordJson) -> Self {
+        let def = &spec.definition;
+        Self {
+            json,
+            vars: TemplateVars {
+                pipe_arn: spec.arn.clone(),
+                pipe_name: spec.name.clone(),
+                source_arn: def.source.clone().unwrap_or_default(),
+                enrichment_arn: def.enrichment.clone().unwrap_or_default(),
+                target_arn: def.target.clone().unwrap_or_default(),
+            },
+            target_template: spec.target_template.clone(),
+            enrichment_template: spec.enrichment_template.clone(),
+            target_needs_record: spec.target.needs_record(),
+            target_needs_source: spec.target.needs_source(),
+            enrichment_needs_record: spec.enrichment.as_ref().is_some_and(|e| e.needs_record()),
+        }
+    }
+
+    /// The record's JSON forms (also what the filter reads).
+    pub fn record_json(&self) -> &RecordJson {
+        &self.json
+    }
+
+    /// The event the target receives for one record (pipes without enrichment).
+    pub fn for_target(&self, rec: &SourceRecord) -> Event {
+        self.render(
+            rec,
+            self.target_template.as_deref(),
+            self.target_needs_record,
+            self.target_needs_source,
+        )
+    }
+
+    /// The event the enrichment receives for one record.
+    pub fn for_enrichment(&self, rec: &SourceRecord) -> Event {
+        self.render(
+            rec,
+            self.enrichment_template.as_deref(),
+            self.enrichment_needs_record,
+            false,
+        )
+    }
+
+    /// The event the target receives for one item of an enrichment's answer: the item, through
+    /// the target template; dynamic parameters resolve against the item.
+    pub fn from_item(&self, item: Value) -> Event {
+        let text = serde_json::to_string(&item).unwrap_or_default();
+        let (payload, is_json) = match &self.target_template {
+            Some(t) => (Bytes::from(t.render(&self.vars, &text, &item)), t.is_json()),
+            None => (Bytes::from(text), true),
+        };
+        Event {
+            payload,
+            is_json,
+            record: self.target_needs_record.then(|| Arc::new(item)),
+            source: None,
+        }
+    }
+
+    fn render(
+        &self,
+        rec: &SourceRecord,
+        template: Option<&InputTemplate>,
+        needs_record: bool,
+        needs_source: bool,
+    ) -> Event {
+        let decoded = (needs_record || template.is_some()).then(|| self.json.decoded(rec));
+        let (payload, is_json) = match (template, &decoded) {
+            (Some(t), Some(d)) => {
+                let text = self.json.wire_string(rec);
+                (Bytes::from(t.render(&self.vars, &text, d)), t.is_json())
+            }
+            _ => {
+                let mut out = Vec::with_capacity(256 + rec.size() * 4 / 3);
+                self.json.write_wire(rec, &mut out);
+                (Bytes::from(out), true)
+            }
+        };
+        Event {
+            payload,
+            is_json,
+            record: if needs_record {
+                decoded.map(Arc::new)
+            } else {
+                None
+            },
+            source: needs_source.then(|| Arc::new(rec.clone())),
+        }
+    }
+}

@@ -1,0 +1,432 @@
+//! The record's JSON form, owned here and nowhere else (`kafka-source.md`, "The record format"):
+//! - the wire form a target receives: `key` and `value` base64, header bytes as signed integers,
+//!   written straight into a byte buffer without a JSON tree, because it runs for every record;
+//! - the decoded form input templates and JSON-path parameters see: the same fields, with `key` and
+//!   `value` parsed when they are UTF-8 JSON (else left base64);
+//! - the view the filter reads (`sluice_pattern::KafkaRecord`), which decodes lazily itself.
+//!
+//! The three are built from the same [`RecordJson`] and the tests below hold them to agree on every
+//! field.
+
+use std::io::Write;
+
+use base64::Engine;
+use serde_json::{Map, Value};
+use sluice_pattern::KafkaRecord;
+
+use crate::record::SourceRecord;
+
+/// The per-pipe constant part of every record's JSON (`eventSource` and where it came from), and
+/// the writers of the record's forms.
+#[derive(Debug, Clone)]
+pub struct RecordJson {
+    /// Topic name.
+    pub topic: String,
+    /// Prebuilt `{"eventSource":...,"bootstrapServers"|"eventSourceArn":...` prefix.
+    prefix: Vec<u8>,
+    /// `eventSource` value.
+    pub event_source: &'static str,
+    /// `bootstrapServers` (self-managed) as written in the record.
+    pub bootstrap_servers: Option<String>,
+    /// `eventSourceArn` (MSK).
+    pub event_source_arn: Option<String>,
+}
+
+impl RecordJson {
+    /// A self-managed Kafka source (`eventSource: SelfManagedKafka`).
+    pub fn self_managed(topic: &str, bootstrap_servers: &str) -> Self {
+        Self::build(
+            topic,
+            "SelfManagedKafka",
+            Some(bootstrap_servers.to_string()),
+            None,
+        )
+    }
+
+    /// An MSK source (`eventSource: aws:kafka`).
+    pub fn msk(topic: &str, cluster_arn: &str) -> Self {
+        Self::build(topic, "aws:kafka", None, Some(cluster_arn.to_string()))
+    }
+
+    fn build(
+        topic: &str,
+        event_source: &'static str,
+        bootstrap_servers: Option<String>,
+        event_source_arn: Option<String>,
+    ) -> Self {
+        let mut prefix = Vec::new();
+        prefix.extend_from_slice(b"{\"eventSource\":");
+        json_str(&mut prefix, event_source);
+        if let Some(arn) = &event_source_arn {
+            prefix.extend_from_slice(b",\"eventSourceArn\":");
+            json_str(&mut prefix, arn);
+        }
+        if let Some(servers) = &bootstrap_servers {
+            prefix.extend_from_slice(b",\"bootstrapServers\":");
+            json_str(&mut prefix, servers);
+        }
+        Self {
+            topic: topic.to_string(),
+            prefix,
+            event_source,
+            bootstrap_servers,
+            event_source_arn,
+        }
+    }
+
+    /// Append the record's wire JSON object to `out`.
+    pub fn write_wire(&self, rec: &SourceRecord, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.prefix);
+        out.extend_from_slice(b",\"eventSourceKey\":\"");
+        json_str_inner(out, &self.topic);
+        // Writes into a Vec cannot fail.
+        let _ = write!(out, "-{}\",\"topic\":", rec.partition);
+        json_str(out, &self.topic);
+        let _ = write!(
+            out,
+            ",\"partition\":\"{}\",\"offset\":{},\"timestamp\":{},\"timestampType\":\"{}\"",
+            rec.partition,
+            rec.offset,
+            rec.timestamp,
+            rec.timestamp_type.as_str()
+        );
+        if let Some(key) = &rec.key {
+            out.extend_from_slice(b",\"key\":\"");
+            base64_into(out, key);
+            out.push(b'"');
+        }
+        out.extend_from_slice(b",\"value\":");
+        match &rec.value {
+            Some(v) => {
+                out.push(b'"');
+                base64_into(out, v);
+                out.push(b'"');
+            }
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"headers\":[");
+        for (i, (k, v)) in rec.headers.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.push(b'{');
+            json_str(out, k);
+            out.push(b':');
+            match v {
+                None => out.extend_from_slice(b"null"),
+                Some(bytes) => write_signed_bytes(out, bytes),
+            }
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"]}");
+    }
+
+    /// The record's wire JSON as a string.
+    pub fn wire_string(&self, rec: &SourceRecord) -> String {
+        let mut out = Vec::with_capacity(256);
+        self.write_wire(rec, &mut out);
+        // Everything written is ASCII or valid UTF-8 from `json_str`.
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// The record as templates and JSON-path parameters see it: the wire fields, with `key` and
+    /// `value` replaced by their parsed JSON when the bytes are valid UTF-8 JSON, else base64.
+    pub fn decoded(&self, rec: &SourceRecord) -> Value {
+        let mut m = Map::new();
+        m.insert("eventSource".into(), self.event_source.into());
+        if let Some(arn) = &self.event_source_arn {
+            m.insert("eventSourceArn".into(), arn.as_str().into());
+        }
+        if let Some(s) = &self.bootstrap_servers {
+            m.insert("bootstrapServers".into(), s.as_str().into());
+        }
+        m.insert(
+            "eventSourceKey".into(),
+            format!("{}-{}", self.topic, rec.partition).into(),
+        );
+        m.insert("topic".into(), self.topic.as_str().into());
+        m.insert("partition".into(), rec.partition.to_string().into());
+        m.insert("offset".into(), rec.offset.into());
+        m.insert("timestamp".into(), rec.timestamp.into());
+        m.insert("timestampType".into(), rec.timestamp_type.as_str().into());
+        if let Some(k) = &rec.key {
+            m.insert("key".into(), decode_bytes(k));
+        }
+        m.insert(
+            "value".into(),
+            rec.value.as_deref().map_or(Value::Null, decode_bytes),
+        );
+        let headers = rec
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                let bytes = v.as_ref().map_or(Value::Null, |b| {
+                    Value::Array(b.iter().map(|x| Value::from(*x as i8)).collect())
+                });
+                let mut h = Map::new();
+                h.insert(k.clone(), bytes);
+                Value::Object(h)
+            })
+            .collect();
+        m.insert("headers".into(), Value::Array(headers));
+        Value::Object(m)
+    }
+
+    /// The view of the record the filter reads; `headers` is the caller's scratch space (reused
+    /// across records to save an allocation each).
+    pub fn filter_view<'s, 'r: 's>(
+        &'r self,
+        rec: &'r SourceRecord,
+        headers: &'s mut Vec<(&'r str, Option<&'r [u8]>)>,
+    ) -> KafkaRecord<'s> {
+        headers.clear();
+        headers.extend(rec.headers.iter().map(|(k, v)| (k.as_str(), v.as_deref())));
+        KafkaRecord {
+            topic: &self.topic,
+            partition: rec.partition,
+            offset: rec.offset,
+            timestamp: rec.timestamp,
+            timestamp_type: rec.timestamp_type.as_str(),
+            key: rec.key.as_deref(),
+            value: rec.value.as_deref(),
+            headers,
+            bootstrap_servers: self.bootstrap_servers.as_deref(),
+            event_source_arn: self.event_source_arn.as_deref(),
+        }
+    }
+}
+
+/// Header bytes as Java's signed bytes (0xC3 is -61), as Pipes writes them.
+fn write_signed_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.push(b'[');
+    for (j, b) in bytes.iter().enumerate() {
+        if j > 0 {
+            out.push(b',');
+        }
+        let _ = write!(out, "{}", *b as i8);
+    }
+    out.push(b']');
+}
+
+fn decode_bytes(b: &[u8]) -> Value {
+    match std::str::from_utf8(b)
+        .ok()
+        .and_then(|s| serde_json::from_str::<Value>(s).ok())
+    {
+        Some(v) => v,
+        None => base64::engine::general_purpose::STANDARD.encode(b).into(),
+    }
+}
+
+fn base64_into(out: &mut Vec<u8>, bytes: &[u8]) {
+    let start = out.len();
+    let len = base64::encoded_len(bytes.len(), true).unwrap_or(0);
+    out.resize(start + len, 0);
+    let written = base64::engine::general_purpose::STANDARD
+        .encode_slice(bytes, &mut out[start..])
+        .unwrap_or(0);
+    out.truncate(start + written);
+}
+
+fn json_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    json_str_inner(out, s);
+    out.push(b'"');
+}
+
+fn json_str_inner(out: &mut Vec<u8>, s: &str) {
+    for &b in s.as_bytes() {
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0..=0x1f => {
+                let _ = write!(out, "\\u{b:04x}");
+            }
+            _ => out.push(b),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::TimestampType;
+    use serde_json::json;
+    use sluice_pattern::Matcher;
+
+    fn record() -> SourceRecord {
+        SourceRecord {
+            partition: 3,
+            offset: 15,
+            timestamp: 1_545_084_650_987,
+            timestamp_type: TimestampType::CreateTime,
+            key: Some(b"k1".to_vec()),
+            value: Some(b"Hello, this is a test.".to_vec()),
+            headers: vec![
+                ("headerKey".into(), Some(b"headerValue".to_vec())),
+                ("bin".into(), Some(vec![0xC3, 0x00, 0x7F, 0x80, 0xFF])),
+                ("empty".into(), Some(vec![])),
+                ("headerKey".into(), Some(b"again".to_vec())),
+                ("nul".into(), None),
+            ],
+        }
+    }
+
+    fn wire(ctx: &RecordJson, r: &SourceRecord) -> Value {
+        serde_json::from_str(&ctx.wire_string(r)).unwrap()
+    }
+
+    #[test]
+    fn self_managed_record_json_is_exact() {
+        let ctx = RecordJson::self_managed("my\"topic", "h1:9092,h2:9092");
+        assert_eq!(
+            wire(&ctx, &record()),
+            json!({
+                "eventSource": "SelfManagedKafka",
+                "bootstrapServers": "h1:9092,h2:9092",
+                "eventSourceKey": "my\"topic-3",
+                "topic": "my\"topic",
+                "partition": "3",
+                "offset": 15,
+                "timestamp": 1545084650987i64,
+                "timestampType": "CREATE_TIME",
+                "key": "azE=",
+                "value": "SGVsbG8sIHRoaXMgaXMgYSB0ZXN0Lg==",
+                "headers": [
+                    {"headerKey": [104, 101, 97, 100, 101, 114, 86, 97, 108, 117, 101]},
+                    {"bin": [-61, 0, 127, -128, -1]},
+                    {"empty": []},
+                    {"headerKey": [97, 103, 97, 105, 110]},
+                    {"nul": null}
+                ]
+            })
+        );
+    }
+
+    #[test]
+    fn msk_record_has_arn_and_no_bootstrap_servers() {
+        let ctx = RecordJson::msk("t", "arn:aws:kafka:sa-east-1:123456789012:cluster/c/u-2");
+        let v = wire(&ctx, &record());
+        assert_eq!(v["eventSource"], "aws:kafka");
+        assert_eq!(
+            v["eventSourceArn"],
+            "arn:aws:kafka:sa-east-1:123456789012:cluster/c/u-2"
+        );
+        assert!(v.get("bootstrapServers").is_none());
+    }
+
+    #[test]
+    fn null_key_is_omitted_and_tombstone_is_null() {
+        let ctx = RecordJson::self_managed("t", "h:1");
+        let mut r = record();
+        r.key = None;
+        r.value = None;
+        r.headers.clear();
+        r.timestamp_type = TimestampType::LogAppendTime;
+        let v = wire(&ctx, &r);
+        assert!(v.get("key").is_none());
+        assert_eq!(v["value"], Value::Null);
+        assert_eq!(v["headers"], json!([]));
+        assert_eq!(v["timestampType"], "LOG_APPEND_TIME");
+    }
+
+    #[test]
+    fn control_characters_in_names_stay_valid_json() {
+        let ctx = RecordJson::self_managed("t", "h:1");
+        let mut r = record();
+        r.headers = vec![("a\u{1}\n\\".into(), Some(vec![1]))];
+        assert_eq!(wire(&ctx, &r)["headers"][0]["a\u{1}\n\\"], json!([1]));
+    }
+
+    #[test]
+    fn json_values_are_decoded_and_others_stay_base64() {
+        let ctx = RecordJson::self_managed("t", "h:1");
+        let mut r = record();
+        r.key = Some(b"\"k\"".to_vec());
+        r.value = Some(br#"{"id":"A1","n":3}"#.to_vec());
+        r.headers = vec![("h".into(), Some(vec![0xff]))];
+        let d = ctx.decoded(&r);
+        assert_eq!(d["value"], json!({"id": "A1", "n": 3}));
+        assert_eq!(d["key"], json!("k"));
+        assert_eq!(d["headers"], json!([{"h": [-1]}]));
+        r.value = Some(b"plain text".to_vec());
+        assert_eq!(ctx.decoded(&r)["value"], json!("cGxhaW4gdGV4dA=="));
+        r.value = Some(vec![0xff, 0xfe]);
+        assert_eq!(ctx.decoded(&r)["value"], json!("//4="));
+    }
+
+    /// The pattern `{field: [value]}` (or `{field: {inner: [value]}}` for decoded JSON values).
+    fn pattern_for(field: &str, value: &Value) -> Option<String> {
+        match value {
+            Value::Object(m) => {
+                let (k, v) = m.iter().find(|(_, v)| !v.is_object() && !v.is_array())?;
+                Some(json!({ field: { k: [v] } }).to_string())
+            }
+            Value::Array(_) => None,
+            v => Some(json!({ field: [v] }).to_string()),
+        }
+    }
+
+    /// The wire JSON, the decoded view and the filter view agree on every field: the decoded view
+    /// is the wire JSON with key and value decoded, and a pattern naming any field with the value
+    /// the filter sees (the decoded one, or the text of key and value bytes that are not JSON)
+    /// matches the record.
+    #[test]
+    fn wire_decoded_and_filter_views_agree_on_every_field() {
+        let mut json_rec = record();
+        json_rec.key = Some(br#"{"tenant":"t1"}"#.to_vec());
+        json_rec.value = Some(br#"{"id":"A1","n":3}"#.to_vec());
+        for ctx in [
+            RecordJson::self_managed("orders", "h1:9092,h2:9092"),
+            RecordJson::msk("orders", "arn:aws:kafka:us-east-1:123456789012:cluster/c/u"),
+        ] {
+            for rec in [record(), json_rec.clone()] {
+                let wire = wire(&ctx, &rec);
+                let decoded = ctx.decoded(&rec);
+                let (wire, decoded) = (wire.as_object().unwrap(), decoded.as_object().unwrap());
+                assert_eq!(
+                    wire.keys().collect::<Vec<_>>(),
+                    decoded.keys().collect::<Vec<_>>()
+                );
+                for (field, w) in wire {
+                    let d = &decoded[field];
+                    if field == "key" || field == "value" {
+                        let raw = if field == "key" { &rec.key } else { &rec.value };
+                        let raw = raw.as_deref().unwrap();
+                        assert_eq!(*d, decode_bytes(raw), "{field}");
+                        let b64 = base64::engine::general_purpose::STANDARD.encode(raw);
+                        assert_eq!(*w, json!(b64), "{field}");
+                    } else {
+                        assert_eq!(w, d, "{field}");
+                    }
+                    // Key and value bytes that are not JSON: the filter reads them as plain
+                    // text, templates as base64 (`filtering.md`, `input-templates.md`).
+                    let raw = match field.as_str() {
+                        "key" => rec.key.as_deref(),
+                        "value" => rec.value.as_deref(),
+                        _ => None,
+                    };
+                    let seen = match raw {
+                        Some(b) if d.is_string() && decode_bytes(b) == *d => {
+                            json!(std::str::from_utf8(b).unwrap())
+                        }
+                        _ => d.clone(),
+                    };
+                    let Some(p) = pattern_for(field, &seen) else {
+                        continue;
+                    };
+                    // Patterns on eventSource* are refused for Kafka; the general matcher reads them.
+                    let m = Matcher::compile(&p).unwrap();
+                    let mut scratch = Vec::new();
+                    assert!(
+                        m.matches_kafka(&ctx.filter_view(&rec, &mut scratch)),
+                        "the filter does not see {field} as {seen}: {p}"
+                    );
+                }
+            }
+        }
+    }
+}
