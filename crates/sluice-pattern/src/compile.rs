@@ -5,6 +5,7 @@
 //! path trie from those. `$or` is expanded here (bounded by the 1,000-combination limit, which is
 //! checked before expanding so a hostile pattern cannot blow up memory).
 
+use crate::complexity::{complexity, Pat, Rule, MAX_WILDCARD_COMPLEXITY};
 use crate::cond::{fold, Cidr, Cond, Except, Range, Wildcard};
 use crate::error::{PatternError, MAX_COMBINATIONS, MAX_PATTERN_CHARS};
 use crate::json::{parse_tree, Tree, MAX_TREE_DEPTH};
@@ -78,13 +79,71 @@ impl Program {
         if count > MAX_COMBINATIONS {
             return Err(PatternError::TooManyCombinations { count });
         }
+        let conjs = expand_items(&items);
+        self.check_complexity(&conjs)?;
         let filter = self.filters;
-        for conj in expand_items(&items) {
+        for conj in conjs {
             self.conjs.push(conj);
             self.filter_of.push(filter);
         }
         self.filters += 1;
         Ok(())
+    }
+
+    /// Refuses wildcards over AWS's complexity limit (see `complexity.rs`).
+    fn check_complexity(&self, conjs: &[Conj]) -> Result<(), PatternError> {
+        match self.wildcard_complexity(conjs) {
+            Some((key, n)) if n > MAX_WILDCARD_COMPLEXITY => Err(PatternError::field(
+                &key,
+                format!(
+                    "wildcard: Rule is too complex - try using fewer wildcard characters or fewer repeating character sequences after a wildcard character (at least {n} wildcard prefixes can match one value at once; AWS allows {MAX_WILDCARD_COMPLEXITY})"
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The most complex field of one pattern's conjunctions and its complexity (capped just
+    /// over the limit); `None` without wildcards.
+    fn wildcard_complexity(&self, conjs: &[Conj]) -> Option<(String, usize)> {
+        let has_wildcard = |leaf: usize| {
+            self.leaves[leaf].conds.iter().any(|c| {
+                matches!(
+                    c,
+                    Cond::Wildcard(_) | Cond::AnythingBut(Except::Wildcards(_))
+                )
+            })
+        };
+        if !conjs.iter().flatten().any(|&(_, leaf)| has_wildcard(leaf)) {
+            return None;
+        }
+        let rules: Vec<Rule> = conjs
+            .iter()
+            .map(|conj| {
+                // A field named twice in one rule (through `$or`): event-ruler keeps the last.
+                let mut by_key: Vec<(String, Vec<Pat>)> = Vec::new();
+                for &(path, leaf) in conj {
+                    let key = self.paths[path].join(".");
+                    by_key.retain(|(k, _)| *k != key);
+                    by_key.push((key, ruler_patterns(&self.leaves[leaf])));
+                }
+                by_key
+            })
+            .collect();
+        complexity(&rules)
+    }
+
+    /// A valid pattern's wildcard complexity, as AWS computes it (0 without wildcards).
+    #[cfg(test)]
+    pub fn measure(pattern: &str) -> Option<usize> {
+        let mut p = Program::default();
+        let tree = parse_tree(pattern.as_bytes()).ok()?;
+        let Tree::Obj(members) = &tree else {
+            return None;
+        };
+        let items = p.object(members, "", &[], false).ok()?;
+        let conjs = expand_items(&items);
+        Some(p.wildcard_complexity(&conjs).map_or(0, |(_, n)| n))
     }
 
     fn object(
@@ -202,6 +261,33 @@ impl Program {
         self.leaf_ids.insert(key, id);
         Ok(id)
     }
+}
+
+/// A leaf's conditions as event-ruler's patterns, for the complexity layout.
+fn ruler_patterns(leaf: &Leaf) -> Vec<Pat> {
+    let mut out = Vec::new();
+    for c in &leaf.conds {
+        match c {
+            Cond::Wildcard(w) => out.push(Pat::Wild {
+                negated: false,
+                values: vec![w.pieces().to_vec()],
+            }),
+            Cond::AnythingBut(Except::Wildcards(ws)) => out.push(Pat::Wild {
+                negated: true,
+                values: ws.iter().map(|w| w.pieces().to_vec()).collect(),
+            }),
+            // A number in a leaf is two patterns to event-ruler: by value and by text.
+            Cond::Num(d) => {
+                out.push(Pat::Other(format!("num {d:?}")));
+                out.push(Pat::Other(format!("text {d:?}")));
+            }
+            other => out.push(Pat::Other(format!("{other:?}"))),
+        }
+    }
+    if leaf.absent_ok {
+        out.push(Pat::Absent);
+    }
+    out
 }
 
 fn join(path: &str, key: &str) -> String {
@@ -631,7 +717,23 @@ fn expand_items(items: &[Item]) -> Vec<Conj> {
 
 #[cfg(test)]
 mod tests {
+    use super::Program;
     use crate::Matcher;
+
+    /// Local differential check against event-ruler (not a CI test): set SLUICE_COMPLEXITY_IN
+    /// to a file of patterns, one a line; prints each one's complexity.
+    #[test]
+    fn measure_from_file() {
+        let Ok(path) = std::env::var("SLUICE_COMPLEXITY_IN") else {
+            return;
+        };
+        for line in std::fs::read_to_string(path).unwrap().lines() {
+            match Program::measure(line) {
+                Some(n) => println!("C OK {n}"),
+                None => println!("C ERR"),
+            }
+        }
+    }
 
     fn leaf(op: &str) -> String {
         format!(r#"{{"detail":{{"qty":[{op}]}}}}"#)
