@@ -133,6 +133,11 @@ impl Wildcard {
         Ok(Wildcard { pieces })
     }
 
+    /// The literal pieces between the `*`s.
+    pub fn pieces(&self) -> &[Vec<u8>] {
+        &self.pieces
+    }
+
     pub fn matches(&self, s: &[u8]) -> bool {
         let n = self.pieces.len();
         if n == 1 {

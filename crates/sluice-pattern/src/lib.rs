@@ -17,6 +17,7 @@
 //! messages), `eval` builds the path trie and runs the one-pass scan.
 
 mod compile;
+mod complexity;
 mod cond;
 mod error;
 mod eval;

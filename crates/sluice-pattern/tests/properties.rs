@@ -290,6 +290,11 @@ fn event() -> impl Strategy<Value = Value> {
 
 fn condition() -> impl Strategy<Value = Value> {
     let s = || text().prop_map(Value::String);
+    let non_empty = || {
+        text()
+            .prop_filter("non-empty", |t| !t.is_empty())
+            .prop_map(Value::String)
+    };
     prop_oneof![
         scalar(),
         s().prop_map(|p| json!({"prefix": p})),
@@ -304,8 +309,9 @@ fn condition() -> impl Strategy<Value = Value> {
         number().prop_map(|n| json!({"anything-but": n})),
         prop::collection::vec(text(), 1..3).prop_map(|v| json!({"anything-but": v})),
         prop::collection::vec(number(), 1..3).prop_map(|v| json!({"anything-but": v})),
-        s().prop_map(|p| json!({"anything-but": {"prefix": p}})),
-        s().prop_map(|p| json!({"anything-but": {"suffix": p}})),
+        // AWS refuses an empty anything-but prefix or suffix ("Null prefix/suffix not allowed").
+        non_empty().prop_map(|p| json!({"anything-but": {"prefix": p}})),
+        non_empty().prop_map(|p| json!({"anything-but": {"suffix": p}})),
         s().prop_map(|p| json!({"anything-but": {"equals-ignore-case": p}})),
         prop::sample::select(vec!["a*", "*b"])
             .prop_map(|p| json!({"anything-but": {"wildcard": p}})),
