@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sluice_pattern::{MAX_FILTERS, MAX_PATTERN_CHARS};
+
 use super::definition::{KafkaParameters, PipeDefinition};
 use super::FieldError;
 use super::ValidationError;
@@ -118,8 +120,6 @@ const TOPIC_MAX: usize = 249;
 const GROUP_MAX: usize = 200;
 const BATCH_SIZE_MAX: i64 = 10_000;
 const BATCHING_WINDOW_MAX: i64 = 300;
-const MAX_FILTERS: usize = 5;
-const MAX_PATTERN_CHARS: usize = 4096;
 const MAX_TEMPLATE_CHARS: usize = 8192;
 const MAX_TAGS: usize = 50;
 
