@@ -4,13 +4,15 @@
 //! batching, retries, offset commits) -> [`transforms`] (filter, input templates) -> [`enrichment`]
 //! (optional) -> [`targets`].
 //! [`model`] holds pipe definitions and their validation; [`metrics`] and [`telemetry`] what the
-//! engine reports about itself. [`field_error`] is the one shape of a validation error, used by
-//! every layer.
+//! engine reports about itself. [`kafka`] is what the Kafka source and the Kafka target share
+//! (client security settings, refusals, topic and broker address rules); [`field_error`] the one
+//! shape of a validation error, used by every layer.
 
 pub mod api;
 pub mod control;
 pub mod enrichment;
 pub mod field_error;
+pub mod kafka;
 pub mod metrics;
 pub mod model;
 pub mod runtime;
