@@ -4,11 +4,15 @@
 //! batching, retries, offset commits) -> [`transforms`] (filter, input templates, the record's JSON)
 //! -> [`enrichment`] (optional) -> [`targets`]. [`record`] is the record they all carry.
 //! [`model`] holds pipe definitions and their validation; [`metrics`] and [`telemetry`] what the
-//! engine reports about itself.
+//! engine reports about itself. [`kafka`] is what the Kafka source and the Kafka target share
+//! (client security settings, refusals, topic and broker address rules); [`field_error`] the one
+//! shape of a validation error, used by every layer.
 
 pub mod api;
 pub mod control;
 pub mod enrichment;
+pub mod field_error;
+pub mod kafka;
 pub mod metrics;
 pub mod model;
 pub mod record;

@@ -20,9 +20,9 @@ use percent_encoding::percent_decode_str;
 use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::control::state::{CurrentState, DesiredState};
 use crate::control::PipeManager;
 use crate::model::{self, update, PipeDefinition};
+use crate::store::{CurrentState, DesiredState};
 use crate::store::{Origin, PipeRecord};
 use error::{json_response, ApiError};
 use sigv4::{RequestParts, Verifier};

@@ -25,8 +25,7 @@ use crate::metrics::Metrics;
 use crate::model::update::{self, with_tag_extensions};
 use crate::model::{validate, PipeDefinition, PipeSpec, ValidationContext, ValidationError};
 use crate::runtime::{run_pipe, PipeStatus, RuntimeError, RuntimeOptions};
-use crate::store::{Origin, PipeRecord, PipeStore, StoreError};
-use state::{CurrentState, DesiredState};
+use crate::store::{CurrentState, DesiredState, Origin, PipeRecord, PipeStore, StoreError};
 
 /// Why a control-plane request failed. Each maps to one AWS error.
 #[derive(Debug, thiserror::Error)]

@@ -9,32 +9,12 @@ pub mod validate;
 use std::fmt;
 use std::path::Path;
 
-use serde::Serialize;
-
+pub use crate::field_error::FieldError;
 pub use definition::PipeDefinition;
 pub use validate::{
     validate, HttpDelivery, KafkaSourceKind, KafkaSourceSpec, PipeSpec, StartingPosition,
     ValidationContext,
 };
-
-/// One entry of AWS's `fieldList`: which field is wrong and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FieldError {
-    /// The field's path in the definition, AWS names joined by dots (`SourceParameters.SelfManagedKafkaParameters.BatchSize`).
-    pub name: String,
-    /// What is wrong, in words a user can act on.
-    pub message: String,
-}
-
-impl FieldError {
-    /// A field error for `name`.
-    pub fn new(name: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            message: message.into(),
-        }
-    }
-}
 
 /// Every field error found in a definition. Never empty.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

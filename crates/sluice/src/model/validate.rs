@@ -6,9 +6,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sluice_pattern::{MAX_FILTERS, MAX_PATTERN_CHARS};
+
 use super::definition::{KafkaParameters, PipeDefinition};
 use super::FieldError;
 use super::ValidationError;
+use crate::kafka::names::{is_host_port, is_valid_topic, TOPIC_MAX_CHARS};
 use crate::targets::{self, TargetConfig};
 use crate::transforms::{Filter, InputTemplate};
 
@@ -114,12 +117,9 @@ pub enum HttpDelivery {
 
 const NAME_MAX: usize = 64;
 const DESCRIPTION_MAX: usize = 512;
-const TOPIC_MAX: usize = 249;
 const GROUP_MAX: usize = 200;
 const BATCH_SIZE_MAX: i64 = 10_000;
 const BATCHING_WINDOW_MAX: i64 = 300;
-const MAX_FILTERS: usize = 5;
-const MAX_PATTERN_CHARS: usize = 4096;
 const MAX_TEMPLATE_CHARS: usize = 8192;
 const MAX_TAGS: usize = 50;
 
@@ -421,15 +421,14 @@ fn validate_kafka_params(
     let topic = kp.topic_name.clone().unwrap_or_default();
     if topic.is_empty() {
         errs.push(FieldError::new(format!("{path}.TopicName"), "is required"));
-    } else if topic.len() > TOPIC_MAX
-        || topic.starts_with('.')
-        || !topic
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    {
+    } else if !is_valid_topic(&topic) || topic.starts_with('.') {
+        // Kafka's rule, and AWS's `TopicName` pattern (`[^.]...`), which also refuses a leading
+        // `.` that Kafka allows.
         errs.push(FieldError::new(
             format!("{path}.TopicName"),
-            format!("must be 1-{TOPIC_MAX} characters of [a-zA-Z0-9-_.], not starting with '.'"),
+            format!(
+                "must be 1-{TOPIC_MAX_CHARS} characters of [a-zA-Z0-9-_.], not starting with '.'"
+            ),
         ));
     }
     let starting_position = match kp.starting_position.as_deref() {
@@ -612,13 +611,6 @@ pub(crate) fn compile_template(
             None
         }
     }
-}
-
-fn is_host_port(s: &str) -> bool {
-    let Some((host, port)) = s.rsplit_once(':') else {
-        return false;
-    };
-    !host.is_empty() && !host.contains(['/', ' ']) && port.parse::<u16>().is_ok_and(|p| p > 0)
 }
 
 fn is_msk_arn(s: &str) -> bool {

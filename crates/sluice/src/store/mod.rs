@@ -1,5 +1,5 @@
 //! The durable pipe store: what a pipe is ([`PipeRecord`]: definition as written, desired and
-//! current state, times, where it came from), behind the [`PipeStore`] trait so that a shared store
+//! current state ([`DesiredState`], [`CurrentState`]), times, where it came from), behind the [`PipeStore`] trait so that a shared store
 //! for several instances can be added later. [`RedbStore`] is the embedded default (one file in
 //! `--data DIR`); [`MemoryStore`] is for tests.
 //!
@@ -9,14 +9,15 @@
 
 mod memory;
 mod redb_store;
+mod state;
 
 use serde::{Deserialize, Serialize};
 
-use crate::control::state::{CurrentState, DesiredState};
 use crate::model::PipeDefinition;
 
 pub use memory::MemoryStore;
 pub use redb_store::RedbStore;
+pub use state::{CurrentState, DesiredState};
 
 /// Where a pipe came from, which decides what the pipe-file reconciliation may do to it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

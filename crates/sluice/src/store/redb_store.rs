@@ -90,8 +90,8 @@ impl PipeStore for RedbStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::control::state::{CurrentState, DesiredState};
     use crate::store::{sample, MemoryStore, Origin};
+    use crate::store::{CurrentState, DesiredState};
 
     fn round_trip(store: &dyn PipeStore) {
         let a = sample("a");

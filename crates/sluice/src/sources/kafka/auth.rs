@@ -11,78 +11,17 @@
 //! a weaker one: when the chosen method fails, the pipe fails and says why. TLS always verifies the
 //! server certificate (given CA or system roots) and the host name.
 //!
-//! The Kafka target (`targets::kafka`) builds its client settings with the same pieces:
-//! [`ResolvedSecurity::new`] (protocol and certificate verification), `set_server_ca`, `set_sasl`,
-//! `set_client_identity`, and reads librdkafka's refusals with [`classify`].
+//! The client settings themselves (`security.protocol`, SASL, CA, mTLS identity) are made by the
+//! neutral [`crate::kafka`] module, which the Kafka target uses too; this module owns what the
+//! pipe definition says and how its refusals are worded in the definition's terms ([`explain`]).
 
 use std::sync::Arc;
 
-use rdkafka::config::ClientConfig;
-use rdkafka::error::KafkaError;
-
-use super::iam::IamTokenSource;
-use super::tls;
+use crate::kafka::iam::IamTokenSource;
+use crate::kafka::{tls, Refusal, ResolvedSecurity, SaslMechanism, ScramMechanism, SettingNames};
 use crate::model::definition::{KafkaParameters, SluiceParameters};
 use crate::model::FieldError;
 use crate::secrets::{self, json, Secret, SecretError, SecretRef, SecretResolver};
-
-/// A SCRAM hash.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ScramMechanism {
-    /// `SaslScram256Auth`.
-    Sha256,
-    /// `SaslScram512Auth`.
-    Sha512,
-}
-
-impl ScramMechanism {
-    /// librdkafka's `sasl.mechanism` name.
-    pub fn name(self) -> &'static str {
-        SaslMechanism::Scram(self).name()
-    }
-}
-
-/// A SASL mechanism that authenticates with a user name and a password.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SaslMechanism {
-    /// SASL/PLAIN.
-    Plain,
-    /// SASL/SCRAM.
-    Scram(ScramMechanism),
-}
-
-impl SaslMechanism {
-    /// Every mechanism, for messages.
-    pub const ALL: [SaslMechanism; 3] = [
-        SaslMechanism::Scram(ScramMechanism::Sha256),
-        SaslMechanism::Scram(ScramMechanism::Sha512),
-        SaslMechanism::Plain,
-    ];
-
-    /// librdkafka's (and Kafka's) name: `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`.
-    pub fn name(self) -> &'static str {
-        match self {
-            SaslMechanism::Plain => "PLAIN",
-            SaslMechanism::Scram(ScramMechanism::Sha256) => "SCRAM-SHA-256",
-            SaslMechanism::Scram(ScramMechanism::Sha512) => "SCRAM-SHA-512",
-        }
-    }
-
-    /// The mechanism of a Kafka name (exact, upper case).
-    pub fn from_name(name: &str) -> Option<SaslMechanism> {
-        Self::ALL.into_iter().find(|m| m.name() == name)
-    }
-}
-
-/// librdkafka's `security.protocol` for a connection with or without SASL and TLS.
-pub fn security_protocol(sasl: bool, tls: bool) -> &'static str {
-    match (sasl, tls) {
-        (false, false) => "PLAINTEXT",
-        (false, true) => "SSL",
-        (true, false) => "SASL_PLAINTEXT",
-        (true, true) => "SASL_SSL",
-    }
-}
 
 /// The authentication method of a pipe's source.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,7 +76,7 @@ impl Default for KafkaSecurity {
 impl KafkaSecurity {
     /// librdkafka's `security.protocol`.
     pub fn security_protocol(&self) -> &'static str {
-        security_protocol(self.uses_sasl(), self.tls)
+        crate::kafka::security_protocol(self.uses_sasl(), self.tls)
     }
 
     fn uses_sasl(&self) -> bool {
@@ -334,93 +273,6 @@ impl AuthError {
     }
 }
 
-/// A source's security with its secrets fetched: librdkafka settings and, for IAM, the token
-/// source for the refresh callback. `Debug` shows setting names only.
-#[derive(Clone, Default)]
-pub struct ResolvedSecurity {
-    settings: Vec<(&'static str, Secret)>,
-    /// Tokens for MSK IAM, handed to the consumer's context.
-    pub oauth: Option<Arc<IamTokenSource>>,
-    /// What was chosen, for logs.
-    pub description: String,
-}
-
-impl std::fmt::Debug for ResolvedSecurity {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let keys: Vec<&str> = self.settings.iter().map(|(k, _)| *k).collect();
-        f.debug_struct("ResolvedSecurity")
-            .field("settings", &keys)
-            .field("oauth", &self.oauth)
-            .field("description", &self.description)
-            .finish()
-    }
-}
-
-impl ResolvedSecurity {
-    /// The settings of a connection with or without SASL and TLS: `security.protocol` and, with
-    /// TLS, verification of the broker's certificate and host name. `description` is for logs.
-    pub fn new(sasl: bool, tls: bool, description: String) -> Self {
-        let mut out = ResolvedSecurity {
-            description,
-            ..ResolvedSecurity::default()
-        };
-        out.set("security.protocol", security_protocol(sasl, tls));
-        if tls {
-            // Both are librdkafka's defaults today; set so that a changed default cannot weaken us.
-            out.set("enable.ssl.certificate.verification", "true");
-            out.set("ssl.endpoint.identification.algorithm", "https");
-        }
-        // Without a CA, OpenSSL's default trust store (system roots; SSL_CERT_FILE/SSL_CERT_DIR).
-        out
-    }
-
-    /// Trust the brokers' certificates signed by this PEM bundle (checked first).
-    pub fn set_server_ca(&mut self, pem: &str) -> Result<(), tls::TlsError> {
-        let bundle = tls::ca_bundle(pem)?;
-        self.set("ssl.ca.pem", bundle);
-        Ok(())
-    }
-
-    /// Authenticate with SASL `mechanism` as `username`.
-    pub fn set_sasl(&mut self, mechanism: SaslMechanism, username: String, password: Secret) {
-        self.set("sasl.mechanism", mechanism.name());
-        self.set("sasl.username", username);
-        self.settings.push(("sasl.password", password));
-    }
-
-    /// Present this client certificate chain and key (checked, and decrypted in memory, first;
-    /// errors name the parts with `names`).
-    pub fn set_client_identity(
-        &mut self,
-        c: &json::ClientCertificate,
-        names: &tls::IdentityFields<'_>,
-    ) -> Result<(), tls::TlsError> {
-        let id = tls::client_identity_named(c, names)?;
-        self.set("ssl.certificate.pem", id.certificate_pem);
-        self.settings.push(("ssl.key.pem", id.key_pem));
-        Ok(())
-    }
-
-    /// Put the settings into a client configuration.
-    pub fn apply(&self, cfg: &mut ClientConfig) {
-        for (k, v) in &self.settings {
-            cfg.set(*k, v.expose());
-        }
-    }
-
-    /// The value of one setting (tests and diagnostics; never log it).
-    pub fn setting(&self, key: &str) -> Option<&Secret> {
-        self.settings
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| v)
-    }
-
-    fn set(&mut self, key: &'static str, value: impl Into<String>) {
-        self.settings.push((key, Secret::new(value.into())));
-    }
-}
-
 /// Fetch the secrets of `sec` and turn them into librdkafka settings. Called when a pipe starts,
 /// on a tokio runtime (whose handle the IAM token source keeps).
 pub async fn resolve(sec: &KafkaSecurity) -> Result<ResolvedSecurity, AuthError> {
@@ -479,8 +331,7 @@ pub async fn resolve(sec: &KafkaSecurity) -> Result<ResolvedSecurity, AuthError>
             let Some(credentials) = sdk.credentials_provider() else {
                 return Err(AuthError::Iam("no AWS credentials provider".into()));
             };
-            out.set("sasl.mechanism", "OAUTHBEARER");
-            out.oauth = Some(Arc::new(IamTokenSource::new(
+            out.set_iam(Arc::new(IamTokenSource::new(
                 region,
                 credentials,
                 tokio::runtime::Handle::current(),
@@ -497,109 +348,26 @@ async fn fetch(resolver: &SecretResolver, r: &SecretRef, field: &str) -> Result<
     })
 }
 
-/// Settings whose values must never appear in an error.
-const SENSITIVE: &[&str] = &[
-    "sasl.password",
-    "sasl.username",
-    "ssl.key.pem",
-    "ssl.key.password",
-    "ssl.certificate.pem",
-    "ssl.ca.pem",
-    "sasl.oauthbearer.config",
-];
+/// What a pipe definition calls the source's security settings, for refusal hints.
+const SETTING_NAMES: SettingNames = SettingNames {
+    host_name: "its host name",
+    ca: "ServerRootCaCertificate",
+    client_certificate: "Credentials.ClientCertificateTlsAuth",
+    credentials: "user name or password",
+    mechanism: "the chosen SASL mechanism",
+};
 
-/// Strip setting values from a client-creation error: rdkafka's `ClientConfig` error quotes the
-/// value it could not set.
-pub fn redact_error(e: KafkaError) -> KafkaError {
-    match e {
-        KafkaError::ClientConfig(code, desc, key, _value) if SENSITIVE.contains(&key.as_str()) => {
-            KafkaError::ClientConfig(code, desc, key, "<redacted>".into())
-        }
-        other => other,
-    }
-}
-
-/// A TLS or SASL refusal, read from the text of a librdkafka error: retrying never heals it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    /// The broker's certificate is not valid for its host name.
-    HostNameMismatch,
-    /// The broker's certificate is not signed by a trusted CA.
-    UnknownCa,
-    /// The broker wants a client certificate and got none.
-    ClientCertificateRequired,
-    /// The broker refused the client certificate.
-    ClientCertificateRefused,
-    /// The broker refused the TLS handshake for another reason.
-    HandshakeRefused,
-    /// Wrong user name or password.
-    BadCredentials,
-    /// The broker does not offer the SASL mechanism.
-    MechanismNotOffered,
-}
-
-/// Classify a librdkafka error text as a refusal, when it is one.
-pub fn classify(reason: &str) -> Option<Refusal> {
-    let r = reason.to_ascii_lowercase();
-    if r.contains("certificate verify failed")
-        || r.contains("broker certificate could not be verified")
-    {
-        if r.contains("hostname mismatch") || r.contains("host name") {
-            return Some(Refusal::HostNameMismatch);
-        }
-        return Some(Refusal::UnknownCa);
-    }
-    if r.contains("alert certificate required") || r.contains("peer did not return a certificate") {
-        return Some(Refusal::ClientCertificateRequired);
-    }
-    if r.contains("alert bad certificate")
-        || r.contains("alert unknown ca")
-        || r.contains("alert certificate unknown")
-    {
-        return Some(Refusal::ClientCertificateRefused);
-    }
-    if r.contains("alert handshake failure") {
-        return Some(Refusal::HandshakeRefused);
-    }
-    if r.contains("invalid credentials")
-        || r.contains("authentication failed")
-        || r.contains("sasl authentication error")
-    {
-        return Some(Refusal::BadCredentials);
-    }
-    if r.contains("unsupported sasl mechanism")
-        || r.contains("mechanism") && r.contains("not enabled")
-    {
-        return Some(Refusal::MechanismNotOffered);
-    }
-    None
-}
-
-/// Say what a fatal authentication or TLS error means for the user, when its text allows: the
-/// raw librdkafka reason talks about its own settings (`ssl.ca.location`), not pipe fields.
-pub fn explain(reason: &str) -> Option<&'static str> {
-    Some(match classify(reason)? {
-        Refusal::HostNameMismatch => "the broker's TLS certificate does not match its host name",
-        Refusal::UnknownCa => "the broker's TLS certificate is not trusted (unknown CA): give ServerRootCaCertificate or install the CA in the system trust store",
-        Refusal::ClientCertificateRequired => {
-            "the broker requires a client certificate (ClientCertificateTlsAuth)"
-        }
-        Refusal::ClientCertificateRefused => {
-            "the broker refused the client certificate (not signed by a CA it trusts?)"
-        }
-        Refusal::HandshakeRefused => {
-            "the broker refused the TLS handshake (does it require a client certificate?)"
-        }
-        Refusal::BadCredentials => {
-            "the broker refused the credentials (wrong user name or password?)"
-        }
-        Refusal::MechanismNotOffered => "the broker does not offer the chosen SASL mechanism",
-    })
+/// Say what a fatal authentication or TLS error means for the user, in the terms of the pipe
+/// definition, when its text allows.
+pub fn explain(reason: &str) -> Option<String> {
+    Refusal::classify(reason).map(|r| r.hint(&SETTING_NAMES))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kafka::redact_error;
+    use rdkafka::config::ClientConfig;
 
     fn kp(creds: &[(&str, &str)], ca: Option<&str>) -> KafkaParameters {
         KafkaParameters {
@@ -777,5 +545,10 @@ mod tests {
                 .contains("client certificate")
         );
         assert_eq!(explain("Connection refused"), None);
+        assert!(
+            explain("SSL handshake failed: tlsv13 alert certificate required")
+                .unwrap()
+                .contains("Credentials.ClientCertificateTlsAuth")
+        );
     }
 }

@@ -5,8 +5,9 @@
 //! Offsets are never committed automatically: `enable.auto.commit` and `enable.auto.offset.store`
 //! are off, and the runtime commits a partition's offset only after its batch was delivered.
 //!
-//! Authentication and TLS ([`auth`], with [`tls`] key handling and [`iam`] tokens) are decided at
-//! validation and resolved into settings when the pipe starts; librdkafka's log level stays at
+//! Authentication and TLS ([`auth`]) are decided at validation and resolved into settings when the
+//! pipe starts, with the client settings, key handling and MSK IAM tokens of the neutral
+//! [`crate::kafka`] module (which the Kafka target uses too); librdkafka's log level stays at
 //! warnings whatever `RUST_LOG` says, and its `debug` contexts are never enabled, so its debug
 //! output (which would include connection details) cannot reach the logs.
 //!
@@ -18,10 +19,11 @@
 
 pub mod auth;
 pub mod health;
-pub mod iam;
 pub mod probe;
 pub mod record;
-pub mod tls;
+
+// Kept where `SourceContext` and the MSK IAM tests find them; they live in `crate::kafka`.
+pub use crate::kafka::{iam, log_to_tracing};
 
 pub use record::record_from_message;
 
@@ -86,22 +88,6 @@ impl SourceContext {
             .iter()
             .map(|e| e.partition())
             .collect()
-    }
-}
-
-/// Forward a librdkafka log line to `tracing` (target `librdkafka`); shared by the source's and
-/// the Kafka target's client contexts.
-pub fn log_to_tracing(level: RDKafkaLogLevel, fac: &str, msg: &str) {
-    match level {
-        RDKafkaLogLevel::Emerg
-        | RDKafkaLogLevel::Alert
-        | RDKafkaLogLevel::Critical
-        | RDKafkaLogLevel::Error => tracing::error!(target: "librdkafka", fac, "{msg}"),
-        RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", fac, "{msg}"),
-        RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
-            tracing::info!(target: "librdkafka", fac, "{msg}")
-        }
-        RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", fac, "{msg}"),
     }
 }
 
@@ -180,12 +166,13 @@ impl ConsumerContext for SourceContext {
 pub type KafkaConsumer = StreamConsumer<SourceContext>;
 
 /// Create the pipe's consumer from its settings (see [`client_config`] and
-/// [`auth::ResolvedSecurity::apply`]); errors never quote a secret setting's value.
+/// [`crate::kafka::ResolvedSecurity::apply`]); errors never quote a secret setting's value.
 pub fn create_consumer(
     cfg: &ClientConfig,
     context: SourceContext,
 ) -> Result<KafkaConsumer, KafkaError> {
-    cfg.create_with_context(context).map_err(auth::redact_error)
+    cfg.create_with_context(context)
+        .map_err(crate::kafka::redact_error)
 }
 
 /// Most bytes one fetch response may carry (all partitions of one broker); see [`client_config`].

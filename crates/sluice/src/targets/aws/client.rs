@@ -6,9 +6,17 @@
 //! SNS, EventBridge, Kinesis, Firehose, CloudWatch Logs), fails the whole batch, which the lane
 //! retries.
 //! The SDK's own retries (throttling, 5xx) happen first, inside one delivery attempt.
+//!
+//! Services are listed once, in [`AwsService`]: building a target turns its variant into that
+//! service's client (`LambdaClient`, `SqsClient`...: the SDK client and the call's parameters),
+//! so a client cannot be paired with another service's parameters. Without the feature, only
+//! the SDK clients are missing.
 
 use std::fmt;
+use std::future::Future;
+use std::ops::Range;
 
+use aws_config::SdkConfig;
 use aws_sdk_sqs::error::ProvideErrorMetadata;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
@@ -16,28 +24,16 @@ use aws_smithy_types::Blob;
 use futures::future::BoxFuture;
 
 use super::{
-    call_limits, chunks, chunks_within_span, entry_size, AwsService, AwsTargetConfig,
+    call_limits, chunks, chunks_within_span, entry_size, Arn, AwsService, AwsTargetConfig, Limits,
     LOG_CALL_SPAN_MS,
 };
 use crate::targets::http::batch_body;
 use crate::targets::{resolve_param, Event, Target, TargetError};
 
-/// One SDK client per target.
-enum Client {
-    Lambda(aws_sdk_lambda::Client),
-    Sqs(aws_sdk_sqs::Client, tokio::sync::OnceCell<String>),
-    Sns(aws_sdk_sns::Client),
-    Events(aws_sdk_eventbridge::Client),
-    Kinesis(aws_sdk_kinesis::Client),
-    Firehose(aws_sdk_firehose::Client),
-    Sfn(aws_sdk_sfn::Client),
-    Logs(aws_sdk_cloudwatchlogs::Client),
-}
-
 /// A built AWS target.
 pub struct AwsTarget {
     config: AwsTargetConfig,
-    client: Client,
+    client: Box<dyn Deliver>,
 }
 
 impl fmt::Debug for AwsTarget {
@@ -45,6 +41,59 @@ impl fmt::Debug for AwsTarget {
         f.debug_struct("AwsTarget")
             .field("config", &self.config)
             .finish_non_exhaustive()
+    }
+}
+
+/// A batch to deliver, with what cutting it into calls needs.
+struct Batch<'a> {
+    events: &'a [Event],
+    /// Each event's size as the service counts it.
+    sizes: Vec<usize>,
+    limits: Limits,
+    arn: &'a str,
+}
+
+impl Batch<'_> {
+    /// Log one call of `range`.
+    fn trace(&self, range: &Range<usize>) {
+        tracing::debug!(target_arn = %self.arn, entries = range.len(), "AWS target call");
+    }
+}
+
+/// How a service delivers a whole batch.
+trait Deliver: Send + Sync {
+    fn deliver<'a>(&'a self, batch: &'a Batch<'a>) -> BoxFuture<'a, Result<(), TargetError>>;
+}
+
+/// One call of a service whose batches are cut at its count and byte limits only.
+trait Call: Send + Sync {
+    fn call(&self, events: &[Event]) -> impl Future<Output = Result<(), TargetError>> + Send;
+}
+
+impl<T: Call> Deliver for T {
+    fn deliver<'a>(&'a self, batch: &'a Batch<'a>) -> BoxFuture<'a, Result<(), TargetError>> {
+        Box::pin(async move {
+            for range in chunks(&batch.sizes, batch.limits) {
+                batch.trace(&range);
+                self.call(&batch.events[range]).await?;
+            }
+            Ok(())
+        })
+    }
+}
+
+impl Target for AwsTarget {
+    fn deliver<'a>(&'a self, events: &'a [Event]) -> BoxFuture<'a, Result<(), TargetError>> {
+        Box::pin(async move {
+            let service = &self.config.service;
+            let batch = Batch {
+                events,
+                sizes: events.iter().map(|e| entry_size(service, e)).collect(),
+                limits: call_limits(service),
+                arn: &self.config.arn.text,
+            };
+            self.client.deliver(&batch).await
+        })
     }
 }
 
@@ -81,40 +130,111 @@ impl aws_sdk_sfn::config::Intercept for NoHostPrefix {
 }
 
 impl AwsTarget {
-    /// Load the SDK configuration for the ARN's region and create the client.
+    /// Load the SDK configuration for the ARN's region and create the service's client.
     pub async fn build(config: &AwsTargetConfig) -> Result<AwsTarget, TargetError> {
         let sdk = crate::secrets::aws::sdk_config(&config.arn.region).await;
-        let ep = config.endpoint.clone();
-        let client = match &config.service {
-            AwsService::Lambda { .. } => Client::Lambda(client!(aws_sdk_lambda, &sdk, ep)),
-            AwsService::Sqs { .. } => {
-                Client::Sqs(client!(aws_sdk_sqs, &sdk, ep), tokio::sync::OnceCell::new())
-            }
-            AwsService::Sns => Client::Sns(client!(aws_sdk_sns, &sdk, ep)),
-            AwsService::EventBus { .. } => Client::Events(client!(aws_sdk_eventbridge, &sdk, ep)),
-            AwsService::Kinesis { .. } => Client::Kinesis(client!(aws_sdk_kinesis, &sdk, ep)),
-            AwsService::Firehose { .. } => Client::Firehose(client!(aws_sdk_firehose, &sdk, ep)),
-            AwsService::StepFunctions { .. } => {
-                let mut b = aws_sdk_sfn::config::Builder::from(&sdk);
-                // Any endpoint override, ours or AWS_ENDPOINT_URL*, means "no host prefix".
-                let overridden = ep.is_some()
-                    || sdk.endpoint_url().is_some()
-                    || std::env::var_os("AWS_ENDPOINT_URL_SFN").is_some();
-                if let Some(ep) = ep {
-                    b = b.endpoint_url(ep);
-                }
-                if overridden {
-                    b = b.interceptor(NoHostPrefix);
-                }
-                Client::Sfn(aws_sdk_sfn::Client::from_conf(b.build()))
-            }
-            AwsService::Logs { .. } => Client::Logs(client!(aws_sdk_cloudwatchlogs, &sdk, ep)),
-        };
+        let client = service_client(
+            config.service.clone(),
+            &config.arn,
+            &sdk,
+            config.endpoint.clone(),
+        );
         Ok(AwsTarget {
             config: config.clone(),
             client,
         })
     }
+}
+
+/// The client of `service`, holding the parameters of its calls, with `ep` as endpoint override.
+fn service_client(
+    service: AwsService,
+    arn: &Arn,
+    sdk: &SdkConfig,
+    ep: Option<String>,
+) -> Box<dyn Deliver> {
+    match service {
+        AwsService::Lambda { fire_and_forget } => Box::new(LambdaClient {
+            client: client!(aws_sdk_lambda, sdk, ep),
+            function: arn.text.clone(),
+            fire_and_forget,
+        }),
+        AwsService::Sqs {
+            queue,
+            group_id,
+            dedup_id,
+        } => Box::new(SqsClient {
+            client: client!(aws_sdk_sqs, sdk, ep),
+            queue,
+            account: arn.account.clone(),
+            group_id,
+            dedup_id,
+            url: tokio::sync::OnceCell::new(),
+        }),
+        AwsService::Sns => Box::new(SnsClient {
+            client: client!(aws_sdk_sns, sdk, ep),
+            topic: arn.text.clone(),
+        }),
+        AwsService::EventBus {
+            bus,
+            source,
+            detail_type,
+            resources,
+            time,
+            endpoint_id,
+        } => Box::new(EventBusClient {
+            client: client!(aws_sdk_eventbridge, sdk, ep),
+            bus,
+            source,
+            detail_type,
+            resources,
+            time,
+            endpoint_id,
+        }),
+        AwsService::Kinesis {
+            stream,
+            partition_key,
+        } => Box::new(KinesisClient {
+            client: client!(aws_sdk_kinesis, sdk, ep),
+            stream,
+            partition_key,
+        }),
+        AwsService::Firehose { stream } => Box::new(FirehoseClient {
+            client: client!(aws_sdk_firehose, sdk, ep),
+            stream,
+        }),
+        AwsService::StepFunctions { sync } => Box::new(StepFunctionsClient {
+            client: sfn_client(sdk, ep),
+            state_machine: arn.text.clone(),
+            sync,
+        }),
+        AwsService::Logs {
+            group,
+            stream,
+            timestamp,
+        } => Box::new(LogsClient {
+            client: client!(aws_sdk_cloudwatchlogs, sdk, ep),
+            group,
+            stream,
+            timestamp,
+        }),
+    }
+}
+
+/// The Step Functions client: without the `sync-` host prefix when the endpoint is overridden.
+fn sfn_client(sdk: &SdkConfig, ep: Option<String>) -> aws_sdk_sfn::Client {
+    let mut b = aws_sdk_sfn::config::Builder::from(sdk);
+    // Any endpoint override, ours or AWS_ENDPOINT_URL*, means "no host prefix".
+    let overridden = ep.is_some()
+        || sdk.endpoint_url().is_some()
+        || std::env::var_os("AWS_ENDPOINT_URL_SFN").is_some();
+    if let Some(ep) = ep {
+        b = b.endpoint_url(ep);
+    }
+    if overridden {
+        b = b.interceptor(NoHostPrefix);
+    }
+    aws_sdk_sfn::Client::from_conf(b.build())
 }
 
 /// Sort an SDK failure: throttling and 5xx and transport problems are worth retrying; the rest
@@ -205,317 +325,398 @@ fn now_millis() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
-impl Target for AwsTarget {
-    fn deliver<'a>(&'a self, events: &'a [Event]) -> BoxFuture<'a, Result<(), TargetError>> {
-        Box::pin(async move {
-            let service = &self.config.service;
-            let sizes: Vec<usize> = events.iter().map(|e| entry_size(service, e)).collect();
-            if let AwsService::Logs { timestamp, .. } = service {
-                // PutLogEvents also refuses events spanning more than 24 hours in one call.
-                let times = events
-                    .iter()
-                    .map(|ev| log_time(timestamp.as_deref(), ev))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let ranges =
-                    chunks_within_span(&sizes, &times, call_limits(service), LOG_CALL_SPAN_MS);
-                for range in ranges {
-                    tracing::debug!(target_arn = %self.config.arn.text, entries = range.len(), "AWS target call");
-                    self.put_log_events(&events[range.clone()], &times[range])
-                        .await?;
-                }
-                return Ok(());
+/// `Invoke` with the batch as a JSON array.
+struct LambdaClient {
+    client: aws_sdk_lambda::Client,
+    function: String,
+    fire_and_forget: bool,
+}
+
+impl Call for LambdaClient {
+    async fn call(&self, events: &[Event]) -> Result<(), TargetError> {
+        use aws_sdk_lambda::types::InvocationType;
+        let what = "Lambda Invoke";
+        let out = self
+            .client
+            .invoke()
+            .function_name(&self.function)
+            .invocation_type(if self.fire_and_forget {
+                InvocationType::Event
+            } else {
+                InvocationType::RequestResponse
+            })
+            .payload(Blob::new(batch_body(events).to_vec()))
+            .send()
+            .await
+            .map_err(|e| sdk_error(what, e))?;
+        if let Some(fe) = out.function_error() {
+            let detail: String = out
+                .payload()
+                .map(|p| {
+                    String::from_utf8_lossy(p.as_ref())
+                        .chars()
+                        .take(200)
+                        .collect()
+                })
+                .unwrap_or_default();
+            return Err(TargetError::Service {
+                service: what.into(),
+                message: format!("the function failed ({fe}): {detail}"),
+                retryable: true,
+                throttled: false,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// `SendMessageBatch`, to the queue URL asked once.
+struct SqsClient {
+    client: aws_sdk_sqs::Client,
+    queue: String,
+    account: String,
+    group_id: Option<String>,
+    dedup_id: Option<String>,
+    url: tokio::sync::OnceCell<String>,
+}
+
+impl SqsClient {
+    /// The queue's URL (`GetQueueUrl` the first time).
+    async fn url(&self) -> Result<&String, TargetError> {
+        self.url
+            .get_or_try_init(|| async {
+                let out = self
+                    .client
+                    .get_queue_url()
+                    .queue_name(&self.queue)
+                    .queue_owner_aws_account_id(&self.account)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error("SQS GetQueueUrl", e))?;
+                out.queue_url()
+                    .map(str::to_string)
+                    .ok_or_else(|| built("SQS GetQueueUrl", "no queue URL in the answer"))
+            })
+            .await
+    }
+
+    fn entry(
+        &self,
+        i: usize,
+        ev: &Event,
+    ) -> Result<aws_sdk_sqs::types::SendMessageBatchRequestEntry, TargetError> {
+        let rec = ev.record.as_deref();
+        let mut b = aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+            .id(i.to_string())
+            .message_body(text(ev));
+        if let Some(g) = &self.group_id {
+            b = b.message_group_id(resolve_param(g, rec)?);
+        }
+        if let Some(d) = &self.dedup_id {
+            b = b.message_deduplication_id(resolve_param(d, rec)?);
+        }
+        b.build().map_err(|e| built("SQS SendMessageBatch", e))
+    }
+}
+
+impl Call for SqsClient {
+    async fn call(&self, events: &[Event]) -> Result<(), TargetError> {
+        let what = "SQS SendMessageBatch";
+        let url = self.url().await?;
+        let entries = events
+            .iter()
+            .enumerate()
+            .map(|(i, ev)| self.entry(i, ev))
+            .collect::<Result<Vec<_>, _>>()?;
+        let out = self
+            .client
+            .send_message_batch()
+            .queue_url(url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| sdk_error(what, e))?;
+        let failed = out.failed();
+        entry_failures(
+            what,
+            failed.len(),
+            events.len(),
+            failed.iter().map(|f| (Some(f.code()), f.message())),
+        )
+    }
+}
+
+/// `PublishBatch`.
+struct SnsClient {
+    client: aws_sdk_sns::Client,
+    topic: String,
+}
+
+impl Call for SnsClient {
+    async fn call(&self, events: &[Event]) -> Result<(), TargetError> {
+        let what = "SNS PublishBatch";
+        let entries = events
+            .iter()
+            .enumerate()
+            .map(|(i, ev)| {
+                aws_sdk_sns::types::PublishBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message(text(ev))
+                    .build()
+                    .map_err(|e| built(what, e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let out = self
+            .client
+            .publish_batch()
+            .topic_arn(&self.topic)
+            .set_publish_batch_request_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| sdk_error(what, e))?;
+        let failed = out.failed();
+        entry_failures(
+            what,
+            failed.len(),
+            events.len(),
+            failed.iter().map(|f| (Some(f.code()), f.message())),
+        )
+    }
+}
+
+/// `PutEvents`.
+struct EventBusClient {
+    client: aws_sdk_eventbridge::Client,
+    bus: String,
+    source: Option<String>,
+    detail_type: Option<String>,
+    resources: Vec<String>,
+    time: Option<String>,
+    endpoint_id: Option<String>,
+}
+
+impl EventBusClient {
+    fn entry(
+        &self,
+        ev: &Event,
+    ) -> Result<aws_sdk_eventbridge::types::PutEventsRequestEntry, TargetError> {
+        let rec = ev.record.as_deref();
+        let mut b = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+            .event_bus_name(&self.bus)
+            .detail(text(ev))
+            .set_resources((!self.resources.is_empty()).then(|| self.resources.clone()));
+        if let Some(s) = &self.source {
+            b = b.source(resolve_param(s, rec)?);
+        }
+        if let Some(d) = &self.detail_type {
+            b = b.detail_type(resolve_param(d, rec)?);
+        }
+        if let Some(t) = &self.time {
+            if let Some(ms) = parse_time_millis(&resolve_param(t, rec)?) {
+                b = b.time(aws_smithy_types::DateTime::from_millis(ms));
             }
-            for range in chunks(&sizes, call_limits(service)) {
-                tracing::debug!(target_arn = %self.config.arn.text, entries = range.len(), "AWS target call");
-                self.call(&events[range]).await?;
+        }
+        Ok(b.build())
+    }
+}
+
+impl Call for EventBusClient {
+    async fn call(&self, events: &[Event]) -> Result<(), TargetError> {
+        let what = "EventBridge PutEvents";
+        let entries = events
+            .iter()
+            .map(|ev| self.entry(ev))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut req = self.client.put_events().set_entries(Some(entries));
+        if let Some(e) = &self.endpoint_id {
+            req = req.endpoint_id(e);
+        }
+        let out = req.send().await.map_err(|e| sdk_error(what, e))?;
+        entry_failures(
+            what,
+            out.failed_entry_count() as usize,
+            events.len(),
+            out.entries()
+                .iter()
+                .map(|e| (e.error_code(), e.error_message())),
+        )
+    }
+}
+
+/// `PutRecords`.
+struct KinesisClient {
+    client: aws_sdk_kinesis::Client,
+    stream: String,
+    partition_key: String,
+}
+
+impl KinesisClient {
+    fn entry(
+        &self,
+        ev: &Event,
+    ) -> Result<aws_sdk_kinesis::types::PutRecordsRequestEntry, TargetError> {
+        let key = resolve_param(&self.partition_key, ev.record.as_deref())?;
+        if key.is_empty() {
+            return Err(TargetError::Request(format!(
+                "PartitionKey {:?} resolved to nothing for a record",
+                self.partition_key
+            )));
+        }
+        aws_sdk_kinesis::types::PutRecordsRequestEntry::builder()
+            .data(Blob::new(ev.payload.to_vec()))
+            .partition_key(key)
+            .build()
+            .map_err(|e| built("Kinesis PutRecords", e))
+    }
+}
+
+impl Call for KinesisClient {
+    async fn call(&self, events: &[Event]) -> Result<(), TargetError> {
+        let what = "Kinesis PutRecords";
+        let entries = events
+            .iter()
+            .map(|ev| self.entry(ev))
+            .collect::<Result<Vec<_>, _>>()?;
+        let out = self
+            .client
+            .put_records()
+            .stream_name(&self.stream)
+            .set_records(Some(entries))
+            .send()
+            .await
+            .map_err(|e| sdk_error(what, e))?;
+        entry_failures(
+            what,
+            out.failed_record_count().unwrap_or(0) as usize,
+            events.len(),
+            out.records()
+                .iter()
+                .map(|r| (r.error_code(), r.error_message())),
+        )
+    }
+}
+
+/// `PutRecordBatch`.
+struct FirehoseClient {
+    client: aws_sdk_firehose::Client,
+    stream: String,
+}
+
+impl Call for FirehoseClient {
+    async fn call(&self, events: &[Event]) -> Result<(), TargetError> {
+        let what = "Firehose PutRecordBatch";
+        let records = events
+            .iter()
+            .map(|ev| {
+                aws_sdk_firehose::types::Record::builder()
+                    .data(Blob::new(ev.payload.to_vec()))
+                    .build()
+                    .map_err(|e| built(what, e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let out = self
+            .client
+            .put_record_batch()
+            .delivery_stream_name(&self.stream)
+            .set_records(Some(records))
+            .send()
+            .await
+            .map_err(|e| sdk_error(what, e))?;
+        entry_failures(
+            what,
+            out.failed_put_count() as usize,
+            events.len(),
+            out.request_responses()
+                .iter()
+                .map(|r| (r.error_code(), r.error_message())),
+        )
+    }
+}
+
+/// `StartExecution`, or `StartSyncExecution` for `REQUEST_RESPONSE`.
+struct StepFunctionsClient {
+    client: aws_sdk_sfn::Client,
+    state_machine: String,
+    sync: bool,
+}
+
+impl StepFunctionsClient {
+    async fn start_sync(&self, input: String) -> Result<(), TargetError> {
+        use aws_sdk_sfn::types::SyncExecutionStatus;
+        let what = "Step Functions StartSyncExecution";
+        let out = self
+            .client
+            .start_sync_execution()
+            .state_machine_arn(&self.state_machine)
+            .input(input)
+            .send()
+            .await
+            .map_err(|e| sdk_error(what, e))?;
+        if *out.status() != SyncExecutionStatus::Succeeded {
+            return Err(TargetError::Service {
+                service: what.into(),
+                message: format!(
+                    "the execution ended {}: {} {}",
+                    out.status().as_str(),
+                    out.error().unwrap_or_default(),
+                    out.cause().unwrap_or_default()
+                ),
+                retryable: true,
+                throttled: false,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Call for StepFunctionsClient {
+    async fn call(&self, events: &[Event]) -> Result<(), TargetError> {
+        let input = String::from_utf8_lossy(&batch_body(events)).into_owned();
+        if self.sync {
+            return self.start_sync(input).await;
+        }
+        self.client
+            .start_execution()
+            .state_machine_arn(&self.state_machine)
+            .input(input)
+            .send()
+            .await
+            .map_err(|e| sdk_error("Step Functions StartExecution", e))?;
+        Ok(())
+    }
+}
+
+/// `PutLogEvents`; its calls are also cut where their events would span more than 24 hours.
+struct LogsClient {
+    client: aws_sdk_cloudwatchlogs::Client,
+    group: String,
+    stream: String,
+    timestamp: Option<String>,
+}
+
+impl Deliver for LogsClient {
+    fn deliver<'a>(&'a self, batch: &'a Batch<'a>) -> BoxFuture<'a, Result<(), TargetError>> {
+        Box::pin(async move {
+            let times = batch
+                .events
+                .iter()
+                .map(|ev| log_time(self.timestamp.as_deref(), ev))
+                .collect::<Result<Vec<_>, _>>()?;
+            let ranges = chunks_within_span(&batch.sizes, &times, batch.limits, LOG_CALL_SPAN_MS);
+            for range in ranges {
+                batch.trace(&range);
+                self.put_log_events(&batch.events[range.clone()], &times[range])
+                    .await?;
             }
             Ok(())
         })
     }
 }
 
-impl AwsTarget {
-    async fn call(&self, events: &[Event]) -> Result<(), TargetError> {
-        let arn = &self.config.arn.text;
-        match (&self.config.service, &self.client) {
-            (AwsService::Lambda { fire_and_forget }, Client::Lambda(c)) => {
-                use aws_sdk_lambda::types::InvocationType;
-                let what = "Lambda Invoke";
-                let out = c
-                    .invoke()
-                    .function_name(arn)
-                    .invocation_type(if *fire_and_forget {
-                        InvocationType::Event
-                    } else {
-                        InvocationType::RequestResponse
-                    })
-                    .payload(Blob::new(batch_body(events).to_vec()))
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error(what, e))?;
-                if let Some(fe) = out.function_error() {
-                    let detail: String = out
-                        .payload()
-                        .map(|p| {
-                            String::from_utf8_lossy(p.as_ref())
-                                .chars()
-                                .take(200)
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    return Err(TargetError::Service {
-                        service: what.into(),
-                        message: format!("the function failed ({fe}): {detail}"),
-                        retryable: true,
-                        throttled: false,
-                    });
-                }
-                Ok(())
-            }
-            (
-                AwsService::Sqs {
-                    queue,
-                    group_id,
-                    dedup_id,
-                },
-                Client::Sqs(c, url),
-            ) => {
-                let what = "SQS SendMessageBatch";
-                let url = url
-                    .get_or_try_init(|| async {
-                        let out = c
-                            .get_queue_url()
-                            .queue_name(queue)
-                            .queue_owner_aws_account_id(&self.config.arn.account)
-                            .send()
-                            .await
-                            .map_err(|e| sdk_error("SQS GetQueueUrl", e))?;
-                        out.queue_url()
-                            .map(str::to_string)
-                            .ok_or_else(|| built("SQS GetQueueUrl", "no queue URL in the answer"))
-                    })
-                    .await?;
-                let mut entries = Vec::with_capacity(events.len());
-                for (i, ev) in events.iter().enumerate() {
-                    let rec = ev.record.as_deref();
-                    let mut b = aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .message_body(text(ev));
-                    if let Some(g) = group_id {
-                        b = b.message_group_id(resolve_param(g, rec)?);
-                    }
-                    if let Some(d) = dedup_id {
-                        b = b.message_deduplication_id(resolve_param(d, rec)?);
-                    }
-                    entries.push(b.build().map_err(|e| built(what, e))?);
-                }
-                let out = c
-                    .send_message_batch()
-                    .queue_url(url)
-                    .set_entries(Some(entries))
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error(what, e))?;
-                let failed = out.failed();
-                entry_failures(
-                    what,
-                    failed.len(),
-                    events.len(),
-                    failed.iter().map(|f| (Some(f.code()), f.message())),
-                )
-            }
-            (AwsService::Sns, Client::Sns(c)) => {
-                let what = "SNS PublishBatch";
-                let entries = events
-                    .iter()
-                    .enumerate()
-                    .map(|(i, ev)| {
-                        aws_sdk_sns::types::PublishBatchRequestEntry::builder()
-                            .id(i.to_string())
-                            .message(text(ev))
-                            .build()
-                            .map_err(|e| built(what, e))
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                let out = c
-                    .publish_batch()
-                    .topic_arn(arn)
-                    .set_publish_batch_request_entries(Some(entries))
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error(what, e))?;
-                let failed = out.failed();
-                entry_failures(
-                    what,
-                    failed.len(),
-                    events.len(),
-                    failed.iter().map(|f| (Some(f.code()), f.message())),
-                )
-            }
-            (
-                AwsService::EventBus {
-                    bus,
-                    source,
-                    detail_type,
-                    resources,
-                    time,
-                    endpoint_id,
-                },
-                Client::Events(c),
-            ) => {
-                let what = "EventBridge PutEvents";
-                let mut entries = Vec::with_capacity(events.len());
-                for ev in events {
-                    let rec = ev.record.as_deref();
-                    let mut b = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
-                        .event_bus_name(bus)
-                        .detail(text(ev))
-                        .set_resources((!resources.is_empty()).then(|| resources.clone()));
-                    if let Some(s) = source {
-                        b = b.source(resolve_param(s, rec)?);
-                    }
-                    if let Some(d) = detail_type {
-                        b = b.detail_type(resolve_param(d, rec)?);
-                    }
-                    if let Some(t) = time {
-                        if let Some(ms) = parse_time_millis(&resolve_param(t, rec)?) {
-                            b = b.time(aws_smithy_types::DateTime::from_millis(ms));
-                        }
-                    }
-                    entries.push(b.build());
-                }
-                let mut req = c.put_events().set_entries(Some(entries));
-                if let Some(e) = endpoint_id {
-                    req = req.endpoint_id(e);
-                }
-                let out = req.send().await.map_err(|e| sdk_error(what, e))?;
-                entry_failures(
-                    what,
-                    out.failed_entry_count() as usize,
-                    events.len(),
-                    out.entries()
-                        .iter()
-                        .map(|e| (e.error_code(), e.error_message())),
-                )
-            }
-            (
-                AwsService::Kinesis {
-                    stream,
-                    partition_key,
-                },
-                Client::Kinesis(c),
-            ) => {
-                let what = "Kinesis PutRecords";
-                let mut entries = Vec::with_capacity(events.len());
-                for ev in events {
-                    let key = resolve_param(partition_key, ev.record.as_deref())?;
-                    if key.is_empty() {
-                        return Err(TargetError::Request(format!(
-                            "PartitionKey {partition_key:?} resolved to nothing for a record"
-                        )));
-                    }
-                    entries.push(
-                        aws_sdk_kinesis::types::PutRecordsRequestEntry::builder()
-                            .data(Blob::new(ev.payload.to_vec()))
-                            .partition_key(key)
-                            .build()
-                            .map_err(|e| built(what, e))?,
-                    );
-                }
-                let out = c
-                    .put_records()
-                    .stream_name(stream)
-                    .set_records(Some(entries))
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error(what, e))?;
-                entry_failures(
-                    what,
-                    out.failed_record_count().unwrap_or(0) as usize,
-                    events.len(),
-                    out.records()
-                        .iter()
-                        .map(|r| (r.error_code(), r.error_message())),
-                )
-            }
-            (AwsService::Firehose { stream }, Client::Firehose(c)) => {
-                let what = "Firehose PutRecordBatch";
-                let records = events
-                    .iter()
-                    .map(|ev| {
-                        aws_sdk_firehose::types::Record::builder()
-                            .data(Blob::new(ev.payload.to_vec()))
-                            .build()
-                            .map_err(|e| built(what, e))
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                let out = c
-                    .put_record_batch()
-                    .delivery_stream_name(stream)
-                    .set_records(Some(records))
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error(what, e))?;
-                entry_failures(
-                    what,
-                    out.failed_put_count() as usize,
-                    events.len(),
-                    out.request_responses()
-                        .iter()
-                        .map(|r| (r.error_code(), r.error_message())),
-                )
-            }
-            (AwsService::StepFunctions { sync }, Client::Sfn(c)) => {
-                let input = String::from_utf8_lossy(&batch_body(events)).into_owned();
-                if *sync {
-                    let what = "Step Functions StartSyncExecution";
-                    let out = c
-                        .start_sync_execution()
-                        .state_machine_arn(arn)
-                        .input(input)
-                        .send()
-                        .await
-                        .map_err(|e| sdk_error(what, e))?;
-                    use aws_sdk_sfn::types::SyncExecutionStatus;
-                    if *out.status() != SyncExecutionStatus::Succeeded {
-                        return Err(TargetError::Service {
-                            service: what.into(),
-                            message: format!(
-                                "the execution ended {}: {} {}",
-                                out.status().as_str(),
-                                out.error().unwrap_or_default(),
-                                out.cause().unwrap_or_default()
-                            ),
-                            retryable: true,
-                            throttled: false,
-                        });
-                    }
-                } else {
-                    c.start_execution()
-                        .state_machine_arn(arn)
-                        .input(input)
-                        .send()
-                        .await
-                        .map_err(|e| sdk_error("Step Functions StartExecution", e))?;
-                }
-                Ok(())
-            }
-            _ => Err(TargetError::Request(
-                "internal: AWS client does not match the target".into(),
-            )),
-        }
-    }
-
+impl LogsClient {
     /// `PutLogEvents` of `events` at `times` (epoch milliseconds, one per event).
     async fn put_log_events(&self, events: &[Event], times: &[i64]) -> Result<(), TargetError> {
         let what = "CloudWatch Logs PutLogEvents";
-        let (AwsService::Logs { group, stream, .. }, Client::Logs(c)) =
-            (&self.config.service, &self.client)
-        else {
-            return Err(TargetError::Request(
-                "internal: AWS client does not match the target".into(),
-            ));
-        };
         let mut entries: Vec<(i64, String)> =
             times.iter().copied().zip(events.iter().map(text)).collect();
         // The service wants a call's events in time order; a stable sort keeps the partition
@@ -531,10 +732,11 @@ impl AwsTarget {
                     .map_err(|e| built(what, e))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let out = c
+        let out = self
+            .client
             .put_log_events()
-            .log_group_name(group)
-            .log_stream_name(stream)
+            .log_group_name(&self.group)
+            .log_stream_name(&self.stream)
             .set_log_events(Some(log_events))
             .send()
             .await

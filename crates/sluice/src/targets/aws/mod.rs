@@ -329,7 +329,43 @@ fn validate(
         ));
         return None;
     };
-    let tp = def.target_parameters.clone().unwrap_or_default();
+    check_blocks(def, &arn, errs);
+    let service = match arn.service.as_str() {
+        "lambda" => validate_lambda(def, &arn, errs),
+        "sqs" => validate_sqs(def, &arn, errs),
+        "sns" => validate_sns(&arn, errs),
+        "events" => validate_event_bus(def, &arn, errs),
+        "kinesis" => validate_kinesis(def, &arn, errs),
+        "firehose" => validate_firehose(&arn, errs),
+        "states" => validate_step_functions(def, &arn, errs),
+        "logs" => validate_logs(def, &arn, errs),
+        other => {
+            errs.push(FieldError::new(
+                "Target",
+                format!("{other} is not a target service"),
+            ));
+            return None;
+        }
+    };
+    let label = super::kinds()
+        .iter()
+        .find(|k| (k.accepts)(text))
+        .map_or("this", |k| k.name);
+    check_batch_size(label, limits(&service).count, ctx, errs);
+    (errs.len() == before).then(|| {
+        TargetConfig::Aws(AwsTargetConfig {
+            endpoint: ctx.config.aws.endpoint_for(&arn.service),
+            arn,
+            service,
+        })
+    })
+}
+
+/// Only the service's own parameter block applies, and never `HttpParameters`.
+fn check_blocks(def: &PipeDefinition, arn: &Arn, errs: &mut Vec<FieldError>) {
+    let Some(tp) = &def.target_parameters else {
+        return;
+    };
     let own = block_name(&arn.service);
     for k in tp.other.keys() {
         if Some(k.as_str()) != own {
@@ -345,206 +381,199 @@ fn validate(
             "applies only to HTTP targets and API destinations",
         ));
     }
-    let service = match arn.service.as_str() {
-        "lambda" => {
-            resource_name(
-                &arn,
-                "function:",
-                "arn:aws:lambda:<region>:<account>:function:<name>",
+}
+
+fn validate_lambda(def: &PipeDefinition, arn: &Arn, errs: &mut Vec<FieldError>) -> AwsService {
+    resource_name(
+        arn,
+        "function:",
+        "arn:aws:lambda:<region>:<account>:function:<name>",
+        errs,
+    );
+    AwsService::Lambda {
+        fire_and_forget: !invocation_type(def, "LambdaFunctionParameters", true, errs),
+    }
+}
+
+fn validate_sqs(def: &PipeDefinition, arn: &Arn, errs: &mut Vec<FieldError>) -> AwsService {
+    let queue = arn.resource.clone();
+    let p: SqsParams = block(def, "SqsQueueParameters", errs);
+    let fifo = queue.ends_with(".fifo");
+    if fifo && p.message_group_id.is_none() {
+        errs.push(FieldError::new(
+            "TargetParameters.SqsQueueParameters.MessageGroupId",
+            "is required for a FIFO queue",
+        ));
+    }
+    if !fifo && (p.message_group_id.is_some() || p.message_deduplication_id.is_some()) {
+        errs.push(FieldError::new(
+            "TargetParameters.SqsQueueParameters",
+            "MessageGroupId and MessageDeduplicationId apply only to FIFO (.fifo) queues",
+        ));
+    }
+    for (f, v) in [
+        ("MessageGroupId", &p.message_group_id),
+        ("MessageDeduplicationId", &p.message_deduplication_id),
+    ] {
+        if let Some(v) = v {
+            check_param(&format!("TargetParameters.SqsQueueParameters.{f}"), v, errs);
+        }
+    }
+    AwsService::Sqs {
+        queue,
+        group_id: p.message_group_id,
+        dedup_id: p.message_deduplication_id,
+    }
+}
+
+fn validate_sns(arn: &Arn, errs: &mut Vec<FieldError>) -> AwsService {
+    if arn.resource.ends_with(".fifo") {
+        errs.push(FieldError::new(
+            "Target",
+            "FIFO SNS topics are not supported as pipe targets (as in AWS)",
+        ));
+    }
+    AwsService::Sns
+}
+
+fn validate_event_bus(def: &PipeDefinition, arn: &Arn, errs: &mut Vec<FieldError>) -> AwsService {
+    let bus = resource_name(
+        arn,
+        "event-bus/",
+        "arn:aws:events:<region>:<account>:event-bus/<name>",
+        errs,
+    );
+    let p: EventBusParams = block(def, "EventBridgeEventBusParameters", errs);
+    if p.resources.len() > 10 {
+        errs.push(FieldError::new(
+            "TargetParameters.EventBridgeEventBusParameters.Resources",
+            "must have at most 10 entries",
+        ));
+    }
+    for (f, v) in [
+        ("Source", &p.source),
+        ("DetailType", &p.detail_type),
+        ("Time", &p.time),
+    ] {
+        if let Some(v) = v {
+            check_param(
+                &format!("TargetParameters.EventBridgeEventBusParameters.{f}"),
+                v,
                 errs,
             );
-            AwsService::Lambda {
-                fire_and_forget: !invocation_type(def, "LambdaFunctionParameters", true, errs),
-            }
         }
-        "sqs" => {
-            let queue = arn.resource.clone();
-            let p: SqsParams = block(def, "SqsQueueParameters", errs);
-            let fifo = queue.ends_with(".fifo");
-            if fifo && p.message_group_id.is_none() {
-                errs.push(FieldError::new(
-                    "TargetParameters.SqsQueueParameters.MessageGroupId",
-                    "is required for a FIFO queue",
-                ));
-            }
-            if !fifo && (p.message_group_id.is_some() || p.message_deduplication_id.is_some()) {
-                errs.push(FieldError::new(
-                    "TargetParameters.SqsQueueParameters",
-                    "MessageGroupId and MessageDeduplicationId apply only to FIFO (.fifo) queues",
-                ));
-            }
-            for (f, v) in [
-                ("MessageGroupId", &p.message_group_id),
-                ("MessageDeduplicationId", &p.message_deduplication_id),
-            ] {
-                if let Some(v) = v {
-                    check_param(&format!("TargetParameters.SqsQueueParameters.{f}"), v, errs);
-                }
-            }
-            AwsService::Sqs {
-                queue,
-                group_id: p.message_group_id,
-                dedup_id: p.message_deduplication_id,
-            }
-        }
-        "sns" => {
-            if arn.resource.ends_with(".fifo") {
-                errs.push(FieldError::new(
-                    "Target",
-                    "FIFO SNS topics are not supported as pipe targets (as in AWS)",
-                ));
-            }
-            AwsService::Sns
-        }
-        "events" => {
-            let bus = resource_name(
-                &arn,
-                "event-bus/",
-                "arn:aws:events:<region>:<account>:event-bus/<name>",
-                errs,
-            );
-            let p: EventBusParams = block(def, "EventBridgeEventBusParameters", errs);
-            if p.resources.len() > 10 {
-                errs.push(FieldError::new(
-                    "TargetParameters.EventBridgeEventBusParameters.Resources",
-                    "must have at most 10 entries",
-                ));
-            }
-            for (f, v) in [
-                ("Source", &p.source),
-                ("DetailType", &p.detail_type),
-                ("Time", &p.time),
-            ] {
-                if let Some(v) = v {
-                    check_param(
-                        &format!("TargetParameters.EventBridgeEventBusParameters.{f}"),
-                        v,
-                        errs,
-                    );
-                }
-            }
-            if p.source.as_deref().is_some_and(|s| s.starts_with("aws.")) {
-                errs.push(FieldError::new(
-                    "TargetParameters.EventBridgeEventBusParameters.Source",
-                    "cannot start with \"aws.\"",
-                ));
-            }
-            // PutEvents requires both; AWS Pipes fills them in the same way.
-            let kafka_kind = if def.source.as_deref().is_some_and(|s| s.starts_with("arn:")) {
-                "aws:kafka"
-            } else {
-                "SelfManagedKafka"
-            };
-            AwsService::EventBus {
-                bus,
-                source: Some(p.source.unwrap_or_else(|| {
-                    format!("Pipe {}", def.name.as_deref().unwrap_or_default())
-                })),
-                detail_type: Some(
-                    p.detail_type
-                        .unwrap_or_else(|| format!("Event from {kafka_kind}")),
-                ),
-                resources: p.resources,
-                time: p.time,
-                endpoint_id: p.endpoint_id,
-            }
-        }
-        "kinesis" => {
-            let stream = resource_name(
-                &arn,
-                "stream/",
-                "arn:aws:kinesis:<region>:<account>:stream/<name>",
-                errs,
-            );
-            let p: KinesisParams = block(def, "KinesisStreamParameters", errs);
-            let partition_key = p.partition_key.unwrap_or_default();
-            if partition_key.is_empty() {
-                errs.push(FieldError::new(
-                    "TargetParameters.KinesisStreamParameters.PartitionKey",
-                    "is required for a Kinesis target",
-                ));
-            } else {
-                check_param(
-                    "TargetParameters.KinesisStreamParameters.PartitionKey",
-                    &partition_key,
-                    errs,
-                );
-            }
-            AwsService::Kinesis {
-                stream,
-                partition_key,
-            }
-        }
-        "firehose" => AwsService::Firehose {
-            stream: resource_name(
-                &arn,
-                "deliverystream/",
-                "arn:aws:firehose:<region>:<account>:deliverystream/<name>",
-                errs,
-            ),
-        },
-        "states" => {
-            resource_name(
-                &arn,
-                "stateMachine:",
-                "arn:aws:states:<region>:<account>:stateMachine:<name>",
-                errs,
-            );
-            AwsService::StepFunctions {
-                sync: invocation_type(def, "StepFunctionStateMachineParameters", false, errs),
-            }
-        }
-        "logs" => {
-            let group = resource_name(
-                &arn,
-                "log-group:",
-                "arn:aws:logs:<region>:<account>:log-group:<name>",
-                errs,
-            );
-            // The console's ARNs end in `:*`.
-            let group = group.strip_suffix(":*").unwrap_or(&group).to_string();
-            let p: LogsParams = block(def, "CloudWatchLogsParameters", errs);
-            let stream = p.log_stream_name.unwrap_or_default();
-            if stream.is_empty() {
-                errs.push(FieldError::new(
-                    "TargetParameters.CloudWatchLogsParameters.LogStreamName",
-                    "is required for a CloudWatch Logs target",
-                ));
-            }
-            if let Some(t) = &p.timestamp {
-                check_param(
-                    "TargetParameters.CloudWatchLogsParameters.Timestamp",
-                    t,
-                    errs,
-                );
-            }
-            AwsService::Logs {
-                group,
-                stream,
-                timestamp: p.timestamp,
-            }
-        }
-        other => {
-            errs.push(FieldError::new(
-                "Target",
-                format!("{other} is not a target service"),
-            ));
-            return None;
-        }
+    }
+    if p.source.as_deref().is_some_and(|s| s.starts_with("aws.")) {
+        errs.push(FieldError::new(
+            "TargetParameters.EventBridgeEventBusParameters.Source",
+            "cannot start with \"aws.\"",
+        ));
+    }
+    // PutEvents requires both; AWS Pipes fills them in the same way.
+    let kafka_kind = if def.source.as_deref().is_some_and(|s| s.starts_with("arn:")) {
+        "aws:kafka"
+    } else {
+        "SelfManagedKafka"
     };
-    let lim = limits(&service);
-    let label = super::kinds()
-        .iter()
-        .find(|k| (k.accepts)(text))
-        .map_or("this", |k| k.name);
-    check_batch_size(label, lim.count, ctx, errs);
-    (errs.len() == before).then(|| {
-        TargetConfig::Aws(AwsTargetConfig {
-            endpoint: ctx.config.aws.endpoint_for(&arn.service),
+    AwsService::EventBus {
+        bus,
+        source: Some(
+            p.source
+                .unwrap_or_else(|| format!("Pipe {}", def.name.as_deref().unwrap_or_default())),
+        ),
+        detail_type: Some(
+            p.detail_type
+                .unwrap_or_else(|| format!("Event from {kafka_kind}")),
+        ),
+        resources: p.resources,
+        time: p.time,
+        endpoint_id: p.endpoint_id,
+    }
+}
+
+fn validate_kinesis(def: &PipeDefinition, arn: &Arn, errs: &mut Vec<FieldError>) -> AwsService {
+    let stream = resource_name(
+        arn,
+        "stream/",
+        "arn:aws:kinesis:<region>:<account>:stream/<name>",
+        errs,
+    );
+    let p: KinesisParams = block(def, "KinesisStreamParameters", errs);
+    let partition_key = p.partition_key.unwrap_or_default();
+    if partition_key.is_empty() {
+        errs.push(FieldError::new(
+            "TargetParameters.KinesisStreamParameters.PartitionKey",
+            "is required for a Kinesis target",
+        ));
+    } else {
+        check_param(
+            "TargetParameters.KinesisStreamParameters.PartitionKey",
+            &partition_key,
+            errs,
+        );
+    }
+    AwsService::Kinesis {
+        stream,
+        partition_key,
+    }
+}
+
+fn validate_firehose(arn: &Arn, errs: &mut Vec<FieldError>) -> AwsService {
+    AwsService::Firehose {
+        stream: resource_name(
             arn,
-            service,
-        })
-    })
+            "deliverystream/",
+            "arn:aws:firehose:<region>:<account>:deliverystream/<name>",
+            errs,
+        ),
+    }
+}
+
+fn validate_step_functions(
+    def: &PipeDefinition,
+    arn: &Arn,
+    errs: &mut Vec<FieldError>,
+) -> AwsService {
+    resource_name(
+        arn,
+        "stateMachine:",
+        "arn:aws:states:<region>:<account>:stateMachine:<name>",
+        errs,
+    );
+    AwsService::StepFunctions {
+        sync: invocation_type(def, "StepFunctionStateMachineParameters", false, errs),
+    }
+}
+
+fn validate_logs(def: &PipeDefinition, arn: &Arn, errs: &mut Vec<FieldError>) -> AwsService {
+    let group = resource_name(
+        arn,
+        "log-group:",
+        "arn:aws:logs:<region>:<account>:log-group:<name>",
+        errs,
+    );
+    // The console's ARNs end in `:*`.
+    let group = group.strip_suffix(":*").unwrap_or(&group).to_string();
+    let p: LogsParams = block(def, "CloudWatchLogsParameters", errs);
+    let stream = p.log_stream_name.unwrap_or_default();
+    if stream.is_empty() {
+        errs.push(FieldError::new(
+            "TargetParameters.CloudWatchLogsParameters.LogStreamName",
+            "is required for a CloudWatch Logs target",
+        ));
+    }
+    if let Some(t) = &p.timestamp {
+        check_param(
+            "TargetParameters.CloudWatchLogsParameters.Timestamp",
+            t,
+            errs,
+        );
+    }
+    AwsService::Logs {
+        group,
+        stream,
+        timestamp: p.timestamp,
+    }
 }
 
 impl AwsTargetConfig {
