@@ -24,9 +24,10 @@ use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use tokio_util::sync::CancellationToken;
 
+use crate::kafka::ResolvedSecurity;
 use crate::metrics::Metrics;
 use crate::model::{KafkaSourceKind, PipeSpec};
-use crate::sources::kafka::auth::{self, ResolvedSecurity};
+use crate::sources::kafka::auth;
 use crate::sources::kafka::SourceContext;
 use crate::sources::kafka::{client_config, create_consumer, record_from_message, KafkaConsumer};
 use crate::targets::TargetError;
