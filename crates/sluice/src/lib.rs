@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod control;
+pub mod dead_letter;
 pub mod enrichment;
 pub mod field_error;
 pub mod kafka;

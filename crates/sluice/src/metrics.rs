@@ -45,7 +45,15 @@ pub mod names {
     /// Records delivered to the target.
     pub const RECORDS_DELIVERED: &str = "sluice_records_delivered";
     /// Batch retries scheduled.
-    pub const RETRIES: &str = "sluice_retries";
+    pub const BATCH_RETRIES: &str = "sluice_batch_retries";
+    /// Failed batches split in two (`AUTOMATIC_BISECT`).
+    pub const BATCH_BISECTIONS: &str = "sluice_batch_bisections";
+    /// Deliveries of which the target named some records as failed (`ReportBatchItemFailures`).
+    pub const PARTIAL_BATCH_FAILURES: &str = "sluice_partial_batch_failures";
+    /// Records given up and written to the dead-letter destination, per condition.
+    pub const RECORDS_DEAD_LETTERED: &str = "sluice_records_dead_lettered";
+    /// Records given up and discarded (no dead-letter destination).
+    pub const RECORDS_DISCARDED: &str = "sluice_records_discarded";
     /// (OffsetLag) sum of the consumer lag over the pipe's partitions.
     pub const OFFSET_LAG: &str = "sluice_offset_lag";
     /// Consumer lag of one partition: high watermark minus committed offset.
@@ -57,6 +65,12 @@ pub mod names {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PipeLabels {
     pipe: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConditionLabels {
+    pipe: String,
+    condition: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -92,6 +106,10 @@ pub struct Metrics {
     records_filtered: Family<PipeLabels, Counter>,
     records_delivered: Family<PipeLabels, Counter>,
     retries: Family<PipeLabels, Counter>,
+    bisections: Family<PipeLabels, Counter>,
+    partial_batch_failures: Family<PipeLabels, Counter>,
+    records_dead_lettered: Family<ConditionLabels, Counter>,
+    records_discarded: Family<PipeLabels, Counter>,
     offset_lag: Family<PipeLabels, Gauge>,
     partition_lag: Family<PartitionLabels, Gauge>,
     committed_offset: Family<PartitionLabels, Gauge>,
@@ -131,6 +149,10 @@ impl Metrics {
             records_filtered: Family::default(),
             records_delivered: Family::default(),
             retries: Family::default(),
+            bisections: Family::default(),
+            partial_batch_failures: Family::default(),
+            records_dead_lettered: Family::default(),
+            records_discarded: Family::default(),
             offset_lag: Family::default(),
             partition_lag: Family::default(),
             committed_offset: Family::default(),
@@ -213,7 +235,27 @@ impl Metrics {
                 "Records delivered to the target",
                 m.records_delivered.clone(),
             );
-            r.register(RETRIES, "Batch retries scheduled", m.retries.clone());
+            r.register(BATCH_RETRIES, "Batch retries scheduled", m.retries.clone());
+            r.register(
+                BATCH_BISECTIONS,
+                "Failed batches split in two (AUTOMATIC_BISECT)",
+                m.bisections.clone(),
+            );
+            r.register(
+                PARTIAL_BATCH_FAILURES,
+                "Deliveries whose target named failed records",
+                m.partial_batch_failures.clone(),
+            );
+            r.register(
+                RECORDS_DEAD_LETTERED,
+                "Records given up and written to the dead-letter destination",
+                m.records_dead_lettered.clone(),
+            );
+            r.register(
+                RECORDS_DISCARDED,
+                "Records given up and discarded (no dead-letter destination)",
+                m.records_discarded.clone(),
+            );
             r.register(
                 OFFSET_LAG,
                 "Sum of consumer lag over the pipe's partitions (AWS: OffsetLag)",
@@ -257,6 +299,9 @@ impl Metrics {
             records_filtered: self.records_filtered.get_or_create(&l).clone(),
             records_delivered: self.records_delivered.get_or_create(&l).clone(),
             retries: self.retries.get_or_create(&l).clone(),
+            bisections: self.bisections.get_or_create(&l).clone(),
+            partial_batch_failures: self.partial_batch_failures.get_or_create(&l).clone(),
+            records_discarded: self.records_discarded.get_or_create(&l).clone(),
             offset_lag: self.offset_lag.get_or_create(&l).clone(),
         }
     }
@@ -308,6 +353,12 @@ pub struct PipeMetrics {
     pub records_delivered: Counter,
     /// Retries scheduled.
     pub retries: Counter,
+    /// Bisections.
+    pub bisections: Counter,
+    /// Deliveries with failed records named.
+    pub partial_batch_failures: Counter,
+    /// Records discarded.
+    pub records_discarded: Counter,
     /// Total lag.
     pub offset_lag: Gauge,
 }
@@ -321,6 +372,18 @@ impl std::fmt::Debug for PipeMetrics {
 }
 
 impl PipeMetrics {
+    /// Records dead-lettered for `condition`.
+    pub fn dead_lettered(&self, condition: &str) -> Counter {
+        let l = ConditionLabels {
+            pipe: self.pipe.clone(),
+            condition: condition.to_string(),
+        };
+        self.registry
+            .records_dead_lettered
+            .get_or_create(&l)
+            .clone()
+    }
+
     /// Set one partition's lag and committed offset.
     pub fn set_partition(&self, topic: &str, partition: i32, lag: i64, committed: i64) {
         let l = PartitionLabels {

@@ -206,6 +206,29 @@ impl IamTokenSource {
     }
 }
 
+/// Answer librdkafka's OAUTHBEARER refresh callback (`ClientContext::generate_oauth_token`) of
+/// a client whose token source is `source` (the source's consumer, a producer to the same cluster).
+pub fn oauth_token(
+    source: Option<&IamTokenSource>,
+) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
+    let Some(source) = source else {
+        return Err("no OAUTHBEARER token source is configured for this client".into());
+    };
+    match source.token() {
+        Ok(t) => Ok(rdkafka::client::OAuthToken {
+            token: t.token.expose().to_string(),
+            // librdkafka wants a non-empty principal; MSK takes the identity from the token.
+            principal_name: "sluice".into(),
+            lifetime_ms: t.expires_at_ms,
+        }),
+        Err(e) => {
+            // librdkafka retries the refresh; the pipe fails only if the broker then refuses us.
+            tracing::warn!(error = %e, "cannot make an MSK IAM token");
+            Err(e.to_string().into())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -199,4 +199,34 @@ pub struct SluiceParameters {
     /// overrides `AWS_ENDPOINT_URL_SECRETS_MANAGER` / `AWS_ENDPOINT_URL`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secrets_manager_endpoint: Option<String>,
+    /// Retries after the first failed attempt at a batch: -1 (default) retries forever, as AWS
+    /// does; 0-10000. With a `DeadLetterConfig`, -1 means 10 (as Lambda).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maximum_retry_attempts: Option<i64>,
+    /// A batch whose oldest record is older than this many seconds (now minus its Kafka
+    /// timestamp) when an attempt would start is given up unsent: -1 (default: never) or
+    /// 60-604800.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maximum_record_age_in_seconds: Option<i64>,
+    /// `AUTOMATIC_BISECT`: a failed batch of more than one record is split in two halves, first
+    /// half first, each retried on its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_partial_batch_item_failure: Option<String>,
+    /// Whether the target may name the records that failed (`batchItemFailures` of Lambda, Step
+    /// Functions and HTTP `BATCH` targets; per-entry failures of batch APIs): the batch is then
+    /// retried from the first failed record. Default `false`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report_batch_item_failures: Option<bool>,
+    /// Where records go when they are given up; without it they are discarded (and logged).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dead_letter_config: Option<DeadLetterConfig>,
+}
+
+/// `DeadLetterConfig`, in the shape of Pipes' own stream-source parameters.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct DeadLetterConfig {
+    /// `kafka://<topic>` (the source cluster), `kafka://<cluster>/<topic>` (a declared cluster),
+    /// an SQS queue ARN, an SNS topic ARN or an S3 bucket ARN.
+    pub arn: Option<String>,
 }

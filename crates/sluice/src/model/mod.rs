@@ -3,6 +3,7 @@
 //! every field error at once in AWS's `ValidationException.fieldList` shape.
 
 pub mod definition;
+pub mod failure;
 pub mod update;
 pub mod validate;
 

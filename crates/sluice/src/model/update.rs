@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use super::definition::{KafkaParameters, PipeDefinition, SluiceParameters};
+use super::definition::{DeadLetterConfig, KafkaParameters, PipeDefinition, SluiceParameters};
 use super::{FieldError, ValidationError};
 
 /// Tags whose key starts with this set a [`SluiceParameters`] field (`sluice:HttpDelivery`).
@@ -19,6 +19,11 @@ pub const EXTENSION_TAGS: &[&str] = &[
     "HttpDelivery",
     "HttpTimeoutSeconds",
     "MaximumRetryBackoffSeconds",
+    "MaximumRetryAttempts",
+    "MaximumRecordAgeInSeconds",
+    "OnPartialBatchItemFailure",
+    "ReportBatchItemFailures",
+    "DeadLetterArn",
 ];
 
 const MAX_TAGS: usize = 50;
@@ -241,6 +246,27 @@ pub fn with_tag_extensions(def: &PipeDefinition) -> Result<PipeDefinition, Valid
                 None
             }
         };
+        let integer = |errs: &mut Vec<FieldError>| match value.trim().parse::<i64>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                errs.push(FieldError::new(
+                    format!("Tags.{key}"),
+                    format!("must be a whole number, not {value:?}"),
+                ));
+                None
+            }
+        };
+        let boolean = |errs: &mut Vec<FieldError>| match value.trim() {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => {
+                errs.push(FieldError::new(
+                    format!("Tags.{key}"),
+                    format!("must be true or false, not {value:?}"),
+                ));
+                None
+            }
+        };
         match field {
             "BootstrapServers" => {
                 ext.bootstrap_servers = Some(
@@ -254,6 +280,15 @@ pub fn with_tag_extensions(def: &PipeDefinition) -> Result<PipeDefinition, Valid
             "HttpDelivery" => ext.http_delivery = Some(value.clone()),
             "HttpTimeoutSeconds" => ext.http_timeout_seconds = seconds(&mut errs),
             "MaximumRetryBackoffSeconds" => ext.maximum_retry_backoff_seconds = seconds(&mut errs),
+            "MaximumRetryAttempts" => ext.maximum_retry_attempts = integer(&mut errs),
+            "MaximumRecordAgeInSeconds" => ext.maximum_record_age_in_seconds = integer(&mut errs),
+            "OnPartialBatchItemFailure" => ext.on_partial_batch_item_failure = Some(value.clone()),
+            "ReportBatchItemFailures" => ext.report_batch_item_failures = boolean(&mut errs),
+            "DeadLetterArn" => {
+                ext.dead_letter_config = Some(DeadLetterConfig {
+                    arn: Some(value.clone()),
+                })
+            }
             _ => errs.push(FieldError::new(
                 format!("Tags.{key}"),
                 format!(
@@ -358,6 +393,38 @@ mod tests {
         .unwrap();
         assert_eq!(merged.enrichment, None);
         assert!(check_create_request(&def(r#"{"Source":"smk://h:1"}"#)).is_err());
+    }
+
+    #[test]
+    fn failure_handling_tags_set_extensions() {
+        let def = crate::model::parse_definition(
+            r#"{"Tags":{"sluice:MaximumRetryAttempts":"3","sluice:MaximumRecordAgeInSeconds":"120","sluice:OnPartialBatchItemFailure":"AUTOMATIC_BISECT","sluice:ReportBatchItemFailures":"true","sluice:DeadLetterArn":"kafka://dlq"}}"#,
+            false,
+        )
+        .unwrap();
+        let ext = with_tag_extensions(&def)
+            .unwrap()
+            .sluice_parameters
+            .unwrap();
+        assert_eq!(ext.maximum_retry_attempts, Some(3));
+        assert_eq!(ext.maximum_record_age_in_seconds, Some(120));
+        assert_eq!(
+            ext.on_partial_batch_item_failure.as_deref(),
+            Some("AUTOMATIC_BISECT")
+        );
+        assert_eq!(ext.report_batch_item_failures, Some(true));
+        assert_eq!(
+            ext.dead_letter_config.and_then(|d| d.arn).as_deref(),
+            Some("kafka://dlq")
+        );
+        let bad = crate::model::parse_definition(
+            r#"{"Tags":{"sluice:MaximumRetryAttempts":"three","sluice:ReportBatchItemFailures":"yes"}}"#,
+            false,
+        )
+        .unwrap();
+        let err = with_tag_extensions(&bad).unwrap_err();
+        assert_eq!(err.fields[0].name, "Tags.sluice:MaximumRetryAttempts");
+        assert_eq!(err.fields[1].name, "Tags.sluice:ReportBatchItemFailures");
     }
 
     #[test]

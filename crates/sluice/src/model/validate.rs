@@ -9,8 +9,10 @@ use std::time::Duration;
 use sluice_pattern::{MAX_FILTERS, MAX_PATTERN_CHARS};
 
 use super::definition::{KafkaParameters, PipeDefinition};
+use super::failure::{validate_failure_handling, FailureSettings};
 use super::FieldError;
 use super::ValidationError;
+use crate::dead_letter::DeadLetterConfig;
 use crate::kafka::names::{is_host_port, is_valid_topic, TOPIC_MAX_CHARS};
 use crate::targets::{self, TargetConfig};
 use crate::transforms::{Filter, InputTemplate};
@@ -59,6 +61,10 @@ pub struct PipeSpec {
     pub enrichment_template: Option<Arc<InputTemplate>>,
     /// Ceiling of the retry backoff.
     pub max_retry_backoff: Duration,
+    /// When failing batches are given up, bisected or partly retried.
+    pub failure: FailureSettings,
+    /// Where given-up records go.
+    pub dead_letter: Option<DeadLetterConfig>,
 }
 
 /// Which kind of Kafka source, which decides the record's `eventSource` fields.
@@ -219,6 +225,17 @@ pub fn validate(
         }
     };
 
+    let (failure, dead_letter) = match &source {
+        Some(s) => {
+            let view = crate::dead_letter::SourceView {
+                topic: &s.topic,
+                bootstrap_servers: &s.bootstrap_servers,
+            };
+            validate_failure_handling(def, view, &ctx.targets, &mut errs)
+        }
+        None => Default::default(),
+    };
+
     match (source, target, errs.is_empty()) {
         (Some(source), Some(target), true) => Ok(PipeSpec {
             arn: format!("arn:aws:pipes:{}:{}:pipe/{}", ctx.region, ctx.account, name),
@@ -231,6 +248,8 @@ pub fn validate(
             enrichment,
             enrichment_template,
             max_retry_backoff,
+            failure,
+            dead_letter,
         }),
         _ => {
             if errs.is_empty() {

@@ -8,6 +8,7 @@
 //! and the poll loop only serves group events.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use rdkafka::consumer::stream_consumer::StreamPartitionQueue;
@@ -15,7 +16,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::lane::{CommitError, Committer, Lane, LaneControl, RecordStream};
+use super::lane::{CommitError, Committer, Lane, LaneControl, RecordStream, StoredRetry};
 use super::lanes::LaneRegistry;
 use super::process::BatchProcessor;
 use super::status::PipeHealth;
@@ -48,25 +49,101 @@ impl RecordStream for PartitionStream {
 pub(crate) struct ConsumerCommitter {
     consumer: Weak<KafkaConsumer>,
     topic: String,
+    metadata: Arc<MetadataCheck>,
+}
+
+/// Whether the cluster keeps offset commit metadata, learned from the first commit that carried
+/// some (the test broker drops it: the failure history then lives only in the lane's memory).
+#[derive(Debug, Default)]
+pub(crate) struct MetadataCheck {
+    checked: AtomicBool,
+}
+
+impl ConsumerCommitter {
+    fn consumer(&self) -> Result<Arc<KafkaConsumer>, CommitError> {
+        self.consumer.upgrade().ok_or(CommitError::Closed)
+    }
+
+    /// Read back what was committed with metadata, once per pipe, and warn if it was dropped.
+    async fn check_metadata(&self, partition: i32, sent: String) {
+        if self.metadata.checked.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        match self.committed(partition).await {
+            Ok(Some((_, Some(back)))) if back.to_metadata() == sent => {}
+            Ok(_) => tracing::warn!(topic = %self.topic,
+                "the Kafka cluster dropped the offset commit metadata; a failing batch's attempt count then survives neither a restart nor a rebalance"),
+            Err(e) => tracing::debug!(error = %e, "could not read back the commit metadata"),
+        }
+    }
 }
 
 impl Committer for ConsumerCommitter {
-    async fn commit(&self, partition: i32, next_offset: i64) -> Result<(), CommitError> {
-        let consumer = self.consumer.upgrade().ok_or(CommitError::Closed)?;
+    async fn commit(
+        &self,
+        partition: i32,
+        next_offset: i64,
+        retry: Option<&StoredRetry>,
+    ) -> Result<(), CommitError> {
+        let consumer = self.consumer()?;
         let topic = self.topic.clone();
+        let metadata = retry.map(|r| r.to_metadata());
+        let sent = metadata.clone();
         let result = tokio::task::spawn_blocking(move || {
             let mut tpl = TopicPartitionList::new();
-            tpl.add_partition_offset(&topic, partition, Offset::Offset(next_offset))?;
+            let mut elem = tpl.add_partition(&topic, partition);
+            elem.set_offset(Offset::Offset(next_offset))?;
+            if let Some(m) = &metadata {
+                elem.set_metadata(m);
+            }
             consumer.commit(&tpl, CommitMode::Sync)
         })
         .await;
         match result {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(())) => {
+                if let Some(sent) = sent {
+                    self.check_metadata(partition, sent).await;
+                }
+                Ok(())
+            }
             Ok(Err(e)) => Err(CommitError::Failed(e.to_string())),
             Err(e) => Err(CommitError::Failed(format!("commit task: {e}"))),
         }
     }
+
+    async fn committed(
+        &self,
+        partition: i32,
+    ) -> Result<Option<(i64, Option<StoredRetry>)>, CommitError> {
+        let consumer = self.consumer()?;
+        let topic = self.topic.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition(&topic, partition);
+            let got = consumer.committed_offsets(tpl, COMMITTED_TIMEOUT)?;
+            let found = got.find_partition(&topic, partition).and_then(|e| {
+                let Offset::Offset(offset) = e.offset() else {
+                    return None;
+                };
+                // rdkafka panics on metadata that is not UTF-8 (another group member's?).
+                let text = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    e.metadata().to_string()
+                }))
+                .unwrap_or_default();
+                Some((offset, StoredRetry::from_metadata(&text)))
+            });
+            Ok::<_, KafkaError>(found)
+        })
+        .await;
+        match result {
+            Ok(r) => r.map_err(|e| CommitError::Failed(e.to_string())),
+            Err(e) => Err(CommitError::Failed(format!("committed-offset task: {e}"))),
+        }
+    }
 }
+
+/// How long reading a partition's committed offset may take.
+const COMMITTED_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What librdkafka's rebalance and error callbacks do to the pipe.
 pub(crate) struct RebalanceHooks {
@@ -77,6 +154,7 @@ pub(crate) struct RebalanceHooks {
     health: Arc<PipeHealth>,
     /// Queues split before an assignment, waiting for their lanes.
     split: Mutex<HashMap<i32, PartitionQueue>>,
+    metadata: Arc<MetadataCheck>,
 }
 
 impl RebalanceHooks {
@@ -93,6 +171,7 @@ impl RebalanceHooks {
             processor,
             health,
             split: Mutex::new(HashMap::new()),
+            metadata: Arc::default(),
         }
     }
 
@@ -124,6 +203,7 @@ impl RebalanceHooks {
             committer: ConsumerCommitter {
                 consumer: self.consumer(),
                 topic: self.topic.clone(),
+                metadata: self.metadata.clone(),
             },
             processor: self.processor.clone(),
         };

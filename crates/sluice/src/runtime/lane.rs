@@ -1,8 +1,9 @@
 //! A lane: the ordered worker of one assigned partition. It reads the partition's records in offset
 //! order from a [`RecordStream`], cuts them into batches ([`BatchLimits`]: `BatchSize`, batching
-//! window, payload cap), hands each to the [`BatchProcessor`], and commits `last offset + 1`
-//! through its [`Committer`] only after the batch is done. One batch in flight per partition; lanes
-//! of different partitions run in parallel.
+//! window, payload cap), and delivers each ([`Delivery`]: the failure rules), which commits through
+//! the lane's [`Committer`] only what is done: `last offset + 1` after the batch, never past an
+//! undelivered record. One batch in flight per partition; lanes of different partitions run in
+//! parallel.
 //!
 //! The lane knows nothing of Kafka: [`super::kafka`] adapts a librdkafka partition queue and the
 //! consumer's commit, and the unit tests below drive a lane with a channel and a recording
@@ -14,9 +15,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
+use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use super::process::{BatchLimits, BatchProcessor, Outcome};
+use super::delivery::{Delivery, Outcome};
+use super::process::{BatchLimits, BatchProcessor};
+use super::retry::RetryState;
 use crate::record::SourceRecord;
 
 /// Where a lane's records come from: one partition, in offset order.
@@ -42,15 +46,54 @@ pub(crate) enum CommitError {
     Failed(String),
 }
 
+/// The failure history of the batch starting at a committed offset, stored with that offset (the
+/// commit's metadata) so a restart or the partition's next owner continues the count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct StoredRetry {
+    /// Failed attempts and when the first failed.
+    #[serde(flatten)]
+    pub state: RetryState,
+    /// How many (kept) records the failing batch had.
+    #[serde(rename = "n")]
+    pub len: usize,
+}
+
+impl StoredRetry {
+    /// Marks Sluice's metadata among what other consumers of the group may commit.
+    const PREFIX: &'static str = "sluice.retry:";
+
+    /// The commit metadata text.
+    pub fn to_metadata(self) -> String {
+        format!(
+            "{}{}",
+            Self::PREFIX,
+            serde_json::to_string(&self).unwrap_or_default()
+        )
+    }
+
+    /// Read commit metadata; `None` when it is not ours.
+    pub fn from_metadata(text: &str) -> Option<Self> {
+        serde_json::from_str(text.strip_prefix(Self::PREFIX)?).ok()
+    }
+}
+
 /// Where a lane's progress goes.
 pub(crate) trait Committer: Send + Sync + 'static {
-    /// Make `next_offset` the partition's committed offset and wait for the broker's answer, so a
-    /// crash right after can only repeat the batch in flight, never an older one.
+    /// Make `next_offset` the partition's committed offset, with the failure history of the batch
+    /// starting there when it is failing, and wait for the broker's answer, so a crash right after
+    /// can only repeat the batch in flight, never an older one.
     fn commit(
         &self,
         partition: i32,
         next_offset: i64,
+        retry: Option<&StoredRetry>,
     ) -> impl Future<Output = Result<(), CommitError>> + Send;
+
+    /// The partition's committed offset and the failure history stored with it, if any.
+    fn committed(
+        &self,
+        partition: i32,
+    ) -> impl Future<Output = Result<Option<(i64, Option<StoredRetry>)>, CommitError>> + Send;
 }
 
 /// What the rebalance hooks and the lag reporter share with a lane.
@@ -74,6 +117,11 @@ impl LaneControl {
             committed: AtomicI64::new(-1),
         }
     }
+
+    /// The broker accepted `next_offset` as the committed offset.
+    pub fn record_commit(&self, next_offset: i64) {
+        self.committed.store(next_offset, Ordering::Relaxed);
+    }
 }
 
 /// The worker of one partition.
@@ -91,11 +139,30 @@ impl<S: RecordStream, C: Committer> Lane<S, C> {
         let limits = self.processor.limits();
         let mut pending: Option<SourceRecord> = None;
         tracing::debug!(partition = p, "lane started");
+        // A failure history stored by the partition's previous owner (or a run before a crash).
+        let bounded = self.processor.policy().settings.bounded();
+        let stored = if bounded {
+            self.committer.committed(p).await
+        } else {
+            Ok(None)
+        };
+        let mut resumed = match stored {
+            Ok(Some((offset, Some(retry)))) => Some((offset, retry)),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::debug!(partition = p, error = %e, "no committed offset to resume from");
+                None
+            }
+        };
         while let Some(batch) = self.next_batch(&limits, &mut pending).await {
-            let next_offset = batch.last().map_or(0, |r| r.offset + 1);
-            match self.processor.execute(&batch, &self.control).await {
-                Outcome::Done => self.commit(next_offset).await,
-                Outcome::Abandoned => break,
+            // It applies to the batch that starts where it was stored, and only to that one.
+            let retry = resumed
+                .take()
+                .filter(|(offset, _)| batch.first().is_some_and(|r| r.offset == *offset))
+                .map(|(_, retry)| retry);
+            let delivery = Delivery::new(&self.processor, &self.committer, &self.control, &batch);
+            if delivery.run(retry).await == Outcome::Abandoned {
+                break;
             }
             if self.control.drain.is_cancelled() {
                 break;
@@ -153,21 +220,6 @@ impl<S: RecordStream, C: Committer> Lane<S, C> {
             batch.push(next);
         }
         Some(batch)
-    }
-
-    async fn commit(&self, next_offset: i64) {
-        let partition = self.control.partition;
-        match self.committer.commit(partition, next_offset).await {
-            Ok(()) => self.control.committed.store(next_offset, Ordering::Relaxed),
-            Err(CommitError::Closed) => {
-                tracing::debug!(
-                    partition,
-                    next_offset,
-                    "consumer closed; offset not committed"
-                )
-            }
-            Err(e) => tracing::warn!(partition, next_offset, error = %e, "offset commit failed"),
-        }
     }
 }
 

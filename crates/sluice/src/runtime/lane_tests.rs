@@ -1,21 +1,24 @@
 //! The lane's delivery rules, without a broker: records come from a channel, the target is a
-//! scripted [`Target`], commits are recorded, and time is paused (tokio advances it whenever every
-//! task waits), so backoffs and windows of seconds take no real time.
+//! scripted [`Target`], commits (with their metadata) and dead letters are recorded, and time is
+//! paused (tokio advances it whenever every task waits), so backoffs and windows of seconds take no
+//! real time.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use futures::future::BoxFuture;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::*;
+use crate::dead_letter::{DeadLetter, DeadLetterSink};
 use crate::metrics::Metrics;
 use crate::model::{parse_definition, validate, ValidationContext};
 use crate::record::TimestampType;
-use crate::targets::{Event, Target, TargetError};
+use crate::runtime::process::Stages;
+use crate::targets::{Delivered, Event, ItemIdentifier, Target, TargetError};
 use crate::transforms::event::EventBuilder;
 use crate::transforms::record_json::RecordJson;
 
@@ -30,8 +33,19 @@ struct Call {
 #[derive(Debug)]
 enum Reply {
     Fail(TargetError),
+    /// Accepted, naming these offsets (of partition `t-0`) as failed.
+    Items(Vec<i64>),
     /// Never answers.
     Hang,
+}
+
+/// How the target treats calls that carry a given offset, whatever the script says.
+#[derive(Debug, Clone, Copy)]
+enum Poison {
+    /// The call fails with HTTP 500.
+    Rejected,
+    /// The call is refused before anything is sent: the event is too large.
+    TooLarge,
 }
 
 #[derive(Debug)]
@@ -39,6 +53,7 @@ struct FakeTarget {
     calls: watch::Sender<Vec<Call>>,
     /// Answers of the next calls, in order; success once they are used up.
     replies: Mutex<VecDeque<Reply>>,
+    poison: Mutex<HashMap<i64, Poison>>,
     /// How long each call takes.
     latency: Duration,
     inflight: AtomicUsize,
@@ -50,10 +65,17 @@ impl FakeTarget {
         Arc::new(Self {
             calls: watch::channel(Vec::new()).0,
             replies: Mutex::new(replies.into()),
+            poison: Mutex::new(HashMap::new()),
             latency,
             inflight: AtomicUsize::new(0),
             max_inflight: AtomicUsize::new(0),
         })
+    }
+
+    fn poisoned(offsets: &[(i64, Poison)]) -> Arc<Self> {
+        let t = Self::new(NO_LATENCY, vec![]);
+        t.poison.lock().unwrap().extend(offsets.iter().copied());
+        t
     }
 
     fn calls(&self) -> Vec<Call> {
@@ -68,6 +90,25 @@ impl FakeTarget {
         let mut rx = self.calls.subscribe();
         rx.wait_for(|c| c.len() >= n).await.unwrap();
     }
+
+    /// The script's answer to a call of `offsets`, after the poisoned offsets had their say.
+    fn reply_to(&self, offsets: &[i64]) -> Option<Reply> {
+        let poison = self.poison.lock().unwrap();
+        for (i, o) in offsets.iter().enumerate() {
+            match poison.get(o) {
+                Some(Poison::Rejected) => return Some(Reply::Fail(status(500, None))),
+                Some(Poison::TooLarge) => {
+                    return Some(Reply::Fail(TargetError::PayloadTooLarge {
+                        entry: i,
+                        size: 300_000,
+                        limit: 262_144,
+                    }))
+                }
+                None => {}
+            }
+        }
+        self.replies.lock().unwrap().pop_front()
+    }
 }
 
 fn offset_of(e: &Event) -> i64 {
@@ -76,9 +117,10 @@ fn offset_of(e: &Event) -> i64 {
 }
 
 impl Target for FakeTarget {
-    fn deliver<'a>(&'a self, events: &'a [Event]) -> BoxFuture<'a, Result<(), TargetError>> {
+    fn deliver<'a>(&'a self, events: &'a [Event]) -> BoxFuture<'a, Result<Delivered, TargetError>> {
         Box::pin(async move {
-            let offsets = events.iter().map(offset_of).collect();
+            let offsets: Vec<i64> = events.iter().map(offset_of).collect();
+            let reply = self.reply_to(&offsets);
             self.calls.send_modify(|c| {
                 c.push(Call {
                     at: Instant::now(),
@@ -87,14 +129,65 @@ impl Target for FakeTarget {
             });
             let now = self.inflight.fetch_add(1, Ordering::SeqCst) + 1;
             self.max_inflight.fetch_max(now, Ordering::SeqCst);
-            let reply = self.replies.lock().unwrap().pop_front();
             tokio::time::sleep(self.latency).await;
             self.inflight.fetch_sub(1, Ordering::SeqCst);
             match reply {
-                None => Ok(()),
+                None => Ok(Delivered::default()),
                 Some(Reply::Fail(e)) => Err(e),
+                Some(Reply::Items(offsets)) => Ok(Delivered {
+                    item_failures: offsets
+                        .into_iter()
+                        .map(|offset| ItemIdentifier {
+                            partition: "t-0".into(),
+                            offset,
+                        })
+                        .collect(),
+                }),
                 Some(Reply::Hang) => std::future::pending().await,
             }
+        })
+    }
+}
+
+/// One dead letter as written: its offsets and condition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Letter {
+    offsets: Vec<i64>,
+    condition: &'static str,
+    attempts: u32,
+}
+
+/// A dead-letter destination that records what it is given, failing its first `failures` writes.
+#[derive(Debug, Default)]
+struct FakeSink {
+    letters: Mutex<Vec<Letter>>,
+    failures: AtomicUsize,
+    writes: AtomicUsize,
+}
+
+impl FakeSink {
+    fn letters(&self) -> Vec<Letter> {
+        self.letters.lock().unwrap().clone()
+    }
+}
+
+impl DeadLetterSink for FakeSink {
+    fn write<'a>(&'a self, letter: &'a DeadLetter<'a>) -> BoxFuture<'a, Result<(), TargetError>> {
+        Box::pin(async move {
+            self.writes.fetch_add(1, Ordering::SeqCst);
+            if self
+                .failures
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |f| f.checked_sub(1))
+                .is_ok()
+            {
+                return Err(TargetError::Connect("dead-letter destination down".into()));
+            }
+            self.letters.lock().unwrap().push(Letter {
+                offsets: letter.records.iter().map(|r| r.offset).collect(),
+                condition: letter.failure.condition.as_str(),
+                attempts: letter.failure.attempts,
+            });
+            Ok(())
         })
     }
 }
@@ -112,13 +205,41 @@ impl RecordStream for ChannelStream {
     }
 }
 
+/// A commit as the committer saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Commit {
+    offset: i64,
+    retry: Option<StoredRetry>,
+}
+
 #[derive(Clone)]
-struct RecordingCommitter(Arc<watch::Sender<Vec<i64>>>);
+struct RecordingCommitter {
+    commits: Arc<watch::Sender<Vec<Commit>>>,
+    /// What `committed` answers (the previous owner's commit).
+    stored: Option<(i64, Option<StoredRetry>)>,
+}
 
 impl Committer for RecordingCommitter {
-    async fn commit(&self, _partition: i32, next_offset: i64) -> Result<(), CommitError> {
-        self.0.send_modify(|c| c.push(next_offset));
+    async fn commit(
+        &self,
+        _partition: i32,
+        next_offset: i64,
+        retry: Option<&StoredRetry>,
+    ) -> Result<(), CommitError> {
+        self.commits.send_modify(|c| {
+            c.push(Commit {
+                offset: next_offset,
+                retry: retry.copied(),
+            })
+        });
         Ok(())
+    }
+
+    async fn committed(
+        &self,
+        _partition: i32,
+    ) -> Result<Option<(i64, Option<StoredRetry>)>, CommitError> {
+        Ok(self.stored)
     }
 }
 
@@ -127,29 +248,61 @@ struct Harness {
     records: mpsc::UnboundedSender<SourceRecord>,
     next_offset: i64,
     control: Arc<LaneControl>,
-    commits: Arc<watch::Sender<Vec<i64>>>,
+    commits: Arc<watch::Sender<Vec<Commit>>>,
     lane: tokio::task::JoinHandle<()>,
+}
+
+/// How a test lane is set up.
+#[derive(Default)]
+struct Setup<'a> {
+    /// `SourceParameters` members.
+    source: &'a str,
+    /// Top-level members after `SourceParameters`.
+    extra: &'a str,
+    sink: Option<Arc<FakeSink>>,
+    /// What the committer says was committed before the lane started.
+    stored: Option<(i64, Option<StoredRetry>)>,
 }
 
 impl Harness {
     /// A lane of the pipe with these `SourceParameters` members and `extra` top-level members.
     fn start(source: &str, extra: &str, target: Arc<FakeTarget>) -> Self {
+        Self::with(
+            Setup {
+                source,
+                extra,
+                ..Setup::default()
+            },
+            target,
+        )
+    }
+
+    fn with(setup: Setup<'_>, target: Arc<FakeTarget>) -> Self {
         let text = format!(
             r#"{{"Name":"p","Source":"smk://h:9092","Target":"http://127.0.0.1:1/",
-               "SourceParameters":{{{source}}}{extra}}}"#
+               "SourceParameters":{{{}}}{}}}"#,
+            setup.source, setup.extra
         );
         let def = parse_definition(&text, false).unwrap();
         let spec = validate(&def, &ValidationContext::default()).unwrap();
         let events = EventBuilder::new(&spec, RecordJson::self_managed("t", "h:9092"));
         let metrics = Arc::new(Metrics::new()).pipe("p");
-        let processor = Arc::new(BatchProcessor::new(&spec, events, target, None, metrics));
+        let stages = Stages {
+            target,
+            enrichment: None,
+            dead_letter: setup.sink.map(|s| s as Arc<dyn DeadLetterSink>),
+        };
+        let processor = Arc::new(BatchProcessor::new(&spec, events, stages, metrics));
         let (records, rx) = mpsc::unbounded_channel();
         let control = Arc::new(LaneControl::new(0));
         let commits = Arc::new(watch::channel(Vec::new()).0);
         let lane = Lane {
             control: control.clone(),
             stream: ChannelStream(rx),
-            committer: RecordingCommitter(commits.clone()),
+            committer: RecordingCommitter {
+                commits: commits.clone(),
+                stored: setup.stored,
+            },
             processor,
         };
         Self {
@@ -162,11 +315,16 @@ impl Harness {
     }
 
     fn send(&mut self, n: usize, value: &[u8]) {
+        self.send_at(n, value, 0);
+    }
+
+    /// Send `n` records with this Kafka timestamp (ms).
+    fn send_at(&mut self, n: usize, value: &[u8], timestamp: i64) {
         for _ in 0..n {
             let r = SourceRecord {
                 partition: 0,
                 offset: self.next_offset,
-                timestamp: 0,
+                timestamp,
                 timestamp_type: TimestampType::CreateTime,
                 key: None,
                 value: Some(value.to_vec()),
@@ -177,13 +335,26 @@ impl Harness {
         }
     }
 
+    /// The committed offsets, in order.
     fn commits(&self) -> Vec<i64> {
+        self.commits.borrow().iter().map(|c| c.offset).collect()
+    }
+
+    fn commits_with_retry(&self) -> Vec<Commit> {
         self.commits.borrow().clone()
     }
 
     async fn wait_commits(&self, n: usize) {
         let mut rx = self.commits.subscribe();
         rx.wait_for(|c| c.len() >= n).await.unwrap();
+    }
+
+    /// Wait until `offset` is committed.
+    async fn wait_committed(&self, offset: i64) {
+        let mut rx = self.commits.subscribe();
+        rx.wait_for(|c| c.iter().any(|c| c.offset == offset))
+            .await
+            .unwrap();
     }
 
     /// Wait for the lane task to end (it must, within a minute of paused time).
@@ -321,7 +492,8 @@ async fn drain_lets_the_batch_in_flight_finish_and_commit() {
     h.ended().await;
     // The batch in flight was delivered and committed; no other batch started.
     assert_eq!(target.sizes(), vec![5]);
-    assert_eq!(*commits.borrow(), vec![5]);
+    let offsets: Vec<i64> = commits.borrow().iter().map(|c| c.offset).collect();
+    assert_eq!(offsets, vec![5]);
 }
 
 #[tokio::test(start_paused = true)]
@@ -386,4 +558,238 @@ async fn filtered_out_records_are_committed() {
     h.wait_commits(2).await;
     assert_eq!(target.calls()[0].offsets, vec![4, 5]);
     assert_eq!(h.commits(), vec![4, 8]);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Failure handling (`failure-handling.md`)
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn sluice(params: &str) -> String {
+    format!(r#","SluiceParameters":{{{params}}}"#)
+}
+
+fn with_sink(source: &str, extra: &str) -> (Setup<'static>, Arc<FakeSink>) {
+    let sink = Arc::new(FakeSink::default());
+    let setup = Setup {
+        source: Box::leak(source.to_string().into_boxed_str()),
+        extra: Box::leak(extra.to_string().into_boxed_str()),
+        sink: Some(sink.clone()),
+        stored: None,
+    };
+    (setup, sink)
+}
+
+fn delivered_offsets(target: &FakeTarget, poison: &[i64]) -> Vec<i64> {
+    // Calls that carried a poisoned offset failed; the others delivered their offsets.
+    target
+        .calls()
+        .into_iter()
+        .filter(|c| !c.offsets.iter().any(|o| poison.contains(o)))
+        .flat_map(|c| c.offsets)
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn bounded_retries_discard_the_batch_and_the_partition_moves_on() {
+    let target = FakeTarget::poisoned(&[(2, Poison::Rejected)]);
+    let extra = sluice(r#""MaximumRetryAttempts":2"#);
+    let mut h = Harness::start(&kafka(5, 0), &extra, target.clone());
+    h.send(5, b"{}");
+    h.wait_committed(5).await;
+    // 1 + 2 attempts, then given up (no dead-letter destination: discarded) and committed.
+    assert_eq!(target.calls().len(), 3);
+    h.send(5, b"{}");
+    h.wait_committed(10).await;
+    assert_eq!(target.calls().last().unwrap().offsets, vec![5, 6, 7, 8, 9]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn bisection_isolates_one_poison_record_and_delivers_the_rest_in_order() {
+    let target = FakeTarget::poisoned(&[(63, Poison::Rejected)]);
+    let extra = sluice(
+        r#""MaximumRetryAttempts":3,"OnPartialBatchItemFailure":"AUTOMATIC_BISECT","DeadLetterConfig":{"Arn":"kafka://dlq"}"#,
+    );
+    let (setup, sink) = with_sink(&kafka(100, 0), &extra);
+    let mut h = Harness::with(setup, target.clone());
+    h.send(100, b"{}");
+    h.wait_committed(100).await;
+    assert_eq!(
+        sink.letters(),
+        vec![Letter {
+            offsets: vec![63],
+            condition: "RetryAttemptsExhausted",
+            attempts: 4
+        }]
+    );
+    let expected: Vec<i64> = (0..100).filter(|o| *o != 63).collect();
+    assert_eq!(delivered_offsets(&target, &[63]), expected);
+    // The committed offset only moves forward, and never past 63 before it was given up.
+    let commits = h.commits();
+    assert!(commits.windows(2).all(|w| w[0] <= w[1]), "{commits:?}");
+    // Four attempts at the record alone (1 + 3 retries) after the halvings.
+    let alone = target.calls().iter().filter(|c| c.offsets == [63]).count();
+    assert_eq!(alone, 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn records_older_than_the_maximum_age_are_given_up_before_any_attempt() {
+    let target = FakeTarget::new(NO_LATENCY, vec![]);
+    let extra =
+        sluice(r#""MaximumRecordAgeInSeconds":60,"DeadLetterConfig":{"Arn":"kafka://dlq"}"#);
+    let (setup, sink) = with_sink(&kafka(5, 0), &extra);
+    let mut h = Harness::with(setup, target.clone());
+    h.send_at(5, b"{}", now_ms() - 120_000);
+    h.wait_committed(5).await;
+    assert!(target.calls().is_empty());
+    let letters = sink.letters();
+    assert_eq!(letters[0].offsets, vec![0, 1, 2, 3, 4]);
+    assert_eq!(letters[0].condition, "RecordAgeExceeded");
+    assert_eq!(letters[0].attempts, 0);
+    // Young records are delivered.
+    h.send_at(2, b"{}", now_ms());
+    h.wait_committed(7).await;
+    assert_eq!(target.calls()[0].offsets, vec![5, 6]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn reported_item_failures_commit_what_precedes_them_and_retry_from_the_first() {
+    let target = FakeTarget::new(NO_LATENCY, vec![Reply::Items(vec![4, 3])]);
+    let extra = sluice(r#""ReportBatchItemFailures":true"#);
+    let mut h = Harness::start(&kafka(6, 0), &extra, target.clone());
+    h.send(6, b"{}");
+    h.wait_committed(6).await;
+    let calls: Vec<Vec<i64>> = target.calls().into_iter().map(|c| c.offsets).collect();
+    assert_eq!(calls, vec![vec![0, 1, 2, 3, 4, 5], vec![3, 4, 5]]);
+    assert_eq!(h.commits(), vec![3, 6]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_item_identifier_naming_no_record_of_the_batch_fails_it_whole() {
+    let target = FakeTarget::new(NO_LATENCY, vec![Reply::Items(vec![99])]);
+    let extra = sluice(r#""ReportBatchItemFailures":true"#);
+    let mut h = Harness::start(&kafka(3, 0), &extra, target.clone());
+    h.send(3, b"{}");
+    h.wait_committed(3).await;
+    let calls: Vec<Vec<i64>> = target.calls().into_iter().map(|c| c.offsets).collect();
+    assert_eq!(calls, vec![vec![0, 1, 2], vec![0, 1, 2]]);
+    assert_eq!(h.commits(), vec![3]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn item_failures_are_ignored_unless_the_pipe_asks_for_them() {
+    let target = FakeTarget::new(NO_LATENCY, vec![Reply::Items(vec![1])]);
+    let mut h = Harness::start(&kafka(3, 0), "", target.clone());
+    h.send(3, b"{}");
+    h.wait_committed(3).await;
+    assert_eq!(target.calls().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_per_entry_failure_retries_from_the_first_failed_entry() {
+    let partial = TargetError::Partial {
+        service: "SQS SendMessageBatch".into(),
+        failed: 1,
+        total: 5,
+        first: "InternalError: boom".into(),
+        first_index: 2,
+    };
+    let target = FakeTarget::new(NO_LATENCY, vec![Reply::Fail(partial)]);
+    let extra = sluice(r#""ReportBatchItemFailures":true"#);
+    let mut h = Harness::start(&kafka(5, 0), &extra, target.clone());
+    h.send(5, b"{}");
+    h.wait_committed(5).await;
+    let calls: Vec<Vec<i64>> = target.calls().into_iter().map(|c| c.offsets).collect();
+    assert_eq!(calls, vec![vec![0, 1, 2, 3, 4], vec![2, 3, 4]]);
+    assert_eq!(h.commits(), vec![2, 5]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_dead_letter_write_blocks_the_partition_and_loses_nothing() {
+    let target = FakeTarget::poisoned(&[(1, Poison::Rejected)]);
+    let extra = sluice(r#""MaximumRetryAttempts":0,"DeadLetterConfig":{"Arn":"kafka://dlq"}"#);
+    let (setup, sink) = with_sink(&kafka(3, 0), &extra);
+    sink.failures.store(4, Ordering::SeqCst);
+    let mut h = Harness::with(setup, target.clone());
+    h.send(3, b"{}");
+    h.wait_committed(3).await;
+    assert_eq!(sink.writes.load(Ordering::SeqCst), 5);
+    assert_eq!(sink.letters().len(), 1);
+    assert_eq!(sink.letters()[0].offsets, vec![0, 1, 2]);
+    // Nothing was committed while the dead-letter write failed.
+    assert_eq!(h.commits(), vec![3]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_failure_history_is_stored_with_the_offset_and_continued_by_the_next_owner() {
+    let target = FakeTarget::poisoned(&[(0, Poison::Rejected)]);
+    let extra = sluice(r#""MaximumRetryAttempts":5,"DeadLetterConfig":{"Arn":"kafka://dlq"}"#);
+    let (setup, _sink) = with_sink(&kafka(4, 0), &extra);
+    let mut h = Harness::with(setup, target.clone());
+    h.send(4, b"{}");
+    h.wait_commits(3).await;
+    h.control.drain.cancel();
+    let first_owner = h.commits_with_retry();
+    h.ended().await;
+    // Each failure committed offset 0 again, with the count so far.
+    let stored: Vec<u32> = first_owner
+        .iter()
+        .map(|c| {
+            assert_eq!(c.offset, 0);
+            c.retry.unwrap().state.attempts
+        })
+        .collect();
+    assert_eq!(stored, vec![1, 2, 3]);
+    assert!(first_owner.iter().all(|c| c.retry.unwrap().len == 4));
+
+    // The next owner reads offset 0 with 3 failed attempts and makes only the 3 left.
+    let before = target.calls().len();
+    let (mut setup, sink) = with_sink(&kafka(4, 0), &extra);
+    setup.stored = Some((0, first_owner.last().unwrap().retry));
+    let mut h = Harness::with(setup, target.clone());
+    h.send(4, b"{}");
+    h.wait_committed(4).await;
+    assert_eq!(target.calls().len() - before, 3);
+    assert_eq!(sink.letters()[0].attempts, 6);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_too_large_record_is_given_up_alone_at_once_with_a_dead_letter_destination() {
+    let target = FakeTarget::poisoned(&[(2, Poison::TooLarge)]);
+    let extra = sluice(r#""DeadLetterConfig":{"Arn":"kafka://dlq"}"#);
+    let (setup, sink) = with_sink(&kafka(5, 0), &extra);
+    let mut h = Harness::with(setup, target.clone());
+    h.send(5, b"{}");
+    h.wait_committed(5).await;
+    assert_eq!(
+        sink.letters(),
+        vec![Letter {
+            offsets: vec![2],
+            condition: "PayloadTooLarge",
+            attempts: 1
+        }]
+    );
+    assert_eq!(delivered_offsets(&target, &[2]), vec![0, 1, 3, 4]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_aws_shaped_pipe_stores_no_failure_history() {
+    let replies = (0..3).map(|_| Reply::Fail(status(500, None))).collect();
+    let target = FakeTarget::new(NO_LATENCY, replies);
+    let mut h = Harness::start(&kafka(3, 0), "", target.clone());
+    h.send(3, b"{}");
+    h.wait_committed(3).await;
+    assert_eq!(target.calls().len(), 4);
+    assert_eq!(
+        h.commits_with_retry(),
+        vec![Commit {
+            offset: 3,
+            retry: None
+        }]
+    );
 }

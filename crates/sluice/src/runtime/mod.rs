@@ -7,8 +7,10 @@
 //! pausing: librdkafka stops fetching a partition whose queue is full (`RuntimeOptions`).
 //!
 //! Record path: `sources::kafka` (fetch into the partition queue) -> [`lane`] (batch) ->
-//! [`process`] (filter, events, enrichment, target, retries) -> [`lane`] commits the offset.
+//! [`delivery`] (attempts, retries, bisection, dead letters; commits what is done) -> [`process`]
+//! (filter, events, enrichment, target, dead-letter write).
 
+pub mod delivery;
 pub mod kafka;
 pub mod lane;
 pub mod lanes;
@@ -24,6 +26,8 @@ use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use tokio_util::sync::CancellationToken;
 
+use crate::dead_letter::letter::Origin;
+use crate::dead_letter::SinkContext;
 use crate::kafka::ResolvedSecurity;
 use crate::metrics::Metrics;
 use crate::model::{KafkaSourceKind, PipeSpec};
@@ -35,7 +39,7 @@ use crate::transforms::event::EventBuilder;
 use crate::transforms::record_json::RecordJson;
 use kafka::{fatal_reason, is_unknown_topic, RebalanceHooks};
 use lanes::LaneRegistry;
-use process::BatchProcessor;
+use process::{BatchProcessor, Stages};
 use status::PipeHealth;
 
 /// Knobs of the runtime that are not part of a pipe definition.
@@ -222,6 +226,14 @@ async fn prepare(
         Some(e) => Some(e.build().await.map_err(failed_build)?),
         None => None,
     };
+    let dead_letter = match &spec.dead_letter {
+        Some(d) => Some(
+            d.build(&sink_context(spec, &security))
+                .await
+                .map_err(failed_build)?,
+        ),
+        None => None,
+    };
     let src = &spec.source;
     let json = match &src.kind {
         KafkaSourceKind::SelfManaged => {
@@ -229,14 +241,43 @@ async fn prepare(
         }
         KafkaSourceKind::Msk { arn } => RecordJson::msk(&src.topic, arn),
     };
+    let stages = Stages {
+        target,
+        enrichment,
+        dead_letter,
+    };
     let processor = BatchProcessor::new(
         spec,
         EventBuilder::new(spec, json),
-        target,
-        enrichment,
+        stages,
         metrics.pipe(&spec.name),
     );
     Ok((security, Arc::new(processor)))
+}
+
+/// What a dead letter says of the pipe, and the source's security for a dead-letter topic on the
+/// source cluster.
+fn sink_context(spec: &PipeSpec, security: &ResolvedSecurity) -> SinkContext {
+    let src = &spec.source;
+    let event_source_arn = match &src.kind {
+        KafkaSourceKind::Msk { arn } => arn.clone(),
+        KafkaSourceKind::SelfManaged => spec.definition.source.clone().unwrap_or_default(),
+    };
+    SinkContext {
+        origin: Origin {
+            pipe_arn: spec.arn.clone(),
+            topic: src.topic.clone(),
+            event_source_arn,
+            bootstrap_servers: src.bootstrap_servers.join(","),
+        },
+        source_security: Some(security.clone()),
+        region: spec
+            .arn
+            .split(':')
+            .nth(3)
+            .unwrap_or("us-east-1")
+            .to_string(),
+    }
 }
 
 /// Create the consumer with its security settings and the rebalance hooks, and subscribe.

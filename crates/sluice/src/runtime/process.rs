@@ -1,19 +1,20 @@
-//! What a lane does with one batch: filter -> events -> enrichment (optional; its answer replaces
-//! the batch) -> target, with the retry policy between failed attempts. [`BatchProcessor`] holds
-//! what that needs and nothing about Kafka, partitions or offsets: the lane decides what to commit
-//! from the [`Outcome`].
+//! The stages a batch goes through, one attempt at a time: filter -> events -> enrichment
+//! (optional; its answer replaces the batch) -> target, and the dead-letter write of records given
+//! up. [`BatchProcessor`] holds what that needs (and the retry policy) and nothing about Kafka,
+//! partitions or offsets: [`super::delivery`] decides what to try next and what to commit.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::lane::LaneControl;
-use super::retry::{Decision, RetryPolicy, RetryState};
+use super::retry::{Decision, RetryPolicy};
+use crate::dead_letter::{DeadLetter, DeadLetterSink};
 use crate::enrichment::Enricher;
 use crate::metrics::PipeMetrics;
 use crate::model::{HttpDelivery, PipeSpec};
 use crate::record::SourceRecord;
-use crate::targets::{Event, Target, TargetConfig, TargetError};
+use crate::targets::{Delivered, Event, Target, TargetConfig, TargetError};
 use crate::transforms::event::EventBuilder;
+use crate::transforms::record_json::RecordJson;
 use crate::transforms::Filter;
 
 /// Cap on a batch's payload in batch delivery (Lambda's 6 MB request limit).
@@ -48,21 +49,23 @@ impl BatchLimits {
     }
 }
 
-/// How a batch ended.
+/// The stage of an attempt that failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Outcome {
-    /// Delivered (or entirely filtered out, or skipped by the enrichment): commit up to here.
-    Done,
-    /// Given up because the lane is stopping; nothing is committed.
-    Abandoned,
+pub(crate) enum Stage {
+    /// The enrichment call (or its answer).
+    Enrichment,
+    /// The target call.
+    Target,
 }
 
-/// How one attempt at a batch ended well.
-enum Attempt {
-    /// The target accepted this many events.
-    Delivered(usize),
-    /// The enrichment answered "nothing to deliver".
-    Skipped,
+impl Stage {
+    /// The name in logs and dead letters.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Enrichment => "enrichment",
+            Stage::Target => "target",
+        }
+    }
 }
 
 /// Everything a lane needs to process a batch of its partition.
@@ -77,6 +80,7 @@ pub(crate) struct BatchProcessor {
     /// Most events one target delivery accepts (an enrichment answering more fails the batch).
     max_target_batch: usize,
     policy: RetryPolicy,
+    dead_letter: Option<Arc<dyn DeadLetterSink>>,
     metrics: PipeMetrics,
     limits: BatchLimits,
 }
@@ -86,18 +90,18 @@ impl BatchProcessor {
     pub fn new(
         spec: &PipeSpec,
         events: EventBuilder,
-        target: Arc<dyn Target>,
-        enrichment: Option<Arc<dyn Enricher>>,
+        stages: Stages,
         metrics: PipeMetrics,
     ) -> Self {
         Self {
             pipe: spec.name.clone(),
             filter: spec.filter.clone(),
             events,
-            enrichment,
-            target,
+            enrichment: stages.enrichment,
+            target: stages.target,
             max_target_batch: spec.target.max_batch(),
-            policy: RetryPolicy::new(spec.max_retry_backoff),
+            policy: RetryPolicy::new(spec.max_retry_backoff, spec.failure.clone()),
+            dead_letter: stages.dead_letter,
             metrics,
             limits: BatchLimits::of(spec),
         }
@@ -113,64 +117,44 @@ impl BatchProcessor {
         &self.metrics
     }
 
-    /// Process one batch of `control`'s partition until it succeeds or the lane gives it up.
-    pub async fn execute(&self, batch: &[SourceRecord], control: &LaneControl) -> Outcome {
+    /// The retry policy and failure settings.
+    pub fn policy(&self) -> &RetryPolicy {
+        &self.policy
+    }
+
+    /// The record's JSON forms.
+    pub fn record_json(&self) -> &RecordJson {
+        self.events.record_json()
+    }
+
+    /// Whether an enrichment replaces the batch (its events are then not the records one to one).
+    pub fn has_enrichment(&self) -> bool {
+        self.enrichment.is_some()
+    }
+
+    /// Count a batch that entered the pipe.
+    pub fn count_batch(&self, batch: &[SourceRecord]) {
         let m = &self.metrics;
-        let started = Instant::now();
         m.invocations.inc();
         m.event_count.inc_by(batch.len() as u64);
         m.event_size
             .inc_by(batch.iter().map(SourceRecord::size).sum::<usize>() as u64);
-        let kept = self.filter(batch);
-        if kept.is_empty() {
-            m.target_stage_skipped.inc();
-            m.duration.observe(started.elapsed().as_secs_f64());
-            return Outcome::Done;
-        }
-        // With an enrichment, its input is built once and the enrichment runs again on every
-        // attempt: the batch is retried whole, both stages.
-        let inputs: Vec<Event> = if self.enrichment.is_some() {
-            kept.iter().map(|r| self.events.for_enrichment(r)).collect()
-        } else {
-            kept.iter().map(|r| self.events.for_target(r)).collect()
-        };
-        let _concurrency = ConcurrencyGuard::new(m);
-        let mut retry = RetryState::new();
-        loop {
-            let result = tokio::select! {
-                biased;
-                _ = control.abandon.cancelled() => return Outcome::Abandoned,
-                r = self.attempt(&inputs) => r,
-            };
-            let (stage, err) = match result {
-                Ok(attempt) => {
-                    match attempt {
-                        Attempt::Delivered(n) => {
-                            m.records_delivered.inc_by(n as u64);
-                        }
-                        Attempt::Skipped => {
-                            m.target_stage_skipped.inc();
-                        }
-                    }
-                    m.duration.observe(started.elapsed().as_secs_f64());
-                    return Outcome::Done;
-                }
-                Err(e) => e,
-            };
-            retry.record_failure();
-            let Decision::RetryAfter(wait) = self.policy.decide(&retry, &err);
-            self.count_failure(&err);
-            self.log_failure(control.partition, batch, &retry, wait, stage, &err);
-            tokio::select! {
-                biased;
-                _ = control.drain.cancelled() => return Outcome::Abandoned,
-                _ = tokio::time::sleep(wait) => {}
-            }
-        }
+    }
+
+    /// Record the time a batch took, retries included.
+    pub fn observe_duration(&self, started: Instant) {
+        self.metrics
+            .duration
+            .observe(started.elapsed().as_secs_f64());
+    }
+
+    /// Keeps the `Concurrency` gauge up while the guard lives.
+    pub fn in_flight(&self) -> ConcurrencyGuard<'_> {
+        ConcurrencyGuard::new(&self.metrics)
     }
 
     /// The records of `batch` the filter keeps (all of them without a filter).
-    fn filter<'a>(&self, batch: &'a [SourceRecord]) -> Vec<&'a SourceRecord> {
+    pub fn filter<'a>(&self, batch: &'a [SourceRecord]) -> Vec<&'a SourceRecord> {
         let kept: Vec<&SourceRecord> = match &self.filter {
             Some(f) => f.retain(self.events.record_json(), batch),
             None => batch.iter().collect(),
@@ -182,32 +166,66 @@ impl BatchProcessor {
         kept
     }
 
+    /// The events of the kept records: for the enrichment when the pipe has one (it runs again on
+    /// every attempt, so the batch is retried whole, both stages), else for the target.
+    pub fn inputs(&self, kept: &[&SourceRecord]) -> Vec<Event> {
+        if self.enrichment.is_some() {
+            kept.iter().map(|r| self.events.for_enrichment(r)).collect()
+        } else {
+            kept.iter().map(|r| self.events.for_target(r)).collect()
+        }
+    }
+
     /// One attempt at a batch: the enrichment (if any), whose response replaces the batch, then
     /// the target. The error names the stage that failed.
-    async fn attempt(&self, inputs: &[Event]) -> Result<Attempt, (&'static str, TargetError)> {
+    pub async fn attempt(&self, inputs: &[Event]) -> Result<Delivered, (Stage, TargetError)> {
         let enriched: Vec<Event>;
         let events = match &self.enrichment {
             None => inputs,
             Some(enrichment) => match self.enrich(enrichment.as_ref(), inputs).await {
-                Ok(items) if items.is_empty() => return Ok(Attempt::Skipped),
+                Ok(items) if items.is_empty() => {
+                    self.metrics.target_stage_skipped.inc();
+                    return Ok(Delivered::default());
+                }
                 Ok(items) => {
                     enriched = items;
                     &enriched
                 }
-                Err(e) => return Err(("enrichment", e)),
+                Err(e) => return Err((Stage::Enrichment, e)),
             },
         };
         let m = &self.metrics;
         let t = Instant::now();
         let result = self.target.deliver(events).await;
         m.target_stage_duration.observe(t.elapsed().as_secs_f64());
-        match result {
-            Ok(()) => Ok(Attempt::Delivered(events.len())),
-            Err(e) => {
-                m.target_stage_failed.inc();
-                Err(("target", e))
+        result.map_err(|e| {
+            m.target_stage_failed.inc();
+            (Stage::Target, e)
+        })
+    }
+
+    /// Write given-up records to the dead-letter destination, or discard them (logged at ERROR)
+    /// when the pipe has none.
+    pub async fn dead_letter(&self, letter: &DeadLetter<'_>) -> Result<(), TargetError> {
+        let n = letter.records.len() as u64;
+        let condition = letter.failure.condition.as_str();
+        match &self.dead_letter {
+            Some(sink) => {
+                sink.write(letter).await?;
+                self.metrics.dead_lettered(condition).inc_by(n);
+            }
+            None => {
+                let first = letter.records.first().map_or(0, |r| r.offset);
+                let last = letter.records.last().map_or(0, |r| r.offset);
+                let partition = letter.records.first().map_or(0, |r| r.partition);
+                tracing::error!(pipe = %self.pipe, topic = %self.record_json().topic, partition,
+                    first_offset = first, last_offset = last, records = n, condition,
+                    attempts = letter.failure.attempts, error = %letter.failure.message,
+                    "records given up and discarded (the pipe has no DeadLetterConfig)");
+                self.metrics.records_discarded.inc_by(n);
             }
         }
+        Ok(())
     }
 
     /// Call the enrichment; its answer as the target's events.
@@ -244,44 +262,54 @@ impl BatchProcessor {
         }
     }
 
-    fn count_failure(&self, err: &TargetError) {
+    /// Count and log a failed attempt at the records `first..=last` and what follows it.
+    pub fn log_failure(
+        &self,
+        partition: i32,
+        (first, last): (i64, i64),
+        attempts: u32,
+        decision: &Decision,
+        failure: Option<&(Stage, TargetError)>,
+    ) {
         let m = &self.metrics;
         m.execution_failed.inc();
+        let Some((stage, err)) = failure else {
+            tracing::warn!(pipe = %self.pipe, partition, first_offset = first, last_offset = last,
+                attempt = attempts, next = ?decision,
+                "the target named failed records; retrying from the first of them");
+            return;
+        };
         if err.is_throttle() {
             m.execution_throttled.inc();
         }
         if err.is_timeout() {
             m.execution_timeout.inc();
         }
-        m.retries.inc();
-    }
-
-    fn log_failure(
-        &self,
-        partition: i32,
-        batch: &[SourceRecord],
-        retry: &RetryState,
-        wait: Duration,
-        stage: &str,
-        err: &TargetError,
-    ) {
-        let first = batch.first().map_or(0, |r| r.offset);
-        let last = batch.last().map_or(0, |r| r.offset);
-        let wait_ms = wait.as_millis() as u64;
+        let stage = stage.as_str();
         if err.is_user_error() {
             tracing::error!(pipe = %self.pipe, partition, first_offset = first, last_offset = last,
-                attempt = retry.attempts, retry_in_ms = wait_ms, stage, error = %err,
-                "the batch was rejected; only a change to the target, the enrichment or the pipe can fix this; retrying");
+                attempt = attempts, next = ?decision, stage, error = %err,
+                "the batch was rejected; only a change to the target, the enrichment or the pipe can fix this");
         } else {
             tracing::warn!(pipe = %self.pipe, partition, first_offset = first, last_offset = last,
-                attempt = retry.attempts, retry_in_ms = wait_ms, stage, error = %err,
-                "batch failed; retrying it whole");
+                attempt = attempts, next = ?decision, stage, error = %err, "batch failed");
         }
     }
 }
 
+/// The built stages a batch goes through.
+#[derive(Debug)]
+pub(crate) struct Stages {
+    /// The target.
+    pub target: Arc<dyn Target>,
+    /// The enrichment, when the pipe has one.
+    pub enrichment: Option<Arc<dyn Enricher>>,
+    /// The dead-letter destination, when the pipe has one.
+    pub dead_letter: Option<Arc<dyn DeadLetterSink>>,
+}
+
 /// Keeps the `Concurrency` gauge right on every way out of an execution.
-struct ConcurrencyGuard<'a>(&'a PipeMetrics);
+pub(crate) struct ConcurrencyGuard<'a>(&'a PipeMetrics);
 
 impl<'a> ConcurrencyGuard<'a> {
     fn new(m: &'a PipeMetrics) -> Self {

@@ -18,7 +18,8 @@ use reqwest::{Client, Method, Url};
 use super::auth::{self, ConnectionAuth};
 use super::config::{ConnectionAuthConfig, TargetsConfig};
 use super::{
-    is_dynamic, resolve_param, Event, Target, TargetConfig, TargetContext, TargetError, TargetKind,
+    is_dynamic, parse_item_failures, resolve_param, Delivered, Event, Target, TargetConfig,
+    TargetContext, TargetError, TargetKind,
 };
 use crate::model::definition::HttpParameters;
 use crate::model::{FieldError, HttpDelivery, PipeDefinition};
@@ -302,7 +303,7 @@ pub struct HttpTarget {
 }
 
 impl Target for HttpTarget {
-    fn deliver<'a>(&'a self, events: &'a [Event]) -> BoxFuture<'a, Result<(), TargetError>> {
+    fn deliver<'a>(&'a self, events: &'a [Event]) -> BoxFuture<'a, Result<Delivered, TargetError>> {
         Box::pin(async move {
             match self.delivery {
                 HttpDelivery::PerRecord => {
@@ -311,14 +312,14 @@ impl Target for HttpTarget {
                             .call(ev.record.as_deref(), ev.payload.clone(), ev.is_json)
                             .await?;
                     }
-                    Ok(())
+                    Ok(Delivered::default())
                 }
                 HttpDelivery::Batch => {
                     let first = events.first().and_then(|e| e.record.as_deref());
-                    self.caller
-                        .call(first, batch_body(events), true)
-                        .await
-                        .map(drop)
+                    let body = self.caller.call(first, batch_body(events), true).await?;
+                    Ok(Delivered {
+                        item_failures: parse_item_failures(&body),
+                    })
                 }
             }
         })

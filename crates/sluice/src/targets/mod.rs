@@ -74,7 +74,8 @@ pub enum TargetError {
         /// Whether this was throttling.
         throttled: bool,
     },
-    /// Some entries of a batch call failed; the batch fails whole.
+    /// Some entries of a batch call failed; the batch fails from the first failed entry on (or
+    /// whole, unless the pipe has `ReportBatchItemFailures`).
     #[error("{service}: {failed} of {total} entries failed (first: {first})")]
     Partial {
         /// Which service and call.
@@ -85,6 +86,18 @@ pub enum TargetError {
         total: usize,
         /// The first failure's code and message.
         first: String,
+        /// Index (in the events delivered) of the first failed entry.
+        first_index: usize,
+    },
+    /// One event alone is larger than the target accepts: it fails the same way every time.
+    #[error("event {entry} is {size} bytes; the target accepts at most {limit}")]
+    PayloadTooLarge {
+        /// Its index in the events delivered.
+        entry: usize,
+        /// Its size as the target counts it.
+        size: usize,
+        /// The target's limit.
+        limit: usize,
     },
     /// The target kind cannot be delivered to by this build of Sluice.
     #[error("{0}")]
@@ -112,7 +125,9 @@ impl TargetError {
             TargetError::Timeout(_) | TargetError::Connect(_) | TargetError::Partial { .. } => true,
             TargetError::Service { retryable, .. } => *retryable,
             TargetError::Secret(e) => e.is_retryable(),
-            TargetError::Request(_) | TargetError::Unsupported(_) => false,
+            TargetError::Request(_)
+            | TargetError::Unsupported(_)
+            | TargetError::PayloadTooLarge { .. } => false,
         }
     }
 
@@ -122,7 +137,9 @@ impl TargetError {
             TargetError::Status { status, .. } => {
                 (400..500).contains(status) && !self.is_retryable()
             }
-            TargetError::Request(_) | TargetError::Unsupported(_) => true,
+            TargetError::Request(_)
+            | TargetError::Unsupported(_)
+            | TargetError::PayloadTooLarge { .. } => true,
             TargetError::Service { retryable, .. } => !retryable,
             TargetError::Secret(e) => e.is_user_error(),
             _ => false,
@@ -149,16 +166,83 @@ impl TargetError {
         )
     }
 
+    /// The index of the first event a batch API refused (the events before it were accepted).
+    pub fn failed_entry(&self) -> Option<usize> {
+        match self {
+            TargetError::Partial { first_index, .. } => Some(*first_index),
+            _ => None,
+        }
+    }
+
+    /// The index of an event that fails the same way every time (nothing was sent).
+    pub fn deterministic_entry(&self) -> Option<usize> {
+        match self {
+            TargetError::PayloadTooLarge { entry, .. } => Some(*entry),
+            _ => None,
+        }
+    }
+
+    /// The same error for a call that carried the events from `start` on.
+    pub fn offset_entry(self, start: usize) -> Self {
+        match self {
+            TargetError::Partial {
+                service,
+                failed,
+                total,
+                first,
+                first_index,
+            } => TargetError::Partial {
+                service,
+                failed,
+                total,
+                first,
+                first_index: first_index + start,
+            },
+            TargetError::PayloadTooLarge { entry, size, limit } => TargetError::PayloadTooLarge {
+                entry: entry + start,
+                size,
+                limit,
+            },
+            other => other,
+        }
+    }
+
+    /// The HTTP status of the failure, as text, when the target answered with one.
+    pub fn status_code(&self) -> Option<String> {
+        match self {
+            TargetError::Status { status, .. } => Some(status.to_string()),
+            _ => None,
+        }
+    }
+
     /// Whether this was a timeout (counts as `ExecutionTimeout`).
     pub fn is_timeout(&self) -> bool {
         matches!(self, TargetError::Timeout(_))
     }
 }
 
-/// A built target: delivers one batch, all or nothing.
+/// A built target: delivers one batch.
 pub trait Target: Send + Sync + fmt::Debug {
-    /// Deliver the batch in order. `Ok` means every event was accepted.
-    fn deliver<'a>(&'a self, events: &'a [Event]) -> BoxFuture<'a, Result<(), TargetError>>;
+    /// Deliver the batch in order. `Ok` means the target accepted the call; it may still name
+    /// records that failed ([`Delivered::item_failures`]).
+    fn deliver<'a>(&'a self, events: &'a [Event]) -> BoxFuture<'a, Result<Delivered, TargetError>>;
+}
+
+/// What a target answered to a delivery it accepted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Delivered {
+    /// The records the target named as failed (`batchItemFailures`, Lambda's Kafka shape); empty
+    /// when everything succeeded.
+    pub item_failures: Vec<ItemIdentifier>,
+}
+
+/// One entry of `batchItemFailures`: `{"itemIdentifier": {"partition": "<topic>-<n>", "offset": 15}}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemIdentifier {
+    /// `<topic>-<partition>`, as the record's `eventSourceKey`.
+    pub partition: String,
+    /// The record's offset.
+    pub offset: i64,
 }
 
 /// A validated target configuration, ready to build.
@@ -207,6 +291,43 @@ impl TargetConfig {
             _ => MAX_BATCH_SIZE,
         }
     }
+}
+
+/// The `batchItemFailures` of a target's answer (Lambda's Kafka shape): empty when the answer is
+/// not JSON or has no such list. An entry that is not an `itemIdentifier` with a partition and
+/// an offset is kept as an identifier that names no record, so it fails the batch.
+pub fn parse_item_failures(body: &[u8]) -> Vec<ItemIdentifier> {
+    // Most answers do not report failures; only parse those that may.
+    if !body.windows(17).any(|w| w == b"batchItemFailures") {
+        return Vec::new();
+    }
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Vec::new();
+    };
+    let Some(items) = v.get("batchItemFailures").and_then(|f| f.as_array()) else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .map(|item| {
+            let id = item.get("itemIdentifier");
+            let partition = id.and_then(|i| i.get("partition")).and_then(|p| p.as_str());
+            let offset = id.and_then(|i| i.get("offset")).and_then(|o| {
+                o.as_i64()
+                    .or_else(|| o.as_str().and_then(|s| s.parse().ok()))
+            });
+            match (partition, offset) {
+                (Some(p), Some(o)) => ItemIdentifier {
+                    partition: p.to_string(),
+                    offset: o,
+                },
+                _ => ItemIdentifier {
+                    partition: item.to_string(),
+                    offset: -1,
+                },
+            }
+        })
+        .collect()
 }
 
 /// The largest `BatchSize` a Kafka source allows, and so the limit of unconstrained targets.
@@ -342,6 +463,31 @@ mod tests {
             ..ValidationContext::default()
         };
         validate_pipe(&def, &ctx).map_err(|e| e.fields)
+    }
+
+    #[test]
+    fn item_failures_are_read_from_lambdas_kafka_shape() {
+        let body = br#"{"batchItemFailures":[{"itemIdentifier":{"partition":"orders-0","offset":15}},{"itemIdentifier":{"partition":"orders-1","offset":"7"}},{"nope":1}]}"#;
+        let ids = parse_item_failures(body);
+        assert_eq!(ids.len(), 3);
+        assert_eq!(
+            ids[0],
+            ItemIdentifier {
+                partition: "orders-0".into(),
+                offset: 15
+            }
+        );
+        assert_eq!(ids[1].offset, 7);
+        assert_eq!(ids[2].offset, -1);
+        for none in [
+            &b"{}"[..],
+            b"",
+            b"not json",
+            br#"{"batchItemFailures":[]}"#,
+            br#"[1]"#,
+        ] {
+            assert!(parse_item_failures(none).is_empty());
+        }
     }
 
     #[test]

@@ -121,22 +121,7 @@ impl ClientContext for SourceContext {
         &self,
         _oauthbearer_config: Option<&str>,
     ) -> Result<OAuthToken, Box<dyn std::error::Error>> {
-        let Some(source) = &self.oauth else {
-            return Err("no OAUTHBEARER token source is configured for this pipe".into());
-        };
-        match source.token() {
-            Ok(t) => Ok(OAuthToken {
-                token: t.token.expose().to_string(),
-                // librdkafka wants a non-empty principal; MSK takes the identity from the token.
-                principal_name: "sluice".into(),
-                lifetime_ms: t.expires_at_ms,
-            }),
-            Err(e) => {
-                // librdkafka retries the refresh; the pipe fails only if the broker then refuses us.
-                tracing::warn!(error = %e, "cannot make an MSK IAM token");
-                Err(e.to_string().into())
-            }
-        }
+        iam::oauth_token(self.oauth.as_deref())
     }
 }
 

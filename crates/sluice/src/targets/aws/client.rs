@@ -28,7 +28,7 @@ use super::{
     LOG_CALL_SPAN_MS,
 };
 use crate::targets::http::batch_body;
-use crate::targets::{resolve_param, Event, Target, TargetError};
+use crate::targets::{parse_item_failures, resolve_param, Delivered, Event, Target, TargetError};
 
 /// A built AWS target.
 pub struct AwsTarget {
@@ -62,28 +62,39 @@ impl Batch<'_> {
 
 /// How a service delivers a whole batch.
 trait Deliver: Send + Sync {
-    fn deliver<'a>(&'a self, batch: &'a Batch<'a>) -> BoxFuture<'a, Result<(), TargetError>>;
+    fn deliver<'a>(&'a self, batch: &'a Batch<'a>)
+        -> BoxFuture<'a, Result<Delivered, TargetError>>;
 }
 
 /// One call of a service whose batches are cut at its count and byte limits only.
 trait Call: Send + Sync {
-    fn call(&self, events: &[Event]) -> impl Future<Output = Result<(), TargetError>> + Send;
+    fn call(&self, events: &[Event])
+        -> impl Future<Output = Result<Delivered, TargetError>> + Send;
 }
 
 impl<T: Call> Deliver for T {
-    fn deliver<'a>(&'a self, batch: &'a Batch<'a>) -> BoxFuture<'a, Result<(), TargetError>> {
+    fn deliver<'a>(
+        &'a self,
+        batch: &'a Batch<'a>,
+    ) -> BoxFuture<'a, Result<Delivered, TargetError>> {
         Box::pin(async move {
+            let mut all = Delivered::default();
             for range in chunks(&batch.sizes, batch.limits) {
                 batch.trace(&range);
-                self.call(&batch.events[range]).await?;
+                let start = range.start;
+                let done = self
+                    .call(&batch.events[range])
+                    .await
+                    .map_err(|e| e.offset_entry(start))?;
+                all.item_failures.extend(done.item_failures);
             }
-            Ok(())
+            Ok(all)
         })
     }
 }
 
 impl Target for AwsTarget {
-    fn deliver<'a>(&'a self, events: &'a [Event]) -> BoxFuture<'a, Result<(), TargetError>> {
+    fn deliver<'a>(&'a self, events: &'a [Event]) -> BoxFuture<'a, Result<Delivered, TargetError>> {
         Box::pin(async move {
             let service = &self.config.service;
             let batch = Batch {
@@ -92,6 +103,12 @@ impl Target for AwsTarget {
                 limits: call_limits(service),
                 arn: &self.config.arn.text,
             };
+            // An event the service would refuse on its own is refused before anything is sent.
+            let limit = batch.limits.bytes;
+            if let Some((entry, &size)) = batch.sizes.iter().enumerate().find(|(_, s)| **s > limit)
+            {
+                return Err(TargetError::PayloadTooLarge { entry, size, limit });
+            }
             self.client.deliver(&batch).await
         })
     }
@@ -277,28 +294,35 @@ fn text(ev: &Event) -> String {
     String::from_utf8_lossy(&ev.payload).into_owned()
 }
 
-/// The answer of a batch API that reports failures per entry: `Ok` when `failed` is 0, else the
-/// whole batch fails (it is retried whole), naming the first failed entry. `entries` are (error
-/// code, error message) in request order; a succeeded entry has no code.
+/// The answer of a batch API that reports failures per entry: `Ok` when `failed` is 0, else an
+/// error naming the first failed entry (the lane retries the batch whole, or from that entry with
+/// `ReportBatchItemFailures`). `entries` are (entry index in the call, error code, error
+/// message); a succeeded entry has no code.
 fn entry_failures<'a>(
     what: &str,
     failed: usize,
     total: usize,
-    entries: impl Iterator<Item = (Option<&'a str>, Option<&'a str>)>,
-) -> Result<(), TargetError> {
+    entries: impl Iterator<Item = (usize, Option<&'a str>, Option<&'a str>)>,
+) -> Result<Delivered, TargetError> {
     if failed == 0 {
-        return Ok(());
+        return Ok(Delivered::default());
     }
-    let first = entries
-        .filter_map(|(code, msg)| code.map(|c| format!("{c}: {}", msg.unwrap_or_default())))
-        .next()
+    let (first_index, first) = entries
+        .filter_map(|(i, code, msg)| code.map(|c| (i, format!("{c}: {}", msg.unwrap_or_default()))))
+        .min_by_key(|(i, _)| *i)
         .unwrap_or_default();
     Err(TargetError::Partial {
         service: what.to_string(),
         failed,
         total,
         first,
+        first_index,
     })
+}
+
+/// The index of an SQS or SNS batch entry from the id it was sent with (its index).
+fn entry_index(id: &str) -> usize {
+    id.parse().unwrap_or(0)
 }
 
 fn built(what: &str, e: impl fmt::Display) -> TargetError {
@@ -333,7 +357,7 @@ struct LambdaClient {
 }
 
 impl Call for LambdaClient {
-    async fn call(&self, events: &[Event]) -> Result<(), TargetError> {
+    async fn call(&self, events: &[Event]) -> Result<Delivered, TargetError> {
         use aws_sdk_lambda::types::InvocationType;
         let what = "Lambda Invoke";
         let out = self
@@ -366,7 +390,13 @@ impl Call for LambdaClient {
                 throttled: false,
             });
         }
-        Ok(())
+        // A synchronous invocation may name the records that failed.
+        Ok(Delivered {
+            item_failures: out
+                .payload()
+                .map(|p| parse_item_failures(p.as_ref()))
+                .unwrap_or_default(),
+        })
     }
 }
 
@@ -420,7 +450,7 @@ impl SqsClient {
 }
 
 impl Call for SqsClient {
-    async fn call(&self, events: &[Event]) -> Result<(), TargetError> {
+    async fn call(&self, events: &[Event]) -> Result<Delivered, TargetError> {
         let what = "SQS SendMessageBatch";
         let url = self.url().await?;
         let entries = events
@@ -441,7 +471,9 @@ impl Call for SqsClient {
             what,
             failed.len(),
             events.len(),
-            failed.iter().map(|f| (Some(f.code()), f.message())),
+            failed
+                .iter()
+                .map(|f| (entry_index(f.id()), Some(f.code()), f.message())),
         )
     }
 }
@@ -453,7 +485,7 @@ struct SnsClient {
 }
 
 impl Call for SnsClient {
-    async fn call(&self, events: &[Event]) -> Result<(), TargetError> {
+    async fn call(&self, events: &[Event]) -> Result<Delivered, TargetError> {
         let what = "SNS PublishBatch";
         let entries = events
             .iter()
@@ -479,7 +511,9 @@ impl Call for SnsClient {
             what,
             failed.len(),
             events.len(),
-            failed.iter().map(|f| (Some(f.code()), f.message())),
+            failed
+                .iter()
+                .map(|f| (entry_index(f.id()), Some(f.code()), f.message())),
         )
     }
 }
@@ -521,7 +555,7 @@ impl EventBusClient {
 }
 
 impl Call for EventBusClient {
-    async fn call(&self, events: &[Event]) -> Result<(), TargetError> {
+    async fn call(&self, events: &[Event]) -> Result<Delivered, TargetError> {
         let what = "EventBridge PutEvents";
         let entries = events
             .iter()
@@ -538,7 +572,8 @@ impl Call for EventBusClient {
             events.len(),
             out.entries()
                 .iter()
-                .map(|e| (e.error_code(), e.error_message())),
+                .enumerate()
+                .map(|(i, e)| (i, e.error_code(), e.error_message())),
         )
     }
 }
@@ -571,7 +606,7 @@ impl KinesisClient {
 }
 
 impl Call for KinesisClient {
-    async fn call(&self, events: &[Event]) -> Result<(), TargetError> {
+    async fn call(&self, events: &[Event]) -> Result<Delivered, TargetError> {
         let what = "Kinesis PutRecords";
         let entries = events
             .iter()
@@ -591,7 +626,8 @@ impl Call for KinesisClient {
             events.len(),
             out.records()
                 .iter()
-                .map(|r| (r.error_code(), r.error_message())),
+                .enumerate()
+                .map(|(i, r)| (i, r.error_code(), r.error_message())),
         )
     }
 }
@@ -603,7 +639,7 @@ struct FirehoseClient {
 }
 
 impl Call for FirehoseClient {
-    async fn call(&self, events: &[Event]) -> Result<(), TargetError> {
+    async fn call(&self, events: &[Event]) -> Result<Delivered, TargetError> {
         let what = "Firehose PutRecordBatch";
         let records = events
             .iter()
@@ -628,7 +664,8 @@ impl Call for FirehoseClient {
             events.len(),
             out.request_responses()
                 .iter()
-                .map(|r| (r.error_code(), r.error_message())),
+                .enumerate()
+                .map(|(i, r)| (i, r.error_code(), r.error_message())),
         )
     }
 }
@@ -641,7 +678,7 @@ struct StepFunctionsClient {
 }
 
 impl StepFunctionsClient {
-    async fn start_sync(&self, input: String) -> Result<(), TargetError> {
+    async fn start_sync(&self, input: String) -> Result<Delivered, TargetError> {
         use aws_sdk_sfn::types::SyncExecutionStatus;
         let what = "Step Functions StartSyncExecution";
         let out = self
@@ -665,12 +702,18 @@ impl StepFunctionsClient {
                 throttled: false,
             });
         }
-        Ok(())
+        // The execution's output may name the records that failed.
+        Ok(Delivered {
+            item_failures: out
+                .output()
+                .map(|o| parse_item_failures(o.as_bytes()))
+                .unwrap_or_default(),
+        })
     }
 }
 
 impl Call for StepFunctionsClient {
-    async fn call(&self, events: &[Event]) -> Result<(), TargetError> {
+    async fn call(&self, events: &[Event]) -> Result<Delivered, TargetError> {
         let input = String::from_utf8_lossy(&batch_body(events)).into_owned();
         if self.sync {
             return self.start_sync(input).await;
@@ -682,7 +725,7 @@ impl Call for StepFunctionsClient {
             .send()
             .await
             .map_err(|e| sdk_error("Step Functions StartExecution", e))?;
-        Ok(())
+        Ok(Delivered::default())
     }
 }
 
@@ -695,7 +738,10 @@ struct LogsClient {
 }
 
 impl Deliver for LogsClient {
-    fn deliver<'a>(&'a self, batch: &'a Batch<'a>) -> BoxFuture<'a, Result<(), TargetError>> {
+    fn deliver<'a>(
+        &'a self,
+        batch: &'a Batch<'a>,
+    ) -> BoxFuture<'a, Result<Delivered, TargetError>> {
         Box::pin(async move {
             let times = batch
                 .events
@@ -708,7 +754,7 @@ impl Deliver for LogsClient {
                 self.put_log_events(&batch.events[range.clone()], &times[range])
                     .await?;
             }
-            Ok(())
+            Ok(Delivered::default())
         })
     }
 }

@@ -97,6 +97,7 @@ fn cluster_path(name: &str) -> String {
 /// The cluster a `kafka://<name>/topic` target names: its bootstrap servers and, when its
 /// settings are valid, its security. A missing or twice-declared cluster is a field error.
 pub(super) fn named(
+    field: &str,
     name: &str,
     clusters: &[KafkaClusterConfig],
     errs: &mut Vec<FieldError>,
@@ -109,7 +110,7 @@ pub(super) fn named(
     let security = match named.as_slice() {
         [] => {
             errs.push(FieldError::new(
-                "Target",
+                field,
                 format!("names the Kafka cluster {name:?}, which is not declared: declare it under [[targets.kafka_clusters]] in Sluice's config file (--config), or write kafka://host:port[,host:port...]/topic"),
             ));
             None

@@ -10,7 +10,7 @@ use rdkafka::producer::FutureRecord;
 
 use super::producer::{ConnectionHealth, TargetProducer, MESSAGE_TIMEOUT};
 use super::KafkaTargetConfig;
-use crate::targets::{resolve_param, Event, Target, TargetError};
+use crate::targets::{resolve_param, Delivered, Event, Target, TargetError};
 
 /// A built Kafka target.
 pub struct KafkaTarget {
@@ -32,6 +32,8 @@ struct OutgoingRecord {
     key: Option<Vec<u8>>,
     value: Option<Vec<u8>>,
     headers: Vec<(String, Option<Vec<u8>>)>,
+    /// Milliseconds since the epoch; `None`: the producer's clock.
+    timestamp: Option<i64>,
 }
 
 impl KafkaTarget {
@@ -73,10 +75,14 @@ impl KafkaTarget {
         for (k, v) in &p.headers {
             headers.push((k.clone(), Some(resolve_param(v, record)?.into_bytes())));
         }
+        let timestamp = source
+            .filter(|s| self.config.mirror_timestamp && s.timestamp >= 0)
+            .map(|s| s.timestamp);
         Ok(OutgoingRecord {
             key,
             value,
             headers,
+            timestamp,
         })
     }
 
@@ -85,11 +91,11 @@ impl KafkaTarget {
         &self,
         failed: usize,
         total: usize,
-        first: Option<String>,
-    ) -> Result<(), TargetError> {
-        let Some(first) = first else {
+        first: Option<(usize, String)>,
+    ) -> Result<Delivered, TargetError> {
+        let Some((first_index, first)) = first else {
             self.health.delivered();
-            return Ok(());
+            return Ok(Delivered::default());
         };
         // A refusal explains the failures better than "Message timed out", and retrying the
         // same credentials cannot help.
@@ -101,12 +107,13 @@ impl KafkaTarget {
             failed,
             total,
             first,
+            first_index,
         })
     }
 }
 
 impl Target for KafkaTarget {
-    fn deliver<'a>(&'a self, events: &'a [Event]) -> BoxFuture<'a, Result<(), TargetError>> {
+    fn deliver<'a>(&'a self, events: &'a [Event]) -> BoxFuture<'a, Result<Delivered, TargetError>> {
         Box::pin(async move {
             let records: Vec<OutgoingRecord> = events
                 .iter()
@@ -131,15 +138,18 @@ impl Target for KafkaTarget {
                 if let Some(v) = &r.value {
                     rec = rec.payload(v.as_slice());
                 }
+                if let Some(t) = r.timestamp {
+                    rec = rec.timestamp(t);
+                }
                 pending.push(self.producer.send(rec, MESSAGE_TIMEOUT));
             }
             let total = pending.len();
             let mut failed = 0;
             let mut first = None;
-            for f in pending {
+            for (i, f) in pending.into_iter().enumerate() {
                 if let Err((e, _)) = f.await {
                     failed += 1;
-                    first.get_or_insert_with(|| e.to_string());
+                    first.get_or_insert_with(|| (i, e.to_string()));
                 }
             }
             self.outcome(failed, total, first)

@@ -95,6 +95,35 @@ pub struct KafkaTargetConfig {
     pub mirror_value: bool,
     /// The declared cluster the target names (`kafka://<name>/topic`); `None`: plaintext.
     pub cluster: Option<ClusterSecurity>,
+    /// Produce the source record's timestamp too (dead letters keep the record as it was).
+    pub mirror_timestamp: bool,
+}
+
+impl KafkaTargetConfig {
+    /// A producer that writes source records as they were (key, value, headers, timestamp) to
+    /// `topic`: on the declared `cluster`, or (`None`) on `source_servers`. Errors name `field`.
+    pub fn mirror(
+        field: &str,
+        cluster: Option<&str>,
+        source_servers: &[String],
+        topic: &str,
+        clusters: &[KafkaClusterConfig],
+        errs: &mut Vec<FieldError>,
+    ) -> Option<Self> {
+        let before = errs.len();
+        let (bootstrap_servers, cluster) = match cluster {
+            Some(name) => cluster::named(field, name, clusters, errs),
+            None => (source_servers.to_vec(), None),
+        };
+        (errs.len() == before).then(|| Self {
+            bootstrap_servers,
+            topic: topic.to_string(),
+            params: KafkaTargetParameters::default(),
+            mirror_value: true,
+            cluster,
+            mirror_timestamp: true,
+        })
+    }
 }
 
 fn validate(
@@ -126,6 +155,7 @@ fn validate(
             params,
             mirror_value,
             cluster,
+            mirror_timestamp: false,
         })
     })
 }
@@ -139,7 +169,7 @@ fn servers_of(
     errs: &mut Vec<FieldError>,
 ) -> (Vec<String>, Option<ClusterSecurity>) {
     if !address.is_empty() && !address.contains(':') && !address.contains(',') {
-        return cluster::named(address, clusters, errs);
+        return cluster::named("Target", address, clusters, errs);
     }
     let servers: Vec<String> = address
         .split(',')

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rdkafka::client::ClientContext;
+use rdkafka::client::{ClientContext, OAuthToken};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, Producer};
@@ -16,6 +16,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use super::cluster::ClusterSecurity;
 use super::deliver::KafkaTarget;
 use super::KafkaTargetConfig;
+use crate::kafka::iam::{oauth_token, IamTokenSource};
 use crate::kafka::tls::IdentityFields;
 use crate::kafka::{log_to_tracing, redact_error, Refusal, ResolvedSecurity, SettingNames};
 use crate::secrets::{json, Secret, SecretError, SecretRef, SecretResolver};
@@ -39,10 +40,20 @@ impl KafkaTargetConfig {
             Some(c) if c.is_secured() => Some(resolve(c).await?),
             _ => None,
         };
+        self.build_with(security).await
+    }
+
+    /// [`Self::build`] with security already resolved (a producer to the source's cluster, which
+    /// uses the source's settings).
+    pub async fn build_with(
+        &self,
+        security: Option<ResolvedSecurity>,
+    ) -> Result<KafkaTarget, TargetError> {
         let health = Arc::new(ConnectionHealth::default());
         let context = ProducerCallbacks {
             service: self.service(),
             health: health.clone(),
+            oauth: security.as_ref().and_then(|s| s.oauth.clone()),
         };
         let producer: TargetProducer = self
             .client_config(security.as_ref())
@@ -248,11 +259,23 @@ impl ConnectionHealth {
 pub(super) struct ProducerCallbacks {
     service: String,
     health: Arc<ConnectionHealth>,
+    /// MSK IAM tokens, when the producer writes to an IAM-authenticated source cluster.
+    oauth: Option<Arc<IamTokenSource>>,
 }
 
 impl ClientContext for ProducerCallbacks {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, msg: &str) {
         log_to_tracing(level, fac, msg);
+    }
+
+    // Only consulted when `sasl.mechanism` is OAUTHBEARER (MSK IAM).
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(
+        &self,
+        _oauthbearer_config: Option<&str>,
+    ) -> Result<OAuthToken, Box<dyn std::error::Error>> {
+        oauth_token(self.oauth.as_deref())
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
