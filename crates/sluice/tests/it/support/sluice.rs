@@ -197,3 +197,48 @@ pub fn position(v: &serde_json::Value) -> (i32, i64) {
         v["offset"].as_i64().unwrap(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A [`Sluice`] around `sh -c script` (the harness does not care what the child is).
+    async fn exited_shell(script: &str, launch: &Launch<'_>) -> Sluice {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", script]);
+        let mut sh = Sluice::start(cmd, tempfile::tempdir().unwrap(), launch);
+        assert_eq!(sh.exited(Duration::from_secs(10)).await, Some(0));
+        sh
+    }
+
+    #[tokio::test]
+    async fn the_log_holds_stdout_only_when_asked() {
+        let script = "echo to-stdout; echo to-stderr >&2";
+        let both = Launch {
+            stdout: true,
+            ..Launch::default()
+        };
+        let log = exited_shell(script, &both).await.log_text();
+        assert!(
+            log.contains("to-stdout") && log.contains("to-stderr"),
+            "{log}"
+        );
+        let log = exited_shell(script, &Launch::default()).await.log_text();
+        assert!(
+            !log.contains("to-stdout") && log.contains("to-stderr"),
+            "{log}"
+        );
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "a secret is in the output of sluice")]
+    async fn a_log_with_a_secret_in_it_is_never_returned() {
+        let launch = Launch {
+            secrets: &["hunter2"],
+            ..Launch::default()
+        };
+        exited_shell("echo password=hunter2 >&2", &launch)
+            .await
+            .log_text();
+    }
+}
