@@ -16,7 +16,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 ROOT = Path(__file__).resolve().parent.parent
 BROKER = ROOT / "scripts" / "broker"
-SLUICE = Path(os.environ.get("SLUICE_DEMO_BIN", ROOT / "target" / "debug" / "sluice"))
+SLUICE = Path(os.environ.get("SLUICE_DEMO_BIN", ROOT / "target" / "demo" / "sluice"))
 ORDERS = 12
 arrived = []
 
