@@ -11,6 +11,7 @@ mod auth;
 mod broker_flavours;
 mod cli;
 mod enrichment;
+mod failure_handling;
 mod pipe_semantics;
 mod source_failures;
 mod targets;
