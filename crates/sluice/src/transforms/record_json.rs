@@ -22,8 +22,11 @@ use crate::record::SourceRecord;
 pub struct RecordJson {
     /// Topic name.
     pub topic: String,
-    /// Prebuilt `{"eventSource":...,"bootstrapServers"|"eventSourceArn":...` prefix.
+    /// Prebuilt `{"eventSource":...,"bootstrapServers"|"eventSourceArn":...,"eventSourceKey":"TOPIC-`
+    /// (the topic escaped once per pipe, not once per record).
     prefix: Vec<u8>,
+    /// Prebuilt `","topic":"TOPIC","partition":"`.
+    topic_field: Vec<u8>,
     /// `eventSource` value.
     pub event_source: &'static str,
     /// `bootstrapServers` (self-managed) as written in the record.
@@ -65,9 +68,16 @@ impl RecordJson {
             prefix.extend_from_slice(b",\"bootstrapServers\":");
             json_str(&mut prefix, servers);
         }
+        prefix.extend_from_slice(b",\"eventSourceKey\":\"");
+        json_str_inner(&mut prefix, topic);
+        prefix.push(b'-');
+        let mut topic_field = b"\",\"topic\":".to_vec();
+        json_str(&mut topic_field, topic);
+        topic_field.extend_from_slice(b",\"partition\":\"");
         Self {
             topic: topic.to_string(),
             prefix,
+            topic_field,
             event_source,
             bootstrap_servers,
             event_source_arn,
@@ -81,13 +91,8 @@ impl RecordJson {
         let partition = p.format(rec.partition).as_bytes();
         out.reserve(self.wire_len_hint(rec));
         out.extend_from_slice(&self.prefix);
-        out.extend_from_slice(b",\"eventSourceKey\":\"");
-        json_str_inner(out, &self.topic);
-        out.push(b'-');
         out.extend_from_slice(partition);
-        out.extend_from_slice(b"\",\"topic\":");
-        json_str(out, &self.topic);
-        out.extend_from_slice(b",\"partition\":\"");
+        out.extend_from_slice(&self.topic_field);
         out.extend_from_slice(partition);
         out.extend_from_slice(b"\",\"offset\":");
         out.extend_from_slice(n.format(rec.offset).as_bytes());
@@ -129,7 +134,7 @@ impl RecordJson {
 
     /// About the length of the record's wire JSON (base64 grows bytes by 4/3; a header byte is up
     /// to 5 characters), so it is written without reallocating.
-    fn wire_len_hint(&self, rec: &SourceRecord) -> usize {
+    pub fn wire_len_hint(&self, rec: &SourceRecord) -> usize {
         let bytes = |b: &Option<Vec<u8>>| b.as_ref().map_or(4, |b| b.len().div_ceil(3) * 4 + 2);
         let headers: usize = rec
             .headers
@@ -137,8 +142,8 @@ impl RecordJson {
             .map(|(k, v)| k.len() + 8 + v.as_ref().map_or(4, |v| v.len() * 5))
             .sum();
         self.prefix.len()
-            + 2 * self.topic.len()
-            + 160
+            + self.topic_field.len()
+            + 140
             + bytes(&rec.key)
             + bytes(&rec.value)
             + headers
