@@ -190,7 +190,10 @@ mod tests {
     fn batch_events_agree_with_single_events() {
         let recs = records();
         let refs: Vec<&SourceRecord> = recs.iter().collect();
-        for extra in ["", r#","TargetParameters":{"InputTemplate":"{\"o\": <$.offset>}"}"#] {
+        for extra in [
+            "",
+            r#","TargetParameters":{"InputTemplate":"{\"o\": <$.offset>}"}"#,
+        ] {
             let b = builder(extra);
             let batch = b.for_targets(&refs);
             assert_eq!(batch.len(), recs.len());
