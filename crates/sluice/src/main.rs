@@ -241,15 +241,14 @@ fn load(path: &std::path::Path, ctx: &ValidationContext) -> Result<model::PipeSp
         }
         ExitCode::from(2)
     };
-    let def = match model::load_definition(path) {
-        Ok(d) => d,
-        Err(model::LoadError::Invalid(e)) => return Err(invalid(&e)),
+    match model::load_and_check(path, |d| model::validate(d, ctx)) {
+        Ok(spec) => Ok(spec),
+        Err(model::LoadError::Invalid(e)) => Err(invalid(&e)),
         Err(e) => {
             eprintln!("error: {e}");
-            return Err(ExitCode::from(2));
+            Err(ExitCode::from(2))
         }
-    };
-    model::validate(&def, ctx).map_err(|e| invalid(&e))
+    }
 }
 
 async fn run(

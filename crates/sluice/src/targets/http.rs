@@ -262,10 +262,11 @@ fn validate(
     };
     let tp = def.target_parameters.clone().unwrap_or_default();
     for k in tp.other.keys() {
-        errs.push(FieldError::new(
-            format!("TargetParameters.{k}"),
-            "does not apply to an HTTP target",
-        ));
+        let msg = match crate::model::parse::suggest(k, &["InputTemplate", "HttpParameters"]) {
+            Some(s) => format!("unknown field `{k}`; did you mean `{s}`?"),
+            None => "does not apply to an HTTP target".into(),
+        };
+        errs.push(FieldError::new(format!("TargetParameters.{k}"), msg));
     }
     let params = tp.http_parameters.unwrap_or_default();
     if let Some(ep) = &endpoint {
