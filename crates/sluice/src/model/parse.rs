@@ -78,6 +78,22 @@ pub fn syntax(text: &str, yaml: bool) -> Result<Value, FieldError> {
 /// path of `tree` in the document (`""` for the document itself), prepended to every field name.
 pub fn lenient<T: DeserializeOwned + Default>(mut tree: Value, prefix: &str) -> Lenient<T> {
     let mut errors = Vec::new();
+    if !tree.is_object() {
+        // serde would read a list as the fields in order and blame its first element.
+        let what = if prefix.is_empty() {
+            "a pipe definition object"
+        } else {
+            "an object"
+        };
+        errors.push(FieldError::new(
+            prefix,
+            format!("must be {what}, not {}", kind(&tree)),
+        ));
+        return Lenient {
+            value: T::default(),
+            errors,
+        };
+    }
     while errors.len() < MAX_SHAPE_ERRORS {
         let err = match serde_path_to_error::deserialize::<_, T>(&tree) {
             Ok(value) => return Lenient { value, errors },
@@ -109,6 +125,17 @@ pub fn block<T: DeserializeOwned + Default>(
     let parsed = lenient::<T>(tree.clone(), path);
     errs.extend(parsed.errors);
     parsed.value
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "true or false",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
 }
 
 fn join(prefix: &str, name: &str) -> String {
@@ -347,12 +374,15 @@ mod tests {
             errs[0].message,
             "must be a whole number, not the string \"many\""
         );
-        let errs = errors("- a\n- b\n", true);
-        assert_eq!(errs[0].name, "");
-        assert_eq!(
-            errs[0].message,
-            "must be a pipe definition object, not a list"
-        );
+        for (text, yaml) in [("- a\n- b\n", true), ("[1, 2]", false)] {
+            let errs = errors(text, yaml);
+            assert_eq!(errs.len(), 1);
+            assert_eq!(errs[0].name, "");
+            assert_eq!(
+                errs[0].message,
+                "must be a pipe definition object, not a list"
+            );
+        }
     }
 
     #[test]
