@@ -1,12 +1,11 @@
 //! The `sluice` commands that need no broker: validate, test-event-pattern, test-input-template.
 
-use std::process::{Command, Output};
+use std::process::Output;
+
+use crate::support::sluice_command;
 
 fn sluice(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(args)
-        .output()
-        .expect("run sluice")
+    sluice_command().args(args).output().expect("run sluice")
 }
 
 fn text(b: &[u8]) -> String {
