@@ -291,12 +291,37 @@ async fn run(
         client_id: format!("sluice-{}", spec.name),
         ..options
     };
-    let (status, _) = tokio::sync::watch::channel(sluice::runtime::PipeStatus::Starting);
+    let (status, updates) = tokio::sync::watch::channel(sluice::runtime::PipeStatus::Starting);
+    tokio::spawn(show_state(spec.name.clone(), updates, metrics.clone()));
     match run_pipe(spec, metrics, options, shutdown, status).await {
         Ok(()) => Ok(ExitCode::SUCCESS),
         // The runtime logged why ("pipe failed"); saying it again would repeat it.
         Err(sluice::runtime::RuntimeError::Failed(_)) => Ok(ExitCode::FAILURE),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// `sluice_pipe_state` of a pipe run in the foreground: the states `sluice serve` would show
+/// (STARTING, RUNNING, START_FAILED, STOPPED), from what the runtime reports.
+async fn show_state(
+    pipe: String,
+    mut updates: tokio::sync::watch::Receiver<sluice::runtime::PipeStatus>,
+    metrics: Arc<Metrics>,
+) {
+    use sluice::control::state::on_status;
+    use sluice::runtime::PipeStatus;
+    use sluice::store::CurrentState;
+    let mut state = CurrentState::Starting;
+    metrics.set_pipe_state(&pipe, state.as_str());
+    while updates.changed().await.is_ok() {
+        let status = updates.borrow_and_update().clone();
+        let next = match on_status(state, &status) {
+            Some((next, _)) => next,
+            None if status == PipeStatus::Stopped => CurrentState::Stopped,
+            None => continue,
+        };
+        state = next;
+        metrics.set_pipe_state(&pipe, state.as_str());
     }
 }
 
