@@ -62,17 +62,17 @@ const RESERVED: &[(&str, Var)] = &[
 ];
 
 fn parse_source(content: &str) -> Result<Var, String> {
-    if content.starts_with('$') {
+    if let Some(rest) = content.strip_prefix('$') {
         let len = content.chars().count();
         if len > MAX_PATH_LEN {
             return Err(format!(
                 "the JSON path is {len} characters long; the limit is {MAX_PATH_LEN}"
             ));
         }
-        if !(content == "$" || content.starts_with("$.") || content.starts_with("$[")) {
+        if !(rest.is_empty() || rest.starts_with(['.', '['])) {
             return Err(format!(
                 "a JSON path starts with '$.' (<$.{}>)",
-                preview(&content[1..])
+                preview(rest)
             ));
         }
         return JsonPath::parse_syntax(content)

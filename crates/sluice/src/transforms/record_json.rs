@@ -249,7 +249,10 @@ fn base64_field(v: Option<&Value>, name: &str) -> Result<Option<Vec<u8>>, String
     }
 }
 
-fn wire_headers(v: Option<&Value>) -> Result<Vec<(String, Option<Vec<u8>>)>, String> {
+/// A record's headers: name and bytes (`None` for a null value), in record order.
+type Headers = Vec<(String, Option<Vec<u8>>)>;
+
+fn wire_headers(v: Option<&Value>) -> Result<Headers, String> {
     let bad = || "its headers must be a list of {\"name\": [bytes]} objects".to_string();
     let Some(v) = v else { return Ok(Vec::new()) };
     let list = v.as_array().ok_or_else(bad)?;
