@@ -283,3 +283,40 @@ fn a_fatal_error_is_said_once_without_colours_off_a_terminal() {
     );
     assert!(!err.contains('\x1b'), "ANSI escapes in:\n{err}");
 }
+
+/// `sluice ARGS` on a pseudo-terminal (util-linux `script`), with `env`; what the terminal showed.
+fn on_a_terminal(args: &str, env: &[(&str, &str)]) -> String {
+    let command = format!("{} {args}", env!("CARGO_BIN_EXE_sluice"));
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env_remove("NO_COLOR")
+        .envs(env.iter().copied())
+        .output()
+        .expect("run script (util-linux)");
+    text(&out.stdout)
+}
+
+#[test]
+fn on_a_terminal_output_ends_its_line_and_logs_are_coloured_unless_no_color() {
+    let shown = on_a_terminal(
+        r#"test-input-template --template '<$.a>' --event '{"a": "x"}'"#,
+        &[],
+    );
+    assert_eq!(shown, "x\r\n");
+    // An ECS pipe logs its failure at once.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ecs.json");
+    std::fs::write(
+        &file,
+        r#"{"Name": "ecs", "Source": "smk://127.0.0.1:9", "Target": "arn:aws:ecs:us-east-1:123456789012:cluster/c",
+            "SourceParameters": {"SelfManagedKafkaParameters": {"TopicName": "t"}}}"#,
+    )
+    .unwrap();
+    let run_ecs = format!("run {}", file.display());
+    assert!(on_a_terminal(&run_ecs, &[("RUST_LOG", "info")]).contains('\x1b'));
+    let plain = on_a_terminal(&run_ecs, &[("RUST_LOG", "info"), ("NO_COLOR", "1")]);
+    assert!(
+        plain.contains("ECS task targets are not supported") && !plain.contains('\x1b'),
+        "{plain}"
+    );
+}
