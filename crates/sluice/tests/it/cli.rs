@@ -318,6 +318,8 @@ fn on_a_terminal_output_ends_its_line_and_logs_are_coloured_unless_no_color() {
     assert!(
         plain.contains("ECS task targets are not supported") && !plain.contains('\x1b'),
         "{plain}"
+    );
+}
 
 /// Patterns AWS refuses (issue 19): each class exits 2 with AWS's words and the field named.
 #[test]
