@@ -14,7 +14,7 @@ use base64::Engine;
 use serde_json::{Map, Value};
 use sluice_pattern::KafkaRecord;
 
-use crate::record::SourceRecord;
+use crate::record::{SourceRecord, TimestampType};
 
 /// The per-pipe constant part of every record's JSON (`eventSource` and where it came from), and
 /// the writers of the record's forms.
@@ -224,6 +224,92 @@ impl RecordJson {
     }
 }
 
+/// A record as a target received it (the wire form), read back into the pipe's view of it, so
+/// that a delivered record can be tried against a pattern or a template as the pipe sees it.
+/// `Ok(None)` when `v` is not shaped like a delivered record (no `eventSource` of a Kafka source);
+/// `Err` says which of its fields cannot be read.
+pub fn from_wire(v: &Value) -> Result<Option<(RecordJson, SourceRecord)>, String> {
+    let Some(m) = v.as_object() else {
+        return Ok(None);
+    };
+    let source = m.get("eventSource").and_then(Value::as_str);
+    if !matches!(source, Some("SelfManagedKafka" | "aws:kafka")) {
+        return Ok(None);
+    }
+    let text = |k: &str| m.get(k).and_then(Value::as_str);
+    let topic = text("topic").ok_or("its topic is missing or not a string")?;
+    let json = match source {
+        Some("aws:kafka") => RecordJson::msk(topic, text("eventSourceArn").unwrap_or_default()),
+        _ => RecordJson::self_managed(topic, text("bootstrapServers").unwrap_or_default()),
+    };
+    let partition = match m.get("partition") {
+        Some(Value::String(p)) => p.parse().ok(),
+        Some(p) => p.as_i64().and_then(|p| i32::try_from(p).ok()),
+        None => None,
+    }
+    .ok_or("its partition is missing or not a number")?;
+    let timestamp_type = match text("timestampType") {
+        Some("LOG_APPEND_TIME") => TimestampType::LogAppendTime,
+        _ => TimestampType::CreateTime,
+    };
+    let rec = SourceRecord {
+        partition,
+        offset: m.get("offset").and_then(Value::as_i64).unwrap_or(0),
+        timestamp: m.get("timestamp").and_then(Value::as_i64).unwrap_or(-1),
+        timestamp_type,
+        key: base64_field(m.get("key"), "key")?,
+        value: base64_field(m.get("value"), "value")?,
+        headers: wire_headers(m.get("headers"))?,
+    };
+    Ok(Some((json, rec)))
+}
+
+fn base64_field(v: Option<&Value>, name: &str) -> Result<Option<Vec<u8>>, String> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => base64::engine::general_purpose::STANDARD
+            .decode(s)
+            .map(Some)
+            .map_err(|e| format!("its {name} is not base64 ({e}); a target receives key and value base64-encoded")),
+        Some(_) => Err(format!(
+            "its {name} is not a base64 string, as a target receives it"
+        )),
+    }
+}
+
+/// A record's headers: name and bytes (`None` for a null value), in record order.
+type Headers = Vec<(String, Option<Vec<u8>>)>;
+
+fn wire_headers(v: Option<&Value>) -> Result<Headers, String> {
+    let bad = || "its headers must be a list of {\"name\": [bytes]} objects".to_string();
+    let Some(v) = v else { return Ok(Vec::new()) };
+    let list = v.as_array().ok_or_else(bad)?;
+    let mut out = Vec::with_capacity(list.len());
+    for h in list {
+        let (k, bytes) = h
+            .as_object()
+            .filter(|o| o.len() == 1)
+            .and_then(|o| o.iter().next())
+            .ok_or_else(bad)?;
+        let bytes = match bytes {
+            Value::Null => None,
+            Value::Array(a) => Some(
+                a.iter()
+                    .map(|b| {
+                        b.as_i64()
+                            .filter(|b| (-128..=255).contains(b))
+                            .map(|b| b as u8)
+                    })
+                    .collect::<Option<Vec<u8>>>()
+                    .ok_or_else(bad)?,
+            ),
+            _ => return Err(bad()),
+        };
+        out.push((k.clone(), bytes));
+    }
+    Ok(out)
+}
+
 /// Header bytes as Java's signed bytes (0xC3 is -61), as Pipes writes them.
 fn write_signed_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.push(b'[');
@@ -308,7 +394,6 @@ fn json_str_inner(out: &mut Vec<u8>, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::TimestampType;
     use serde_json::json;
     use sluice_pattern::Matcher;
 
@@ -332,6 +417,24 @@ mod tests {
 
     fn wire(ctx: &RecordJson, r: &SourceRecord) -> Value {
         serde_json::from_str(&ctx.wire_string(r)).unwrap()
+    }
+
+    #[test]
+    fn a_delivered_record_reads_back_as_the_record_it_was() {
+        for ctx in [
+            RecordJson::self_managed("orders", "b1:9092,b2:9092"),
+            RecordJson::msk("orders", "arn:aws:kafka:us-east-1:1:cluster/c/u"),
+        ] {
+            let mut r = record();
+            r.value = Some(br#"{"n": 7}"#.to_vec());
+            let (back_ctx, back) = from_wire(&wire(&ctx, &r)).unwrap().unwrap();
+            assert_eq!(back, r);
+            assert_eq!(back_ctx.wire_string(&back), ctx.wire_string(&r));
+        }
+        assert!(from_wire(&json!({"value": {"n": 7}})).unwrap().is_none());
+        let bad = json!({"eventSource": "SelfManagedKafka", "topic": "t", "partition": "0",
+            "value": "not base64!"});
+        assert!(from_wire(&bad).unwrap_err().contains("value is not base64"));
     }
 
     #[test]
