@@ -5,6 +5,7 @@
 pub mod concurrency;
 pub mod definition;
 pub mod failure;
+pub mod timestamp;
 pub mod update;
 pub mod validate;
 
