@@ -430,7 +430,7 @@ async fn produce_at(
     for (p, v, ms) in recs {
         let r: FutureRecord<'_, str, str> = FutureRecord::to(topic)
             .partition(*p)
-            .payload(v)
+            .payload(v.as_str())
             .timestamp(*ms);
         producer
             .send(r, Duration::from_secs(30))
