@@ -363,12 +363,15 @@ fn pattern() -> impl Strategy<Value = Value> {
 
 /// The matcher, or a rejected case when AWS's wildcard-complexity limit refuses the generated
 /// pattern (random `$or` trees with several wildcards reach it); any other refusal fails the test.
-fn compiled<E: std::fmt::Display>(result: Result<Matcher, E>, text: &str) -> Result<Matcher, TestCaseError> {
+fn compiled<E: std::fmt::Display>(
+    result: Result<Matcher, E>,
+    text: &str,
+) -> Result<Matcher, TestCaseError> {
     match result {
         Ok(m) => Ok(m),
-        Err(err) if err.to_string().contains("Rule is too complex") => {
-            Err(TestCaseError::reject("beyond AWS's wildcard complexity limit"))
-        }
+        Err(err) if err.to_string().contains("Rule is too complex") => Err(TestCaseError::reject(
+            "beyond AWS's wildcard complexity limit",
+        )),
         Err(err) => Err(TestCaseError::fail(format!("{text}: {err}"))),
     }
 }

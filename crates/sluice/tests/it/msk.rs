@@ -15,8 +15,8 @@ use crate::support::moto::{self, Moto};
 use crate::support::msk::{Decoy, MskAnswer, MskApi};
 use crate::support::serve::{Aws, Serve, ROLE};
 use crate::support::{
-    create_topics, file_ref, produce, wait_committed, Broker, BrokerOptions, Launch, Rec,
-    Receiver, Sluice, WAIT,
+    create_topics, file_ref, produce, wait_committed, Broker, BrokerOptions, Launch, Rec, Receiver,
+    Sluice, WAIT,
 };
 
 const ARN: &str =
@@ -49,9 +49,16 @@ fn msk_pipe(name: &str, topic: &str, target: &str, credentials: Option<Value>) -
 }
 
 /// `sluice run` of `pipe` with AWS credentials, the MSK API at `api` and `extra` env.
-fn run(pipe: &Value, api: &MskApi, extra: &[(&'static str, String)], config: Option<&str>) -> Sluice {
+fn run(
+    pipe: &Value,
+    api: &MskApi,
+    extra: &[(&'static str, String)],
+    config: Option<&str>,
+) -> Sluice {
     let mut env = moto::aws_env();
     env.push(("AWS_ENDPOINT_URL_KAFKA", api.url.clone()));
+    // The assertions read log fields (`servers=...`), which colours would split.
+    env.push(("NO_COLOR", "1".into()));
     env.extend(extra.iter().cloned());
     let launch = Launch {
         args: &["--shutdown-timeout-secs", "5"],
@@ -265,7 +272,11 @@ async fn no_secret_and_neither_use_plaintext() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_secret_whose_listener_is_absent_fails_naming_the_method() {
-    let decoys = [Decoy::start().await, Decoy::start().await, Decoy::start().await];
+    let decoys = [
+        Decoy::start().await,
+        Decoy::start().await,
+        Decoy::start().await,
+    ];
     let api = MskApi::start(MskAnswer::brokers(&[
         (IAM, &decoys[0].addr),
         (TLS, &decoys[1].addr),
@@ -302,7 +313,10 @@ async fn access_denied_fails_the_pipe_with_the_code_and_message_in_state_reason(
     let config = dir.path().join("sluice.toml");
     std::fs::write(
         &config,
-        format!("[targets.aws]\nservice_endpoints = {{ kafka = \"{}\" }}\n", api.url),
+        format!(
+            "[targets.aws]\nservice_endpoints = {{ kafka = \"{}\" }}\n",
+            api.url
+        ),
     )
     .unwrap();
     let data = dir.path().join("data");
@@ -363,7 +377,10 @@ async fn brokers_that_move_are_looked_up_again() {
     let log = sluice.log_text();
     assert!(api.calls().len() >= 2, "{log}");
     assert!(log.contains("the MSK cluster's brokers moved"), "{log}");
-    assert!(log.contains(&format!("servers={}", new.bootstrap())), "{log}");
+    assert!(
+        log.contains(&format!("servers={}", new.bootstrap())),
+        "{log}"
+    );
     assert_eq!(receiver.count(), 5);
     eprintln!("moved brokers delivered after {took:?}");
 }
