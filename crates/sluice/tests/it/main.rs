@@ -16,4 +16,5 @@ mod failure_handling;
 mod msk;
 mod pipe_semantics;
 mod source_failures;
+mod stuck_pipes;
 mod targets;
