@@ -415,6 +415,7 @@ const LOOKUP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Sort an MSK API error answer: throttling and failures on AWS's side are retried, the rest
 /// (access denied, no such cluster, bad request) is the user's to fix.
+#[cfg(any(feature = "aws-msk", test))]
 fn classify(arn: &str, status: u16, code: String, message: String) -> MskError {
     const THROTTLING: &[&str] = &[
         "TooManyRequestsException",
