@@ -135,18 +135,18 @@ impl ArnArgs {
 }
 
 /// The validation context of `run`/`validate`: ARN parts from the flags, `[targets]` from the
-/// configuration file when one is given; and the file's grace period for a missing source topic.
-/// A bad file prints why and gives exit code 2.
+/// configuration file when one is given; and the runtime options the file sets (grace period
+/// for a missing source topic, MSK lookup interval). A bad file prints why and gives exit code 2.
 fn context_with_config(
     arn: &ArnArgs,
     config: Option<&std::path::Path>,
-) -> Result<(ValidationContext, std::time::Duration), ExitCode> {
+) -> Result<(ValidationContext, RuntimeOptions), ExitCode> {
     let mut ctx = arn.context();
-    let mut grace = sluice::runtime::DEFAULT_MISSING_TOPIC_GRACE;
+    let mut options = RuntimeOptions::default();
     if let Some(path) = config {
         match sluice::control::config::ServeConfig::load(path) {
             Ok(c) => {
-                grace = c.missing_topic_grace();
+                options = c.runtime_options();
                 ctx.targets = Arc::new(c.targets);
             }
             Err(e) => {
@@ -155,7 +155,7 @@ fn context_with_config(
             }
         }
     }
-    Ok((ctx, grace))
+    Ok((ctx, options))
 }
 
 fn main() -> ExitCode {
@@ -171,14 +171,13 @@ fn main() -> ExitCode {
             bootstrap_servers,
         } => {
             telemetry::init_logging(log_format);
-            let (ctx, missing_topic_grace) = match context_with_config(&arn, config.as_deref()) {
+            let (ctx, file_options) = match context_with_config(&arn, config.as_deref()) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
             let options = RuntimeOptions {
                 shutdown_timeout: std::time::Duration::from_secs(shutdown_timeout_secs),
-                missing_topic_grace,
-                ..RuntimeOptions::default()
+                ..file_options
             };
             let spec = match load(&pipe_file, &ctx, bootstrap_servers.as_deref()) {
                 Ok(s) => s,
@@ -373,8 +372,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let shutdown_timeout = Duration::from_secs(config.shutdown_timeout_seconds);
     let options = RuntimeOptions {
         shutdown_timeout,
-        missing_topic_grace: config.missing_topic_grace(),
-        ..RuntimeOptions::default()
+        ..config.runtime_options()
     };
     let ctx = ValidationContext {
         region: config.region.clone(),

@@ -371,6 +371,7 @@ impl PipeManager {
     }
 
     fn retag(&self, name: &str, def: PipeDefinition) -> Result<PipeRecord, ControlError> {
+        update::check_fixed_extensions(&self.get(name)?.definition, &def)?;
         let spec = self.compile(&def)?;
         self.change(name, |rec| {
             let restart = !update::same_extensions(&rec.definition, &def)

@@ -188,10 +188,20 @@ pub struct HttpParameters {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct SluiceParameters {
-    /// Bootstrap servers (`host:port`) for an MSK source given by ARN, which cannot be resolved
-    /// without AWS.
+    /// Bootstrap servers (`host:port`) for an MSK source given by ARN. Absent, the brokers are
+    /// looked up with the MSK API (`kafka:GetBootstrapBrokers`); given, no lookup is made.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bootstrap_servers: Option<Vec<String>>,
+    /// Which broker strings of an MSK cluster looked up by ARN are used: `PRIVATE` (default, from
+    /// inside the cluster's VPC), `PUBLIC` (public access) or `VPC_CONNECTIVITY` (multi-VPC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub msk_broker_access: Option<String>,
+    /// Where a consumer group without committed offsets starts (Lambda's `AT_TIMESTAMP`): each
+    /// partition at its first record whose timestamp is at or after this one, or at its end when
+    /// there is none. Epoch seconds (a number, or digits in a string) or RFC 3339 text; not in the
+    /// future. Overrides `StartingPosition`; cannot change after creation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub starting_position_timestamp: Option<StartingTimestamp>,
     /// HTTP target delivery: `PER_RECORD` (default; one request per record, as API destinations)
     /// or `BATCH` (the whole batch as one JSON array, as a Lambda target receives it).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -251,6 +261,17 @@ pub struct SluiceParameters {
     /// throttling, timeouts) and grows back after successes (default `true`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub adaptive_concurrency: Option<bool>,
+}
+
+/// `SluiceParameters.StartingPositionTimestamp` as written: a JSON number of epoch seconds or a
+/// string (digits or RFC 3339). Checked by validation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum StartingTimestamp {
+    /// Seconds since the Unix epoch (fractions allowed).
+    EpochSeconds(f64),
+    /// Epoch seconds as digits, or an RFC 3339 date and time.
+    Text(String),
 }
 
 /// `DeadLetterConfig`, in the shape of Pipes' own stream-source parameters.

@@ -6,6 +6,7 @@ pub mod concurrency;
 pub mod definition;
 pub mod failure;
 pub mod parse;
+pub mod timestamp;
 pub mod update;
 pub mod validate;
 

@@ -31,12 +31,14 @@ const UNREACHABLE_WARN_INTERVAL: Duration = Duration::from_secs(60);
 /// Check the source periodically and fail the pipe on what only the user can fix (judged by
 /// [`SourceHealth`]): the topic's metadata says whether it exists; when no broker answers, a probe
 /// of the bootstrap servers says whether their listeners speak the other protocol (TLS vs
-/// plaintext). An unreachable cluster is never fatal: librdkafka keeps reconnecting.
+/// plaintext). An unreachable cluster is never fatal: librdkafka keeps reconnecting; since when
+/// no broker answered is published on `unreachable` (for the MSK lookup that finds moved brokers).
 pub(crate) async fn watch_source(
     source: KafkaSourceSpec,
     options: RuntimeOptions,
     health: Arc<PipeHealth>,
     consumer: Weak<KafkaConsumer>,
+    unreachable: tokio::sync::watch::Sender<Option<Instant>>,
 ) {
     let mut judge = SourceHealth::new(
         &source.topic,
@@ -52,6 +54,12 @@ pub(crate) async fn watch_source(
             return;
         };
         let healthy = observation == Some(Observation::TopicExists);
+        let none_answered = matches!(observation, Some(Observation::Unreachable(_)));
+        unreachable.send_if_modified(|since| match (none_answered, *since) {
+            (true, None) => since.replace(Instant::now()).is_none(),
+            (false, Some(_)) => since.take().is_some(),
+            _ => false,
+        });
         if let Some(observation) = observation {
             if !judge_observation(&mut judge, observation, &source, &options, &health) {
                 return;

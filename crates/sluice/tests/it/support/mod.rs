@@ -1,11 +1,12 @@
 //! The harness every area shares: real brokers through `scripts/broker` (`broker`), a recording
 //! HTTP receiver (`receiver`), `sluice` processes (`sluice`), keys and certificates made with
-//! `openssl` (`tls`), moto for AWS targets (`moto`), and `sluice serve` driven by the AWS CLI and
-//! boto3 (`serve`); plus the test venv's tools and polling. Everything started here is stopped when
-//! its guard drops.
+//! `openssl` (`tls`), moto for AWS targets (`moto`), the MSK API and decoy listeners (`msk`), and
+//! `sluice serve` driven by the AWS CLI and boto3 (`serve`); plus the test venv's tools and
+//! polling. Everything started here is stopped when its guard drops.
 
 mod broker;
 pub mod moto;
+pub mod msk;
 mod receiver;
 pub mod serve;
 mod sluice;

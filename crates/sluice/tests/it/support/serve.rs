@@ -35,11 +35,17 @@ impl DerefMut for Serve {
 impl Serve {
     /// Start `sluice serve` on a free port with `data` as its store and the test access key.
     pub fn start(data: &Path, extra: &[&str]) -> Serve {
+        Self::start_with_env(data, extra, &[])
+    }
+
+    /// [`Serve::start`] with `env` added to the process's environment.
+    pub fn start_with_env(data: &Path, extra: &[&str], env: &[(&str, String)]) -> Serve {
         let mut cmd = sluice_command();
         cmd.arg("serve")
             .args(["--listen", "127.0.0.1:0", "--data"])
             .arg(data)
             .args(extra)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .env("SLUICE_ACCESS_KEYS", format!("{AKID}:{SECRET}"));
         let mut sluice = Sluice::start(cmd, tempfile::tempdir().unwrap(), &Launch::default());
         let url = listening_url(&mut sluice);
