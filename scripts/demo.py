@@ -16,9 +16,23 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 ROOT = Path(__file__).resolve().parent.parent
 BROKER = ROOT / "scripts" / "broker"
-SLUICE = ROOT / "target" / "debug" / "sluice"
+SLUICE = Path(os.environ.get("SLUICE_DEMO_BIN", ROOT / "target" / "demo" / "sluice"))
 ORDERS = 12
 arrived = []
+
+
+def took(since):
+    """Seconds since the monotonic time `since`, for the step lines."""
+    return f"{time.monotonic() - since:.1f} s"
+
+
+def total():
+    """The demo's whole run so far (scripts/demo sets its start), as minutes and seconds."""
+    started = os.environ.get("SLUICE_DEMO_STARTED")
+    if started is None:
+        return ""
+    s = int(time.time()) - int(started)
+    return f" in {s // 60} min {s % 60} s"
 
 
 class Receiver(http.server.BaseHTTPRequestHandler):
@@ -41,11 +55,12 @@ class Receiver(http.server.BaseHTTPRequestHandler):
 
 def main():
     broker_name = f"demo-{os.getpid()}"
+    t = time.monotonic()
     out = subprocess.run([str(BROKER), "start", "--name", broker_name], check=True,
                          capture_output=True, text=True).stdout
     info = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
     bootstrap = info["BOOTSTRAP"]
-    print(f"demo: broker running at {bootstrap}")
+    print(f"demo: broker: running at {bootstrap} ({took(t)})")
     sluice = None
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
     try:
@@ -60,7 +75,8 @@ def main():
         pipe["Target"] = url
         tmp = Path(tempfile.mkdtemp()) / "pipe.json"
         tmp.write_text(json.dumps(pipe, indent=2))
-        print(f"demo: sluice run {tmp} (examples/orders-to-http.json with this broker and receiver)")
+        print(f"demo: pipe: sluice run {tmp} (examples/orders-to-http.json with this broker and receiver)")
+        t = time.monotonic()
         sluice = subprocess.Popen([str(SLUICE), "run", str(tmp)],
                                   env=dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "warn")))
         producer = Producer({"bootstrap.servers": bootstrap, "log_level": 0})
@@ -70,14 +86,21 @@ def main():
                              value=json.dumps({"id": f"o-{i}", "amount": 10 * i}),
                              headers=[("source", b"demo"), ("trace", f"t{i}".encode())])
         producer.flush(10)
-        print(f"demo: produced {ORDERS} orders; waiting for them to arrive")
+        print(f"demo: pipe: produced {ORDERS} orders; waiting for them to arrive")
         deadline = time.monotonic() + 60
+        while not arrived and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if arrived:
+            # Mostly the consumer group join of a new pipe.
+            print(f"demo: pipe: first order arrived {took(t)} after sluice started")
+        first = time.monotonic()
         while len(arrived) < ORDERS and time.monotonic() < deadline:
             time.sleep(0.1)
         if len(arrived) < ORDERS:
             print(f"demo: only {len(arrived)} of {ORDERS} arrived", file=sys.stderr)
             return 1
-        print(f"demo: all {ORDERS} orders arrived, in order within each partition. Done.")
+        print(f"demo: records: all {ORDERS} orders arrived, in order within each partition, "
+              f"{took(first)} after the first")
         return 0
     finally:
         if sluice is not None:
@@ -88,4 +111,7 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    rc = main()
+    if rc == 0:
+        print(f"demo: done{total()}, everything it started stopped")
+    sys.exit(rc)

@@ -2,12 +2,10 @@
 //! `sluice serve` with a real broker and HTTP receiver: the whole lifecycle with records flowing,
 //! and a pipe that comes back after `sluice serve` was SIGKILLed.
 
-mod common;
-
 use std::time::Duration;
 
-use common::serve::{Aws, Serve, ROLE};
-use common::{produce, wait_for, Broker, BrokerOptions, Rec, Receiver};
+use crate::support::serve::{Aws, Serve, ROLE};
+use crate::support::{produce, wait_for, Broker, BrokerOptions, Rec, Receiver};
 use serde_json::{json, Value};
 
 const STATE_TIMEOUT: Duration = Duration::from_secs(90);

@@ -2,16 +2,14 @@
 //! a Lambda function (moto) called once per batch; the response replaces the batch, `{}`/`[]`/`""`
 //! skip the target (offsets still committed) and `[{}]` delivers one empty payload.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use common::moto::{aws_endpoint_config, lambda_function, run_sluice, Moto, ACCOUNT};
-use common::{committed, pipe, produce, wait_for, Broker, BrokerOptions, Rec, Receiver, Sluice};
+use crate::support::moto::{aws_endpoint_config, lambda_function, run_sluice, Moto, ACCOUNT};
+use crate::support::{
+    committed, pipe, produce, wait_committed, wait_for, Broker, BrokerOptions, Rec, Receiver,
+    Sluice, WAIT,
+};
 use serde_json::{json, Value};
-
-const WAIT: Duration = Duration::from_secs(90);
 
 #[derive(Debug, Clone)]
 struct Seen {
@@ -70,18 +68,6 @@ async fn enrichment_server() -> (String, Arc<Mutex<Vec<Seen>>>, tokio::task::Joi
     (format!("http://{addr}"), seen, handle)
 }
 
-async fn wait_committed(sluice: &Sluice, broker: &Broker, group: &str, topic: &str, n: i64) {
-    let deadline = std::time::Instant::now() + WAIT;
-    while committed(broker, group, topic, 1)[0] != n {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "offsets never reached {n}:\n{}",
-            sluice.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn http_enrichment_is_called_per_record_and_its_answers_replace_the_batch() {
     let broker = Broker::start("enrich-http", &BrokerOptions::memory());
@@ -112,7 +98,7 @@ async fn http_enrichment_is_called_per_record_and_its_answers_replace_the_batch(
     });
     p["TargetParameters"] = json!({"InputTemplate": "{\"got\": <$.id>, \"part\": <$.part>}"});
     let sluice = Sluice::run(&p);
-    wait_committed(&sluice, &broker, "sluice-enrich-http", "e", 6).await;
+    wait_committed(&sluice, &broker, "sluice-enrich-http", "e", 1, 6).await;
 
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 6, "one enrichment call per record");
@@ -154,7 +140,7 @@ async fn http_enrichment_answering_nothing_skips_the_target_and_commits() {
     p["Enrichment"] = json!(url);
     p["EnrichmentParameters"] = json!({"InputTemplate": "{\"id\": <$.value.id>}"});
     let sluice = Sluice::run(&p);
-    wait_committed(&sluice, &broker, "sluice-enrich-skip", "s", 4).await;
+    wait_committed(&sluice, &broker, "sluice-enrich-skip", "s", 1, 4).await;
     assert_eq!(seen.lock().unwrap().len(), 4);
     assert_eq!(target.count(), 0, "the target was skipped");
     server.abort();
@@ -178,13 +164,13 @@ async fn lambda_enrichment_gets_the_whole_batch_and_its_answer_replaces_it() {
     // 1. The function answers [] : nothing is delivered, the batch is done.
     moto.lambda_result("[]").await;
     produce(&broker.producer(), "l", &[Rec::kv(0, "k", r#"{"n":1}"#)]).await;
-    wait_committed(&sluice, &broker, group, "l", 1).await;
+    wait_committed(&sluice, &broker, group, "l", 1, 1).await;
     assert_eq!(target.count(), 0);
 
     // 2. [{}] : the target is invoked with one empty payload.
     moto.lambda_result("[{}]").await;
     produce(&broker.producer(), "l", &[Rec::kv(0, "k", r#"{"n":2}"#)]).await;
-    wait_committed(&sluice, &broker, group, "l", 2).await;
+    wait_committed(&sluice, &broker, group, "l", 1, 2).await;
     wait_for("the empty payload", WAIT, || target.count() == 1).await;
     assert_eq!(target.accepted(), vec![json!({})]);
 
@@ -196,7 +182,7 @@ async fn lambda_enrichment_gets_the_whole_batch_and_its_answer_replaces_it() {
         &[Rec::kv(0, "k", r#"{"n":3}"#), Rec::kv(0, "k", r#"{"n":4}"#)],
     )
     .await;
-    wait_committed(&sluice, &broker, group, "l", 4).await;
+    wait_committed(&sluice, &broker, group, "l", 1, 4).await;
     wait_for("echoed records", WAIT, || target.count() == 3).await;
     assert_eq!(&target.accepted()[1..], &[json!({"n": 3}), json!({"n": 4})]);
     let invokes = moto.calls_of("/invocations");

@@ -12,21 +12,17 @@
 //! is shown to be refused with "does not offer sasl.mechanism" here; its client settings are
 //! unit-tested in `targets::kafka`.
 
-mod common;
-
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{committed, pipe, produce, Broker, BrokerOptions, Rec, Sluice};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use crate::support::tls::encrypted_client_key;
+use crate::support::{
+    committed, create_topics, file_ref, pipe, produce, wait_committed, Broker, BrokerOptions,
+    Launch, Rec, Sluice, WAIT,
+};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use serde_json::json;
-
-const WAIT: Duration = Duration::from_secs(90);
 
 /// A consumed record: key, value and headers, as text.
 type Consumed = (String, String, Vec<(String, String)>);
@@ -71,31 +67,6 @@ fn read_all_with(mut cfg: ClientConfig, topic: &str, n: usize) -> Vec<Consumed> 
         }
     }
     by_partition.into_values().flatten().collect()
-}
-
-async fn wait_committed(
-    sluice: &Sluice,
-    broker: &Broker,
-    group: &str,
-    topic: &str,
-    parts: i32,
-    n: i64,
-) {
-    let deadline = std::time::Instant::now() + WAIT;
-    // Partitions without records have no committed offset (-1).
-    while committed(broker, group, topic, parts)
-        .iter()
-        .map(|o| o.max(&0))
-        .sum::<i64>()
-        != n
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "not committed:\n{}",
-            sluice.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -176,24 +147,8 @@ const USER: &str = "kt-producer";
 const PASSWORD: &str = "Kt-scr4m-Pa55word-wibble";
 const WRONG_PASSWORD: &str = "Kt-not-the-Pa55word-wobble";
 const KEY_PASSWORD: &str = "Kt-k3y-Pa55word-wubble";
-
-async fn create_topics(cfg: &ClientConfig, topics: &[&str]) {
-    let admin: AdminClient<DefaultClientContext> = cfg.create().unwrap();
-    let new: Vec<NewTopic<'_>> = topics
-        .iter()
-        .map(|t| NewTopic::new(t, 1, TopicReplication::Fixed(1)))
-        .collect();
-    let res = admin
-        .create_topics(
-            &new,
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
-        )
-        .await
-        .expect("create_topics");
-    for r in res {
-        r.expect("topic created");
-    }
-}
+/// Never in the output of a pipe of the secured tests.
+const SECRETS: &[&str] = &[PASSWORD, WRONG_PASSWORD, KEY_PASSWORD];
 
 /// A plaintext source broker whose topic `src` holds `n` records with one key and a header each.
 async fn source_with_records(n: usize) -> Broker {
@@ -230,10 +185,6 @@ fn cluster_config(name: &str, b: &Broker, security: &str) -> String {
     )
 }
 
-fn file_ref(path: &str) -> String {
-    format!("file://{path}")
-}
-
 /// Run the pipe `name` from `source`'s `src` to `target` with `config` and `env`.
 fn run_pipe(
     name: &str,
@@ -242,60 +193,29 @@ fn run_pipe(
     config: &str,
     env: &[(&str, String)],
 ) -> Sluice {
-    Sluice::spawn(
-        &pipe(name, source, "src", target),
-        &["--shutdown-timeout-secs", "5"],
-        Some(config),
+    let launch = Launch {
+        args: &["--shutdown-timeout-secs", "5"],
+        config: Some(config),
         env,
-        "info",
-    )
+        secrets: SECRETS,
+        ..Launch::default()
+    };
+    Sluice::spawn(&pipe(name, source, "src", target), &launch)
 }
 
 /// Wait until the pipe committed all `n` records, then stop it; returns its log.
 async fn delivered_all(mut sluice: Sluice, source: &Broker, group: &str, n: i64) -> String {
-    let deadline = Instant::now() + WAIT;
-    while committed(source, group, "src", 1) != vec![n] {
-        assert!(
-            Instant::now() < deadline,
-            "not committed:\n{}",
-            secret_free_log(&sluice)
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_committed(&sluice, source, group, "src", 1, n).await;
     let code = sluice.sigterm().await;
-    let log = secret_free_log(&sluice);
-    assert_eq!(code, Some(0), "{log}");
-    log
-}
-
-/// The log of `sluice`, after checking that no secret is in it (so that printing it cannot
-/// show one).
-fn secret_free_log(sluice: &Sluice) -> String {
     let log = sluice.log_text();
-    for secret in [PASSWORD, WRONG_PASSWORD, KEY_PASSWORD] {
-        assert!(
-            !log.contains(secret),
-            "a secret is in the output of sluice run"
-        );
-    }
+    assert_eq!(code, Some(0), "{log}");
     log
 }
 
 /// Wait for `sluice run` to stop by itself and expect exit code 1, a failed pipe and `cause`.
 async fn fails_at_start(mut sluice: Sluice, source: &Broker, group: &str, cause: &str) -> String {
-    let deadline = Instant::now() + WAIT;
-    let code = loop {
-        if let Some(status) = sluice.child.try_wait().unwrap() {
-            break status.code();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "sluice did not stop by itself:\n{}",
-            secret_free_log(&sluice)
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let log = secret_free_log(&sluice);
+    let code = sluice.exited(WAIT).await;
+    let log = sluice.log_text();
     assert_eq!(code, Some(1), "{log}");
     assert!(log.contains("pipe failed"), "{log}");
     assert!(log.contains(cause), "expected {cause:?} in:\n{log}");
@@ -319,7 +239,7 @@ async fn scram_512_and_256_over_tls_deliver_in_order_and_a_wrong_password_fails_
         },
     );
     let reader = target.client_config_as(USER, PASSWORD);
-    create_topics(&reader, &["dst512", "dst256"]).await;
+    create_topics(&reader, &["dst512", "dst256"], 1).await;
     let dir = tempfile::tempdir().unwrap();
     let ca = file_ref(&target.info["CA_FILE"]);
 
@@ -340,7 +260,7 @@ async fn scram_512_and_256_over_tls_deliver_in_order_and_a_wrong_password_fails_
         &target,
         &format!(
             "sasl = {{ mechanism = \"SCRAM-SHA-256\", username = \"{USER}\", password = \"{}\" }}",
-            file_ref(&pw_file.display().to_string())
+            file_ref(&pw_file)
         ),
     );
     let run512 = run_pipe(
@@ -414,34 +334,6 @@ async fn scram_512_and_256_over_tls_deliver_in_order_and_a_wrong_password_fails_
     eprintln!("scram test took {:?}", started.elapsed());
 }
 
-fn openssl(args: &[&str]) {
-    let out = Command::new("openssl").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// The broker's client key encrypted with PBES2 (AES-256) under [`KEY_PASSWORD`], in `dir`.
-fn encrypted_client_key(b: &Broker, dir: &Path) -> String {
-    let out = dir.join("client-key.enc.pem").display().to_string();
-    let pass = format!("pass:{KEY_PASSWORD}");
-    openssl(&[
-        "pkcs8",
-        "-topk8",
-        "-in",
-        &b.info["CLIENT_KEY"],
-        "-v2",
-        "aes-256-cbc",
-        "-passout",
-        &pass,
-        "-out",
-        &out,
-    ]);
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mtls_delivers_in_order_and_a_missing_or_locked_client_key_fails_the_pipe() {
     let started = Instant::now();
@@ -455,11 +347,16 @@ async fn mtls_delivers_in_order_and_a_missing_or_locked_client_key_fails_the_pip
         },
     );
     let reader = target.client_config();
-    create_topics(&reader, &["dst"]).await;
+    create_topics(&reader, &["dst"], 1).await;
     let dir = tempfile::tempdir().unwrap();
     let ca = file_ref(&target.info["CA_FILE"]);
     let cert = file_ref(&target.info["CLIENT_CERT"]);
-    let key = file_ref(&encrypted_client_key(&target, dir.path()));
+    let key = file_ref(encrypted_client_key(
+        &target,
+        &dir.path().join("client-key.enc.pem"),
+        &["-v2", "aes-256-cbc"],
+        KEY_PASSWORD,
+    ));
     let mtls = |key_password: &str| {
         cluster_config(
             "mutual",

@@ -2,32 +2,16 @@
 //! API key header, Basic, and OAuth client credentials (token cached, fetched again after a 401).
 //! Secret values come from `env:` references and never appear in the log.
 
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use common::moto::run_sluice;
-use common::{
-    committed, pipe, produce, wait_for, Broker, BrokerOptions, Rec, Receiver, Reply, Sluice,
+use crate::support::moto::run_sluice;
+use crate::support::{
+    pipe, produce, wait_committed, wait_for, Broker, BrokerOptions, Rec, Receiver, Reply, WAIT,
 };
 use serde_json::json;
 
-const WAIT: Duration = Duration::from_secs(90);
 const DEST: &str = "arn:aws:events:us-east-1:123456789012:api-destination/orders/8f2c1a";
-
-async fn wait_committed(sluice: &Sluice, broker: &Broker, group: &str, topic: &str, n: i64) {
-    let deadline = std::time::Instant::now() + WAIT;
-    while committed(broker, group, topic, 1)[0] != n {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "not committed:\n{}",
-            sluice.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 fn config(endpoint: &str, method: &str, auth: &str) -> String {
     format!(
@@ -74,7 +58,7 @@ async fn api_key_connection_and_path_wildcards() {
         &cfg,
         &[("SLUICE_TEST_API_KEY", "key-SECRET-123".into())],
     );
-    wait_committed(&sluice, &broker, "sluice-apikey", "t", 3).await;
+    wait_committed(&sluice, &broker, "sluice-apikey", "t", 1, 3).await;
     let a = rx.arrivals();
     assert_eq!(a.len(), 3);
     for (i, x) in a.iter().enumerate() {
@@ -99,7 +83,7 @@ async fn basic_connection() {
         r#"{ type = "BASIC", username = "svc", password = "env:SLUICE_TEST_PW" }"#,
     );
     let sluice = run_sluice(&p, &cfg, &[("SLUICE_TEST_PW", "pw-SECRET-456".into())]);
-    wait_committed(&sluice, &broker, "sluice-basic", "t", 2).await;
+    wait_committed(&sluice, &broker, "sluice-basic", "t", 1, 2).await;
     let want = format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode("svc:pw-SECRET-456")
@@ -159,7 +143,7 @@ async fn oauth_client_credentials_tokens_are_cached_and_refreshed_after_401() {
         &config(&rx.url, "POST", &auth),
         &[("SLUICE_TEST_CS", "cs-SECRET-789".into())],
     );
-    wait_committed(&sluice, &broker, "sluice-oauth", "t", 5).await;
+    wait_committed(&sluice, &broker, "sluice-oauth", "t", 1, 5).await;
     wait_for("deliveries", WAIT, || rx.count() >= 6).await;
 
     assert_eq!(
@@ -235,7 +219,7 @@ async fn api_destination_as_enrichment() {
         r#"{ type = "API_KEY", api_key_name = "x-api-key", api_key_value = "env:SLUICE_TEST_EKEY" }"#,
     );
     let sluice = run_sluice(&p, &cfg, &[("SLUICE_TEST_EKEY", "ekey-SECRET".into())]);
-    wait_committed(&sluice, &broker, "sluice-enrich-dest", "t", 2).await;
+    wait_committed(&sluice, &broker, "sluice-enrich-dest", "t", 1, 2).await;
     assert_eq!(*keys.lock().unwrap(), vec!["ekey-SECRET", "ekey-SECRET"]);
     wait_for("deliveries", WAIT, || rx.count() == 2).await;
     assert_eq!(

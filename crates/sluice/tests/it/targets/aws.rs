@@ -4,17 +4,14 @@
 //! made, which also shows how batches were split). `StartSyncExecution` is not implemented by
 //! moto; it is tested against a small local server speaking its JSON protocol.
 
-mod common;
-
-use std::time::Duration;
-
-use base64::Engine;
-use common::moto::{
-    aws_endpoint_config, aws_pipe, broker_with_topic, entries_per_call, lambda_function, recs,
-    run_sluice, sns_topic_with_queue, sqs_ns, sqs_receive_all, sync_execution_ns,
-    sync_execution_service, wait_committed, Moto, ACCOUNT, TARGET_WAIT,
+use crate::support::moto::{
+    aws_endpoint_config, aws_pipe, batch_ns, broker_with_topic, entries_per_call,
+    firehose_to_bucket, kinesis_stream, lambda_function, log_events, log_group_with_stream,
+    pass_state_machine, recs, run_sluice, sns_topic_with_queue, sqs_ns, sqs_receive_all,
+    sync_execution_ns, sync_execution_service, Moto, ACCOUNT,
 };
-use common::produce;
+use crate::support::{produce, sluice_command, wait_committed, WAIT};
+use base64::Engine;
 use serde_json::{json, Value};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -47,7 +44,7 @@ async fn sqs_fifo_queue_gets_every_record_in_batches_of_at_most_ten() {
         json!({"SqsQueueParameters": {"MessageGroupId": "$.value.group", "MessageDeduplicationId": "$.value.id"}}),
     );
     let sluice = run_sluice(&p, &aws_endpoint_config(&moto.url), &[]);
-    wait_committed(&sluice, &broker, "to-sqs", "sqs", 25).await;
+    wait_committed(&sluice, &broker, "sluice-to-sqs", "sqs", 1, 25).await;
 
     let calls = entries_per_call(&moto, "SendMessageBatch", "Entries");
     assert_eq!(calls.iter().sum::<usize>(), 25, "{calls:?}");
@@ -94,7 +91,7 @@ async fn sqs_batches_are_split_at_256_kib() {
         Value::Null,
     );
     let sluice = run_sluice(&p, &aws_endpoint_config(&moto.url), &[]);
-    wait_committed(&sluice, &broker, "to-sqs-big", "big", 6).await;
+    wait_committed(&sluice, &broker, "sluice-to-sqs-big", "big", 1, 6).await;
     let calls = entries_per_call(&moto, "SendMessageBatch", "Entries");
     assert_eq!(calls.iter().sum::<usize>(), 6, "{calls:?}");
     assert!(calls.iter().all(|&n| n <= 2), "{calls:?}");
@@ -130,7 +127,7 @@ async fn sns_topic_publishes_one_message_per_record() {
         json!({"InputTemplate": "{\"n\": <$.value.n>}"}),
     );
     let sluice = run_sluice(&p, &aws_endpoint_config(&moto.url), &[]);
-    wait_committed(&sluice, &broker, "to-sns", "sns", 13).await;
+    wait_committed(&sluice, &broker, "sluice-to-sns", "sns", 1, 13).await;
     // Query protocol: one `PublishBatchRequestEntries.member.N.Id` per entry.
     let per_call: Vec<usize> = moto
         .calls_of("PublishBatch")
@@ -198,7 +195,7 @@ async fn eventbridge_bus_gets_events_with_source_detail_type_resources_and_time(
         }),
     );
     let sluice = run_sluice(&p, &aws_endpoint_config(&moto.url), &[]);
-    wait_committed(&sluice, &broker, "to-bus", "eb", 12).await;
+    wait_committed(&sluice, &broker, "sluice-to-bus", "eb", 1, 12).await;
     let calls = entries_per_call(&moto, "PutEvents", "Entries");
     assert_eq!(calls.iter().sum::<usize>(), 12, "{calls:?}");
     assert!(calls.iter().all(|&n| n <= 10), "{calls:?}");
@@ -215,14 +212,7 @@ async fn eventbridge_bus_gets_events_with_source_detail_type_resources_and_time(
 #[tokio::test(flavor = "multi_thread")]
 async fn kinesis_stream_gets_records_with_dynamic_partition_keys() {
     let moto = Moto::start().await;
-    moto.aws(&[
-        "kinesis",
-        "create-stream",
-        "--stream-name",
-        "clicks",
-        "--shard-count",
-        "1",
-    ]);
+    kinesis_stream(&moto, "clicks");
     let broker = broker_with_topic("kin").await;
     produce(
         &broker.producer(),
@@ -241,7 +231,7 @@ async fn kinesis_stream_gets_records_with_dynamic_partition_keys() {
         json!({"InputTemplate": "{\"n\": <$.value.n>}", "KinesisStreamParameters": {"PartitionKey": "$.value.user"}}),
     );
     let sluice = run_sluice(&p, &aws_endpoint_config(&moto.url), &[]);
-    wait_committed(&sluice, &broker, "to-kinesis", "kin", 30).await;
+    wait_committed(&sluice, &broker, "sluice-to-kinesis", "kin", 1, 30).await;
     let calls = moto.calls_of("PutRecords");
     let first = calls[0].json();
     assert_eq!(first["Records"][0]["PartitionKey"], "u0");
@@ -285,15 +275,7 @@ async fn kinesis_stream_gets_records_with_dynamic_partition_keys() {
 #[tokio::test(flavor = "multi_thread")]
 async fn firehose_stream_gets_every_record() {
     let moto = Moto::start().await;
-    moto.aws(&["s3api", "create-bucket", "--bucket", "fh-out"]);
-    moto.aws(&[
-        "firehose",
-        "create-delivery-stream",
-        "--delivery-stream-name",
-        "fh",
-        "--extended-s3-destination-configuration",
-        &format!("RoleARN=arn:aws:iam::{ACCOUNT}:role/fh,BucketARN=arn:aws:s3:::fh-out"),
-    ]);
+    firehose_to_bucket(&moto, "fh", "fh-out");
     let broker = broker_with_topic("fh").await;
     produce(
         &broker.producer(),
@@ -310,7 +292,7 @@ async fn firehose_stream_gets_every_record() {
         json!({"InputTemplate": "{\"n\": <$.value.n>}"}),
     );
     let sluice = run_sluice(&p, &aws_endpoint_config(&moto.url), &[]);
-    wait_committed(&sluice, &broker, "to-firehose", "fh", 20).await;
+    wait_committed(&sluice, &broker, "sluice-to-firehose", "fh", 1, 20).await;
     let mut got = Vec::new();
     for c in moto.calls_of("PutRecordBatch") {
         for r in c.json()["Records"].as_array().unwrap() {
@@ -336,15 +318,7 @@ async fn firehose_stream_gets_every_record() {
 #[tokio::test(flavor = "multi_thread")]
 async fn cloudwatch_logs_group_gets_log_events_with_record_timestamps() {
     let moto = Moto::start().await;
-    moto.aws(&["logs", "create-log-group", "--log-group-name", "app"]);
-    moto.aws(&[
-        "logs",
-        "create-log-stream",
-        "--log-group-name",
-        "app",
-        "--log-stream-name",
-        "pipe",
-    ]);
+    log_group_with_stream(&moto, "app", "pipe");
     let broker = broker_with_topic("cwl").await;
     // CloudWatch Logs refuses events older than 14 days: use recent times, a second apart.
     let base = std::time::SystemTime::now()
@@ -369,16 +343,8 @@ async fn cloudwatch_logs_group_gets_log_events_with_record_timestamps() {
         json!({"InputTemplate": "<$.value.msg>", "CloudWatchLogsParameters": {"LogStreamName": "pipe", "Timestamp": "$.value.ts"}}),
     );
     let sluice = run_sluice(&p, &aws_endpoint_config(&moto.url), &[]);
-    wait_committed(&sluice, &broker, "to-logs", "cwl", 15).await;
-    let out = moto.aws(&[
-        "logs",
-        "get-log-events",
-        "--log-group-name",
-        "app",
-        "--log-stream-name",
-        "pipe",
-        "--start-from-head",
-    ]);
+    wait_committed(&sluice, &broker, "sluice-to-logs", "cwl", 1, 15).await;
+    let out = log_events(&moto, "app", "pipe");
     let got: Vec<(i64, String)> = out["events"]
         .as_array()
         .unwrap()
@@ -416,7 +382,7 @@ async fn lambda_target_gets_the_batch_as_a_json_array_sync_and_async() {
         json!({"InputTemplate": "{\"n\": <$.value.n>}"}),
     );
     let sluice = run_sluice(&p, &aws_endpoint_config(&moto.url), &[]);
-    wait_committed(&sluice, &broker, "to-lambda", "lam", 7).await;
+    wait_committed(&sluice, &broker, "sluice-to-lambda", "lam", 1, 7).await;
     drop(sluice);
     let invokes = moto.calls_of("/invocations");
     let mut got = Vec::new();
@@ -442,7 +408,7 @@ async fn lambda_target_gets_the_batch_as_a_json_array_sync_and_async() {
     p2["TargetParameters"]["LambdaFunctionParameters"] =
         json!({"InvocationType": "FIRE_AND_FORGET"});
     let sluice = run_sluice(&p2, &aws_endpoint_config(&moto.url), &[]);
-    wait_committed(&sluice, &broker, "to-lambda", "lam", 8).await;
+    wait_committed(&sluice, &broker, "sluice-to-lambda", "lam", 1, 8).await;
     let last = moto.calls_of("/invocations").pop().unwrap();
     assert_eq!(
         last.header("x-amz-invocation-type").as_deref(),
@@ -458,17 +424,7 @@ async fn step_functions_start_an_execution_per_batch() {
         &json!({"stepfunctions": {"execute_state_machine": true}}),
     )
     .await;
-    let sm = moto.aws(&[
-        "stepfunctions",
-        "create-state-machine",
-        "--name",
-        "flow",
-        "--role-arn",
-        &format!("arn:aws:iam::{ACCOUNT}:role/sfn"),
-        "--definition",
-        r#"{"StartAt":"P","States":{"P":{"Type":"Pass","End":true}}}"#,
-    ]);
-    let sm_arn = sm["stateMachineArn"].as_str().unwrap().to_string();
+    let sm_arn = pass_state_machine(&moto, "flow");
     let broker = broker_with_topic("sfn").await;
     produce(
         &broker.producer(),
@@ -485,7 +441,7 @@ async fn step_functions_start_an_execution_per_batch() {
         json!({"InputTemplate": "{\"n\": <$.value.n>}"}),
     );
     let sluice = run_sluice(&p, &aws_endpoint_config(&moto.url), &[]);
-    wait_committed(&sluice, &broker, "to-sfn", "sfn", 5).await;
+    wait_committed(&sluice, &broker, "sluice-to-sfn", "sfn", 1, 5).await;
     let list = moto.aws(&[
         "stepfunctions",
         "list-executions",
@@ -500,14 +456,7 @@ async fn step_functions_start_an_execution_per_batch() {
             "--execution-arn",
             e["executionArn"].as_str().unwrap(),
         ]);
-        let input: Value = serde_json::from_str(d["input"].as_str().unwrap()).unwrap();
-        got.extend(
-            input
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v["n"].as_i64().unwrap()),
-        );
+        got.extend(batch_ns(d["input"].as_str().unwrap()));
     }
     got.sort();
     assert_eq!(got, (0..5).collect::<Vec<_>>());
@@ -538,7 +487,7 @@ async fn step_functions_express_request_response_uses_start_sync_execution() {
         sfn.url
     );
     let sluice = run_sluice(&p, &config, &[]);
-    wait_committed(&sluice, &broker, "to-sfn-sync", "sync", 3).await;
+    wait_committed(&sluice, &broker, "sluice-to-sfn-sync", "sync", 1, 3).await;
     let got = sync_execution_ns(&sfn, "flow");
     assert_eq!(got, vec![0, 1, 2]);
 }
@@ -555,15 +504,9 @@ async fn unsupported_aws_targets_validate_and_fail_the_pipe_with_a_reason() {
         Value::Null,
     );
     let mut sluice = run_sluice(&p, "", &[]);
-    let deadline = std::time::Instant::now() + TARGET_WAIT;
-    let status = loop {
-        if let Some(st) = sluice.child.try_wait().unwrap() {
-            break st;
-        }
-        assert!(std::time::Instant::now() < deadline, "sluice kept running");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    assert!(!status.success());
+    let code = sluice.exited(WAIT).await;
+    assert!(sluice.exit_code().is_some(), "sluice kept running");
+    assert_ne!(code, Some(0));
     let log = sluice.log_text();
     assert!(log.contains("ECS task targets are not supported"), "{log}");
 }
@@ -595,7 +538,7 @@ fn batch_sizes_above_the_target_limit_are_rejected_with_the_limit() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("p.json");
         std::fs::write(&file, p.to_string()).unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        let out = sluice_command()
             .arg("validate")
             .arg(&file)
             .output()

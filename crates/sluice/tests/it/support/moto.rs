@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use serde_json::{json, Value};
 
-use super::{committed, pipe, tool, Broker, BrokerOptions, Rec, Sluice};
+use super::{free_port, pipe, tool, Broker, BrokerOptions, Launch, Rec, Sluice};
 
 pub const AWS_KEY_ID: &str = "AKIATESTTESTTEST0001";
 pub const AWS_SECRET_KEY: &str = "aws-SECRET-key-for-moto-0123456789abcdef";
@@ -60,11 +60,7 @@ impl Moto {
     pub async fn start() -> Moto {
         let dir = tempfile::tempdir().unwrap();
         let recording = dir.path().join("recording.jsonl");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let child = Command::new(tool("moto_server"))
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .env("MOTO_ENABLE_RECORDING", "1")
@@ -194,7 +190,13 @@ impl Drop for Moto {
 pub fn run_sluice(pipe: &Value, config_toml: &str, env: &[(&str, String)]) -> Sluice {
     let mut envs = aws_env();
     envs.extend(env.iter().cloned());
-    Sluice::spawn(pipe, &[], Some(config_toml), &envs, "info,sluice=debug")
+    let launch = Launch {
+        config: Some(config_toml),
+        env: &envs,
+        log: "info,sluice=debug",
+        ..Launch::default()
+    };
+    Sluice::spawn(pipe, &launch)
 }
 
 /// `[targets.aws]` sending every AWS call to `url`.
@@ -204,9 +206,6 @@ pub fn aws_endpoint_config(url: &str) -> String {
 
 // ------------------------------------------------------------------------------------------------
 // Pipes to AWS targets
-
-/// How long a target test waits for delivery.
-pub const TARGET_WAIT: Duration = Duration::from_secs(90);
 
 /// A broker holding `topic` with one partition.
 pub async fn broker_with_topic(topic: &str) -> Broker {
@@ -240,20 +239,6 @@ pub fn aws_pipe(
         p["TargetParameters"] = tp;
     }
     p
-}
-
-/// Wait until the pipe's group committed offset `n` of partition 0 of `topic`.
-pub async fn wait_committed(sluice: &Sluice, broker: &Broker, name: &str, topic: &str, n: i64) {
-    let group = format!("sluice-{name}");
-    let deadline = Instant::now() + TARGET_WAIT;
-    while committed(broker, &group, topic, 1)[0] != n {
-        assert!(
-            Instant::now() < deadline,
-            "offsets of {name} never reached {n}:\n{}",
-            sluice.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// Entries per call of `op`, from moto's recording.
@@ -308,6 +293,75 @@ pub fn sqs_ns(moto: &Moto, url: &str, n: usize) -> Vec<i64> {
         .collect();
     ns.sort();
     ns
+}
+
+// ------------------------------------------------------------------------------------------------
+// AWS resources in moto
+
+/// A Kinesis stream `name` with one shard.
+pub fn kinesis_stream(moto: &Moto, name: &str) {
+    moto.aws(&[
+        "kinesis",
+        "create-stream",
+        "--stream-name",
+        name,
+        "--shard-count",
+        "1",
+    ]);
+}
+
+/// A Firehose delivery stream `name` writing to a new S3 bucket `bucket`.
+pub fn firehose_to_bucket(moto: &Moto, name: &str, bucket: &str) {
+    moto.aws(&["s3api", "create-bucket", "--bucket", bucket]);
+    moto.aws(&[
+        "firehose",
+        "create-delivery-stream",
+        "--delivery-stream-name",
+        name,
+        "--extended-s3-destination-configuration",
+        &format!("RoleARN=arn:aws:iam::{ACCOUNT}:role/fh,BucketARN=arn:aws:s3:::{bucket}"),
+    ]);
+}
+
+/// A CloudWatch Logs group `group` with a stream `stream`.
+pub fn log_group_with_stream(moto: &Moto, group: &str, stream: &str) {
+    moto.aws(&["logs", "create-log-group", "--log-group-name", group]);
+    moto.aws(&[
+        "logs",
+        "create-log-stream",
+        "--log-group-name",
+        group,
+        "--log-stream-name",
+        stream,
+    ]);
+}
+
+/// The events of stream `stream` of log group `group`, oldest first (`get-log-events`).
+pub fn log_events(moto: &Moto, group: &str, stream: &str) -> Value {
+    moto.aws(&[
+        "logs",
+        "get-log-events",
+        "--log-group-name",
+        group,
+        "--log-stream-name",
+        stream,
+        "--start-from-head",
+    ])
+}
+
+/// A Step Functions state machine `name` of one Pass state; returns its ARN.
+pub fn pass_state_machine(moto: &Moto, name: &str) -> String {
+    let sm = moto.aws(&[
+        "stepfunctions",
+        "create-state-machine",
+        "--name",
+        name,
+        "--role-arn",
+        &format!("arn:aws:iam::{ACCOUNT}:role/sfn"),
+        "--definition",
+        r#"{"StartAt":"P","States":{"P":{"Type":"Pass","End":true}}}"#,
+    ]);
+    sm["stateMachineArn"].as_str().unwrap().to_string()
 }
 
 /// A Lambda function in moto (docker-less: it answers with its payload, or with what
@@ -438,16 +492,15 @@ pub fn sync_execution_ns(sfn: &JsonService, machine: &str) -> Vec<i64> {
             .as_str()
             .unwrap()
             .ends_with(&format!(":stateMachine:{machine}")));
-        let input: Value = serde_json::from_str(req["input"].as_str().unwrap()).unwrap();
-        got.extend(
-            input
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v["n"].as_i64().unwrap()),
-        );
+        got.extend(batch_ns(req["input"].as_str().unwrap()));
     }
     got
+}
+
+/// The `n` of every element of `input`, a batch as a JSON array (a Step Functions input).
+pub fn batch_ns(input: &str) -> Vec<i64> {
+    let batch: Vec<Value> = serde_json::from_str(input).unwrap();
+    batch.iter().map(|v| v["n"].as_i64().unwrap()).collect()
 }
 
 /// An SNS topic `name` with an SQS queue `<name>-sub` subscribed to it (raw delivery, so each

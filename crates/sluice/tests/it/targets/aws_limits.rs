@@ -7,21 +7,21 @@
 //! the records produced). From what moto recorded they check that every record arrived exactly
 //! once and in order, that no call went over the limit, and that no call was cut short of it
 //! (the next record would not have fitted). No `BatchSize` can exceed a target's entry limit
-//! (validation refuses it, see `targets_aws.rs`), so the splits here are at the byte limits.
-
-mod common;
+//! (validation refuses it, see `targets/aws.rs`), so the splits here are at the byte limits.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
-use common::moto::{
-    aws_pipe, broker_with_topic, lambda_function, run_sluice, sns_topic_with_queue, sqs_ns,
-    sqs_receive_all, sync_execution_ns, sync_execution_service, wait_committed, JsonService, Moto,
-    ACCOUNT,
+use crate::support::moto::{
+    aws_pipe, broker_with_topic, firehose_to_bucket, kinesis_stream, lambda_function, log_events,
+    log_group_with_stream, pass_state_machine, run_sluice, sns_topic_with_queue, sqs_ns,
+    sqs_receive_all, sync_execution_ns, sync_execution_service, JsonService, Moto, ACCOUNT,
 };
-use common::{committed, produce, wait_for, Broker, Rec, Receiver, Reply};
+use crate::support::{
+    committed, produce, wait_committed, wait_for, Broker, Rec, Receiver, Reply, Sluice,
+};
+use base64::Engine;
 use serde_json::{json, Value};
 
 const KIB: usize = 1024;
@@ -100,12 +100,20 @@ async fn deliver_one_batch(
     target: &str,
     recs: &[Rec],
     tp: Value,
-) -> common::Sluice {
+) -> Sluice {
     let broker = broker_with_topic(topic).await;
     produce(&broker.producer(), topic, recs).await;
     let p = one_batch_pipe(name, &broker, topic, target, recs.len(), tp);
     let sluice = run_sluice(&p, &config_for(service, &moto.url), &[]);
-    wait_committed(&sluice, &broker, name, topic, recs.len() as i64).await;
+    wait_committed(
+        &sluice,
+        &broker,
+        &format!("sluice-{name}"),
+        topic,
+        1,
+        recs.len() as i64,
+    )
+    .await;
     sluice
 }
 
@@ -195,14 +203,7 @@ fn array_units(elements: &[usize]) -> Vec<usize> {
 #[tokio::test(flavor = "multi_thread")]
 async fn kinesis_put_records_fill_5_mib_counting_partition_keys_as_sent() {
     let moto = Moto::start().await;
-    moto.aws(&[
-        "kinesis",
-        "create-stream",
-        "--stream-name",
-        "big",
-        "--shard-count",
-        "1",
-    ]);
+    kinesis_stream(&moto, "big");
     let key_len = id(0).len();
     let mut unit = vec![512 * KIB; 10];
     unit.push(100);
@@ -246,15 +247,7 @@ async fn kinesis_put_records_fill_5_mib_counting_partition_keys_as_sent() {
 #[tokio::test(flavor = "multi_thread")]
 async fn firehose_put_record_batch_fills_4_mib() {
     let moto = Moto::start().await;
-    moto.aws(&["s3api", "create-bucket", "--bucket", "fh-big"]);
-    moto.aws(&[
-        "firehose",
-        "create-delivery-stream",
-        "--delivery-stream-name",
-        "big",
-        "--extended-s3-destination-configuration",
-        &format!("RoleARN=arn:aws:iam::{ACCOUNT}:role/fh,BucketARN=arn:aws:s3:::fh-big"),
-    ]);
+    firehose_to_bucket(&moto, "big", "fh-big");
     let mut unit = vec![512 * KIB; 8];
     unit.push(100);
     let _sluice = deliver_one_batch(
@@ -305,15 +298,7 @@ async fn firehose_put_record_batch_fills_4_mib() {
 #[tokio::test(flavor = "multi_thread")]
 async fn cloudwatch_logs_put_log_events_fill_1_mib_counting_26_bytes_per_event() {
     let moto = Moto::start().await;
-    moto.aws(&["logs", "create-log-group", "--log-group-name", "big"]);
-    moto.aws(&[
-        "logs",
-        "create-log-stream",
-        "--log-group-name",
-        "big",
-        "--log-stream-name",
-        "pipe",
-    ]);
+    log_group_with_stream(&moto, "big", "pipe");
     let mut unit = vec![256 * KIB; 4];
     unit.push(100);
     let messages: Vec<usize> = unit.iter().map(|u| u - 26).collect();
@@ -346,15 +331,7 @@ async fn cloudwatch_logs_put_log_events_fill_1_mib_counting_26_bytes_per_event()
         .collect();
     assert_eq!(check_split(&sent, &unit, 0, MIB), vec![4, 1]);
     assert_eq!(sent[0].bytes, MIB);
-    let out = moto.aws(&[
-        "logs",
-        "get-log-events",
-        "--log-group-name",
-        "big",
-        "--log-stream-name",
-        "pipe",
-        "--start-from-head",
-    ]);
+    let out = log_events(&moto, "big", "pipe");
     let stored: Vec<usize> = out["events"]
         .as_array()
         .unwrap()
@@ -374,15 +351,7 @@ async fn cloudwatch_logs_put_log_events_fill_1_mib_counting_26_bytes_per_event()
 async fn cloudwatch_logs_calls_do_not_span_more_than_24_hours() {
     const HOUR: i64 = 3_600_000;
     let moto = Moto::start().await;
-    moto.aws(&["logs", "create-log-group", "--log-group-name", "span"]);
-    moto.aws(&[
-        "logs",
-        "create-log-stream",
-        "--log-group-name",
-        "span",
-        "--log-stream-name",
-        "pipe",
-    ]);
+    log_group_with_stream(&moto, "span", "pipe");
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -457,17 +426,7 @@ async fn step_functions_inputs(
     template: &str,
 ) -> (Moto, String, Vec<String>) {
     let moto = Moto::start().await;
-    let sm = moto.aws(&[
-        "stepfunctions",
-        "create-state-machine",
-        "--name",
-        name,
-        "--role-arn",
-        &format!("arn:aws:iam::{ACCOUNT}:role/sfn"),
-        "--definition",
-        r#"{"StartAt":"P","States":{"P":{"Type":"Pass","End":true}}}"#,
-    ]);
-    let sm_arn = sm["stateMachineArn"].as_str().unwrap().to_string();
+    let sm_arn = pass_state_machine(&moto, name);
     let broker = broker_with_topic(name).await;
     produce(&broker.producer(), name, recs).await;
     let p = one_batch_pipe(
@@ -479,7 +438,15 @@ async fn step_functions_inputs(
         json!({"InputTemplate": template}),
     );
     let sluice = run_sluice(&p, &config_for("states", &moto.url), &[]);
-    wait_committed(&sluice, &broker, name, name, recs.len() as i64).await;
+    wait_committed(
+        &sluice,
+        &broker,
+        &format!("sluice-{name}"),
+        name,
+        1,
+        recs.len() as i64,
+    )
+    .await;
     let inputs = moto
         .calls_of("StartExecution")
         .iter()
@@ -591,7 +558,15 @@ async fn lambda_payloads(name: &str, recs: &[Rec], invocation_type: &str) -> Vec
         json!({"InputTemplate": JSON, "LambdaFunctionParameters": {"InvocationType": invocation_type}}),
     );
     let sluice = run_sluice(&p, &config_for("lambda", &moto.url), &[]);
-    wait_committed(&sluice, &broker, name, name, recs.len() as i64).await;
+    wait_committed(
+        &sluice,
+        &broker,
+        &format!("sluice-{name}"),
+        name,
+        1,
+        recs.len() as i64,
+    )
+    .await;
     let sdk_type = match invocation_type {
         "FIRE_AND_FORGET" => "Event",
         _ => "RequestResponse",
@@ -908,7 +883,7 @@ async fn per_entry_failure_is_retried_whole_until_it_succeeds(
     produce(
         &broker.producer(),
         &topic,
-        &common::moto::recs(6, |i| json!({"id": id(i)}).to_string()),
+        &crate::support::moto::recs(6, |i| json!({"id": id(i)}).to_string()),
     )
     .await;
     let mut p = one_batch_pipe(&name, &broker, &topic, target, 6, tp);
@@ -925,7 +900,7 @@ async fn per_entry_failure_is_retried_whole_until_it_succeeds(
         "nothing is committed while an entry fails"
     );
     failing.store(false, Ordering::SeqCst);
-    wait_committed(&sluice, &broker, &name, &topic, 6).await;
+    wait_committed(&sluice, &broker, &format!("sluice-{name}"), &topic, 1, 6).await;
 
     let calls = server.calls();
     let records_of = |req: &Value| -> Vec<usize> {
@@ -1032,7 +1007,7 @@ async fn aws_endpoint_url_sqs_is_used_and_wins_over_aws_endpoint_url() {
             ("AWS_ENDPOINT_URL", bogus_url),
         ],
     );
-    wait_committed(&sluice, &broker, "env-sqs", "env-sqs", 3).await;
+    wait_committed(&sluice, &broker, "sluice-env-sqs", "env-sqs", 1, 3).await;
     assert_eq!(sqs_ns(&moto, &url, 3), vec![0, 1, 2]);
     assert_eq!(bogus.count(), 0, "AWS_ENDPOINT_URL must not be used");
 }
@@ -1042,15 +1017,7 @@ async fn aws_endpoint_url_sqs_is_used_and_wins_over_aws_endpoint_url() {
 #[tokio::test(flavor = "multi_thread")]
 async fn aws_endpoint_url_alone_is_used() {
     let moto = Moto::start().await;
-    moto.aws(&["logs", "create-log-group", "--log-group-name", "env"]);
-    moto.aws(&[
-        "logs",
-        "create-log-stream",
-        "--log-group-name",
-        "env",
-        "--log-stream-name",
-        "s",
-    ]);
+    log_group_with_stream(&moto, "env", "s");
     let broker = broker_with_topic("env-all").await;
     produce(&broker.producer(), "env-all", &n_recs(0..3)).await;
     let p = aws_pipe(
@@ -1062,16 +1029,8 @@ async fn aws_endpoint_url_alone_is_used() {
         json!({"InputTemplate": "line <$.value.n>", "CloudWatchLogsParameters": {"LogStreamName": "s"}}),
     );
     let sluice = run_sluice(&p, "", &[("AWS_ENDPOINT_URL", moto.url.clone())]);
-    wait_committed(&sluice, &broker, "env-all", "env-all", 3).await;
-    let out = moto.aws(&[
-        "logs",
-        "get-log-events",
-        "--log-group-name",
-        "env",
-        "--log-stream-name",
-        "s",
-        "--start-from-head",
-    ]);
+    wait_committed(&sluice, &broker, "sluice-env-all", "env-all", 1, 3).await;
+    let out = log_events(&moto, "env", "s");
     let got: Vec<&str> = out["events"]
         .as_array()
         .unwrap()
@@ -1107,7 +1066,7 @@ async fn aws_endpoint_url_sfn_reaches_start_sync_execution_without_the_host_pref
             ("AWS_ENDPOINT_URL", bogus_url),
         ],
     );
-    wait_committed(&sluice, &broker, "env-sfn", "env-sfn", 3).await;
+    wait_committed(&sluice, &broker, "sluice-env-sfn", "env-sfn", 1, 3).await;
     let got = sync_execution_ns(&sfn, "f");
     assert_eq!(got, vec![0, 1, 2]);
     assert_eq!(bogus.count(), 0);
@@ -1131,7 +1090,7 @@ async fn targets_aws_config_wins_over_aws_endpoint_url_variables() {
             ("AWS_ENDPOINT_URL", bogus_url.clone()),
         ],
     );
-    wait_committed(&sluice, &broker, "cfg-sqs", "cfg-sqs", 3).await;
+    wait_committed(&sluice, &broker, "sluice-cfg-sqs", "cfg-sqs", 1, 3).await;
     // Leave the group, so the next run is assigned the partition at once.
     assert_eq!(sluice.sigterm().await, Some(0));
     assert_eq!(sqs_ns(&moto, &url, 3), vec![0, 1, 2]);
@@ -1142,7 +1101,7 @@ async fn targets_aws_config_wins_over_aws_endpoint_url_variables() {
         &format!("[targets.aws]\nendpoint_url = \"{}\"\n", moto.url),
         &[("AWS_ENDPOINT_URL_SQS", bogus_url)],
     );
-    wait_committed(&sluice, &broker, "cfg-sqs", "cfg-sqs", 6).await;
+    wait_committed(&sluice, &broker, "sluice-cfg-sqs", "cfg-sqs", 1, 6).await;
     assert_eq!(sqs_ns(&moto, &url, 3), vec![3, 4, 5]);
     assert_eq!(bogus.count(), 0, "the variables must not be used");
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use super::{poll_blocking, sluice_command, tool, Sluice};
+use super::{poll_blocking, sluice_command, tool, Launch, Sluice};
 
 pub const AKID: &str = "AKIDSLUICETEST";
 pub const SECRET: &str = "sluice-test-secret/K7MDENG+bPxRfiCY";
@@ -41,7 +41,7 @@ impl Serve {
             .arg(data)
             .args(extra)
             .env("SLUICE_ACCESS_KEYS", format!("{AKID}:{SECRET}"));
-        let mut sluice = Sluice::start(cmd, tempfile::tempdir().unwrap(), "info");
+        let mut sluice = Sluice::start(cmd, tempfile::tempdir().unwrap(), &Launch::default());
         let url = listening_url(&mut sluice);
         Serve { sluice, url }
     }

@@ -13,12 +13,12 @@
 //! Tansu answers a fetch of an unknown topic with a zero topic id and a current-leader hint, on
 //! which librdkafka 2.12 dereferences a null topic name and the process crashes.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::serve::{Aws, Serve, ROLE};
-use common::{pipe, produce, wait_for, Broker, BrokerOptions, Rec, Receiver, Sluice};
+use crate::support::serve::{Aws, Serve, ROLE};
+use crate::support::{
+    free_port, pipe, produce, wait_for, Broker, BrokerOptions, Launch, Rec, Receiver, Sluice,
+};
 use serde_json::{json, Value};
 
 /// Longest a failing pipe may take to stop by itself (the TLS checks need ~20 s).
@@ -31,13 +31,13 @@ fn grace(secs: u64) -> String {
 
 /// `sluice run` of `pipe` with a config file holding `config`.
 fn run(pipe: &Value, config: &str, log: &str) -> Sluice {
-    Sluice::spawn(
-        pipe,
-        &["--shutdown-timeout-secs", "5"],
-        Some(config),
-        &[],
+    let launch = Launch {
+        args: &["--shutdown-timeout-secs", "5"],
+        config: Some(config),
         log,
-    )
+        ..Launch::default()
+    };
+    Sluice::spawn(pipe, &launch)
 }
 
 /// Whether `topic` exists on `broker`, asked with a client that cannot create it.
@@ -191,11 +191,7 @@ async fn plaintext_against_a_tls_listener_fails_the_pipe() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_broker_keeps_the_pipe_retrying() {
     // A port nothing listens on: connections are refused, and that may heal.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let rx = Receiver::ok().await;
     let started = Instant::now();
     let mut runs: Vec<Sluice> = [false, true]

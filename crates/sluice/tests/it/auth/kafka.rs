@@ -7,22 +7,20 @@
 //! SASL/PLAIN: no broker here offers it; the unit tests of `sources::kafka::auth` check its client
 //! settings, and the redaction test below runs a BasicAuth pipe against a SCRAM-only broker.
 
-mod common;
-
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{produce, Broker, BrokerOptions, Rec, Receiver};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use crate::support::moto::{self, Moto, AWS_SECRET_KEY};
+use crate::support::tls::{encrypted_client_key, stranger_ca};
+use crate::support::{
+    create_topics, file_ref, produce, Broker, BrokerOptions, Launch, Rec, Receiver, Sluice, WAIT,
+};
 use rdkafka::producer::FutureProducer;
 use serde_json::{json, Value};
 
 const USER: &str = "alice";
 const PASSWORD: &str = "Scr4m-pa55word-xyzzy";
 const KEY_PASSWORD: &str = "k3y-pa55word-plugh";
-const WAIT: Duration = Duration::from_secs(90);
 
 // ------------------------------------------------------------------------------------------------
 // helpers
@@ -34,17 +32,7 @@ async fn topic_with_records(b: &Broker, scram: bool, topic: &str, n: usize) {
     } else {
         b.client_config()
     };
-    let admin: AdminClient<DefaultClientContext> = setup.create().unwrap();
-    let res = admin
-        .create_topics(
-            &[NewTopic::new(topic, 1, TopicReplication::Fixed(1))],
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
-        )
-        .await
-        .expect("create_topics");
-    for r in res {
-        r.expect("topic created");
-    }
+    create_topics(&setup, &[topic], 1).await;
     let mut pc = setup;
     pc.set("message.timeout.ms", "30000");
     let producer: FutureProducer = pc.create().unwrap();
@@ -69,72 +57,20 @@ fn params(p: &mut Value) -> &mut Value {
     &mut p["SourceParameters"]["SelfManagedKafkaParameters"]
 }
 
-/// A `sluice run` child with its own environment; output (stdout and stderr) goes to one file.
-struct Run {
-    child: Child,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Run {
-    fn start(pipe: &Value, env: &[(&str, String)], rust_log: &str) -> Run {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("pipe.json");
-        std::fs::write(&file, serde_json::to_vec_pretty(pipe).unwrap()).unwrap();
-        let log = dir.path().join("out.log");
-        let out = std::fs::File::create(&log).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
-        cmd.arg("run")
-            .arg(&file)
-            .args(["--shutdown-timeout-secs", "5"])
-            .env("RUST_LOG", rust_log)
-            // Never reach for an instance metadata service from a test.
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .stdout(out.try_clone().unwrap())
-            .stderr(out);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        Run {
-            child: cmd.spawn().expect("spawn sluice"),
-            log,
-            _dir: dir,
-        }
-    }
-
-    fn output(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Wait for the process to exit by itself; returns its exit code.
-    async fn exited(&mut self) -> i32 {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return st.code().unwrap_or(-1);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "sluice did not stop by itself:\n{}",
-                self.output()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn stop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.exited().await;
-    }
-}
-
-impl Drop for Run {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A `sluice run` of `pipe` with `env`, its stdout and stderr in one log (the secret checks read
+/// both).
+fn sluice_run(pipe: &Value, env: &[(&str, String)], rust_log: &str) -> Sluice {
+    let mut env = env.to_vec();
+    // Never reach for an instance metadata service from a test.
+    env.push(("AWS_EC2_METADATA_DISABLED", "true".into()));
+    let launch = Launch {
+        args: &["--shutdown-timeout-secs", "5"],
+        env: &env,
+        log: rust_log,
+        stdout: true,
+        ..Launch::default()
+    };
+    Sluice::spawn(pipe, &launch)
 }
 
 /// Records delivered to `receiver` (BATCH delivery: each body is an array).
@@ -151,22 +87,25 @@ async fn delivers(pipe: &Value, env: &[(&str, String)], n: usize) -> String {
     let receiver = Receiver::ok().await;
     let mut p = pipe.clone();
     p["Target"] = json!(receiver.url);
-    let mut run = Run::start(&p, env, "info");
+    let mut run = sluice_run(&p, env, "info");
     let deadline = Instant::now() + WAIT;
     while delivered(&receiver) < n {
-        if let Some(st) = run.child.try_wait().unwrap() {
-            panic!("sluice exited ({st}) before delivering:\n{}", run.output());
+        if let Some(code) = run.exit_code() {
+            panic!(
+                "sluice exited ({code:?}) before delivering:\n{}",
+                run.log_text()
+            );
         }
         assert!(
             Instant::now() < deadline,
             "no delivery within {WAIT:?}:\n{}",
-            run.output()
+            run.log_text()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    run.stop().await;
-    assert_eq!(delivered(&receiver), n, "{}", run.output());
-    run.output()
+    run.sigterm().await;
+    assert_eq!(delivered(&receiver), n, "{}", run.log_text());
+    run.log_text()
 }
 
 /// Run `pipe` and expect it to fail by itself: exit code 1 and a reason containing `cause`.
@@ -174,10 +113,10 @@ async fn fails(pipe: &Value, env: &[(&str, String)], cause: &str) -> String {
     let receiver = Receiver::ok().await;
     let mut p = pipe.clone();
     p["Target"] = json!(receiver.url);
-    let mut run = Run::start(&p, env, "info");
-    let code = run.exited().await;
-    let out = run.output();
-    assert_eq!(code, 1, "exit code; output:\n{out}");
+    let mut run = sluice_run(&p, env, "info");
+    let code = run.exited(WAIT).await;
+    let out = run.log_text();
+    assert_eq!(code, Some(1), "exit code; output:\n{out}");
     assert!(out.contains("pipe failed"), "{out}");
     assert!(out.contains(cause), "expected {cause:?} in:\n{out}");
     assert_eq!(receiver.count(), 0);
@@ -187,28 +126,12 @@ async fn fails(pipe: &Value, env: &[(&str, String)], cause: &str) -> String {
 fn write(dir: &Path, name: &str, content: &str) -> String {
     let p = dir.join(name);
     std::fs::write(&p, content).unwrap();
-    format!("file://{}", p.display())
-}
-
-fn openssl(args: &[&str]) {
-    let out = Command::new("openssl").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    file_ref(p)
 }
 
 /// The broker's client key re-encrypted with `how` (openssl pkcs8 arguments).
 fn encrypted_key(b: &Broker, dir: &Path, name: &str, how: &[&str]) -> String {
-    let out = dir.join(name);
-    let mut args = vec!["pkcs8", "-topk8", "-in", &b.info["CLIENT_KEY"]];
-    let out_s = out.display().to_string();
-    let pass = format!("pass:{KEY_PASSWORD}");
-    args.extend_from_slice(how);
-    args.extend_from_slice(&["-passout", &pass, "-out", &out_s]);
-    openssl(&args);
-    std::fs::read_to_string(out).unwrap()
+    std::fs::read_to_string(encrypted_client_key(b, &dir.join(name), how, KEY_PASSWORD)).unwrap()
 }
 
 fn client_secret(b: &Broker, key: &str, password: Option<&str>) -> String {
@@ -238,39 +161,13 @@ fn ca(b: &Broker) -> String {
     std::fs::read_to_string(&b.info["CA_FILE"]).unwrap()
 }
 
-/// A CA nobody signed the broker's certificate with.
-fn stranger_ca(dir: &Path) -> String {
-    let key = dir.join("other-ca.key").display().to_string();
-    let pem = dir.join("other-ca.pem").display().to_string();
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        &key,
-        "-out",
-        &pem,
-        "-days",
-        "1",
-        "-subj",
-        "/CN=not-the-broker-ca",
-    ]);
-    std::fs::read_to_string(pem).unwrap()
-}
-
-use common::moto::{Moto, AWS_KEY_ID, AWS_SECRET_KEY};
-
 const AWS_SESSION: &str = "session-TOKEN-value-for-aws-77";
 
+/// moto's credentials with a session token (which must not be logged either).
 fn aws_env() -> Vec<(&'static str, String)> {
-    vec![
-        ("AWS_ACCESS_KEY_ID", AWS_KEY_ID.into()),
-        ("AWS_SECRET_ACCESS_KEY", AWS_SECRET_KEY.into()),
-        ("AWS_SESSION_TOKEN", AWS_SESSION.into()),
-        ("AWS_REGION", "us-east-1".into()),
-    ]
+    let mut env = moto::aws_env();
+    env.push(("AWS_SESSION_TOKEN", AWS_SESSION.into()));
+    env
 }
 
 /// Create a Secrets Manager secret in moto; returns its ARN.
@@ -581,7 +478,7 @@ async fn no_secret_reaches_the_output_even_at_trace() {
     let mut started = Vec::new();
     for (name, mut p, env) in runs {
         p["Target"] = json!(receiver.url);
-        started.push((name, Run::start(&p, &env, "trace")));
+        started.push((name, sluice_run(&p, &env, "trace")));
     }
     // Let each run authenticate (or fail to): the four good ones deliver their two records each
     // (the IAM one may or may not, depending on whether the broker checks tokens).
@@ -592,18 +489,18 @@ async fn no_secret_reaches_the_output_even_at_trace() {
     }
     let iam_run = &started.iter().find(|(n, _)| *n == "iam").unwrap().1;
     let deadline = Instant::now() + WAIT;
-    while !iam_run.output().contains("made an MSK IAM token") {
+    while !iam_run.log_text().contains("made an MSK IAM token") {
         assert!(
             Instant::now() < deadline,
             "no IAM token made:\n{}",
-            iam_run.output()
+            iam_run.log_text()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let mut all = String::new();
     for (name, run) in &mut started {
-        run.stop().await;
-        let out = run.output();
+        run.sigterm().await;
+        let out = run.log_text();
         assert!(
             out.contains("TRACE") || out.contains("DEBUG"),
             "{name} not at trace:\n{out}"

@@ -1,11 +1,9 @@
 //! Every broker flavour of `scripts/broker` starts, and records with keys and headers go through it
 //! both ways with the rdkafka crate.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{produce, Broker, BrokerOptions, Rec};
+use crate::support::{produce, Broker, BrokerOptions, Rec};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};
 

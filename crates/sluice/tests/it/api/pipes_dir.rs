@@ -2,11 +2,8 @@
 //! deleted when their file is gone), pipes created through the API are left alone, and an invalid
 //! file stops the start before anything changes. No broker needed: the pipes are STOPPED.
 
-mod common;
-
-use std::process::Command;
-
-use common::serve::{Aws, Serve, ROLE};
+use crate::support::serve::{Aws, Serve, ROLE};
+use crate::support::sluice_command;
 
 const FILE_PIPE: &str = "\
 Name: from-file
@@ -79,7 +76,7 @@ fn pipe_files_are_reconciled_and_api_pipes_are_left_alone() {
 
     // An invalid file stops the start and changes nothing.
     std::fs::write(dir.path().join("bad.json"), r#"{"Name": "bad name!"}"#).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+    let out = sluice_command()
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(data.path())
         .args(args)

@@ -2,9 +2,7 @@
 //! every error case raising the botocore exception AWS would raise. No broker needed: the pipes
 //! point at an unreachable one.
 
-mod common;
-
-use common::serve::{run_python, Serve, AKID, SECRET};
+use crate::support::serve::{run_python, Serve, AKID, SECRET};
 
 #[test]
 fn boto3_shapes_paging_and_errors() {

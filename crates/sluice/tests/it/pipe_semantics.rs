@@ -1,13 +1,11 @@
 //! `sluice run` against a real broker and a real HTTP receiver: ordering, batching, offsets,
 //! retries, starting positions, consumer groups, rebalances, crashes, and the record JSON.
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::support::*;
 use serde_json::{json, Value};
 
 const LONG: Duration = Duration::from_secs(120);

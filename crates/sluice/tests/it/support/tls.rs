@@ -1,0 +1,51 @@
+//! Keys and certificates made with the `openssl` command, for the TLS tests: a broker's client key
+//! encrypted as PKCS#8 (PBES1 or PBES2), and a CA that signed nothing.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::Broker;
+
+/// Run `openssl` with `args`; panics with its stderr when it fails.
+pub fn openssl(args: &[&str]) {
+    let out = Command::new("openssl").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `broker`'s client key encrypted under `password` as `how` says (`openssl pkcs8` arguments:
+/// `-v2 aes-256-cbc`, `-v1 PBE-SHA1-3DES`...), written to `out`; returns `out`.
+pub fn encrypted_client_key(broker: &Broker, out: &Path, how: &[&str], password: &str) -> PathBuf {
+    let out_s = out.display().to_string();
+    let pass = format!("pass:{password}");
+    let mut args = vec!["pkcs8", "-topk8", "-in", &broker.info["CLIENT_KEY"]];
+    args.extend_from_slice(how);
+    args.extend_from_slice(&["-passout", &pass, "-out", &out_s]);
+    openssl(&args);
+    out.to_path_buf()
+}
+
+/// The PEM certificate of a CA, made in `dir`, that signed no broker's certificate.
+pub fn stranger_ca(dir: &Path) -> String {
+    let key = dir.join("other-ca.key").display().to_string();
+    let pem = dir.join("other-ca.pem").display().to_string();
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        &key,
+        "-out",
+        &pem,
+        "-days",
+        "1",
+        "-subj",
+        "/CN=not-the-broker-ca",
+    ]);
+    std::fs::read_to_string(pem).unwrap()
+}
