@@ -4,14 +4,15 @@
 //!   latency_tool produce --bootstrap B --topic T --partitions 4 --rate 200 --warmup-secs 10 --secs 120
 //!       creates the topic, then sends records paced at --rate, each value
 //!       `{"sent_us": <send time, µs since the epoch>, "warmup": bool, "pad": "..."}`
-//!   latency_tool relay --bootstrap B --topic T --url U
+//!   latency_tool relay --bootstrap B --topic T --url U [--commit-each]
 //!       the raw consumer: an rdkafka consumer (Sluice's fetch settings) that POSTs each record's
-//!       value to U, one at a time, until SIGTERM
-//!   latency_tool receive --port-file F --expect N --timeout-secs S
+//!       value to U, one at a time, until SIGTERM; with --commit-each it also commits each
+//!       record's offset synchronously before taking the next (what Sluice does per batch)
+//!   latency_tool receive --port-file F --expect N --paths P --timeout-secs S
 //!       an HTTP receiver: for each measured record (not warm-up), arrival minus `sent_us`, kept
-//!       per path (`/sluice`, `/raw`); takes a value as the body or Sluice's events (one object or
-//!       an array, `value` in base64); prints the percentiles per path as one JSON line once every
-//!       path has N records, or at the timeout
+//!       per path (`/sluice`, `/raw`, ...); takes a value as the body or Sluice's events (one
+//!       object or an array, `value` in base64); prints the percentiles per path as one JSON line
+//!       once P paths have N records each, or at the timeout
 //!   latency_tool slow-receive --port-file F --delay-ms D
 //!       a slow target for the backlog memory case: answers each request after D ms; on SIGTERM
 //!       prints how many records it received
@@ -27,7 +28,7 @@ use base64::Engine as _;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::Message;
 use serde_json::{json, Value};
@@ -117,6 +118,7 @@ async fn relay(args: &[String]) {
     let bootstrap = arg(args, "--bootstrap");
     let topic = arg(args, "--topic");
     let url = arg(args, "--url");
+    let commit_each = args.iter().any(|a| a == "--commit-each");
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
         .set("group.id", format!("latency-raw-{}", std::process::id()))
@@ -130,6 +132,7 @@ async fn relay(args: &[String]) {
         .set("fetch.queue.backoff.ms", "10")
         .create()
         .unwrap();
+    let consumer = Arc::new(consumer);
     consumer.subscribe(&[&topic]).unwrap();
     let client = reqwest::Client::new();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).unwrap();
@@ -142,6 +145,15 @@ async fn relay(args: &[String]) {
         let body = msg.payload().unwrap_or_default().to_vec();
         while client.post(&url).body(body.clone()).send().await.is_err() {
             tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if commit_each {
+            // As Sluice's lanes commit: synchronously, on a blocking thread.
+            let c = consumer.clone();
+            let mut one = rdkafka::TopicPartitionList::new();
+            let next = rdkafka::Offset::Offset(msg.offset() + 1);
+            one.add_partition_offset(msg.topic(), msg.partition(), next)
+                .unwrap();
+            let _ = tokio::task::spawn_blocking(move || c.commit(&one, CommitMode::Sync)).await;
         }
     }
 }
@@ -205,6 +217,7 @@ fn summary(lat: &BTreeMap<String, Vec<u64>>) -> Value {
 async fn receive(args: &[String]) {
     let port_file = arg(args, "--port-file");
     let expect: usize = arg(args, "--expect").parse().unwrap();
+    let paths: usize = arg(args, "--paths").parse().unwrap();
     let timeout = Duration::from_secs(arg(args, "--timeout-secs").parse().unwrap());
     let lat: Latencies = Arc::default();
     let l = lat.clone();
@@ -226,7 +239,7 @@ async fn receive(args: &[String]) {
     loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
         let l = lat.lock().unwrap();
-        let done = l.len() >= 2 && l.values().all(|v| v.len() >= expect);
+        let done = l.len() >= paths && l.values().all(|v| v.len() >= expect);
         if done || started.elapsed() > timeout {
             println!("{}", summary(&l));
             return;
@@ -248,6 +261,8 @@ async fn slow_receive(args: &[String]) {
             "ok"
         }
     });
+    // A batch of 10,000 events is over axum's default 2 MB body limit; Sluice caps it at 6 MiB.
+    let app = app.layer(axum::extract::DefaultBodyLimit::max(8 * 1024 * 1024));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     std::fs::write(&port_file, listener.local_addr().unwrap().port().to_string()).unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
