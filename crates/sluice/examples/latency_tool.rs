@@ -73,7 +73,11 @@ async fn produce(args: &[String]) {
         .unwrap();
     admin
         .create_topics(
-            &[NewTopic::new(&topic, partitions, TopicReplication::Fixed(1))],
+            &[NewTopic::new(
+                &topic,
+                partitions,
+                TopicReplication::Fixed(1),
+            )],
             &AdminOptions::new(),
         )
         .await
@@ -135,7 +139,8 @@ async fn relay(args: &[String]) {
     let consumer = Arc::new(consumer);
     consumer.subscribe(&[&topic]).unwrap();
     let client = reqwest::Client::new();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).unwrap();
+    let mut term =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).unwrap();
     loop {
         let msg = tokio::select! {
             _ = term.recv() => return,
@@ -233,7 +238,11 @@ async fn receive(args: &[String]) {
         }
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    std::fs::write(&port_file, listener.local_addr().unwrap().port().to_string()).unwrap();
+    std::fs::write(
+        &port_file,
+        listener.local_addr().unwrap().port().to_string(),
+    )
+    .unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let started = Instant::now();
     loop {
@@ -256,7 +265,8 @@ async fn slow_receive(args: &[String]) {
         let c = c.clone();
         async move {
             tokio::time::sleep(delay).await;
-            let n = serde_json::from_slice::<Vec<serde::de::IgnoredAny>>(&body).map_or(1, |v| v.len());
+            let n =
+                serde_json::from_slice::<Vec<serde::de::IgnoredAny>>(&body).map_or(1, |v| v.len());
             c.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
             "ok"
         }
@@ -264,9 +274,17 @@ async fn slow_receive(args: &[String]) {
     // A batch of 10,000 events is over axum's default 2 MB body limit; Sluice caps it at 6 MiB.
     let app = app.layer(axum::extract::DefaultBodyLimit::max(8 * 1024 * 1024));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    std::fs::write(&port_file, listener.local_addr().unwrap().port().to_string()).unwrap();
+    std::fs::write(
+        &port_file,
+        listener.local_addr().unwrap().port().to_string(),
+    )
+    .unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).unwrap();
+    let mut term =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).unwrap();
     term.recv().await;
-    println!("{{\"received\":{}}}", count.load(std::sync::atomic::Ordering::Relaxed));
+    println!(
+        "{{\"received\":{}}}",
+        count.load(std::sync::atomic::Ordering::Relaxed)
+    );
 }
