@@ -1,5 +1,6 @@
 //! Logging setup (`tracing`, filtered by `RUST_LOG`) and the Prometheus `/metrics` endpoint.
 
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -19,16 +20,24 @@ pub enum LogFormat {
     Json,
 }
 
-/// Install the global subscriber: `RUST_LOG` (default `info`) on stderr.
+/// Install the global subscriber: `RUST_LOG` (default `info`) on stderr, in colour only when
+/// stderr is a terminal and `NO_COLOR` is unset or empty.
 pub fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(use_colour(std::io::stderr().is_terminal(), no_color))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+}
+
+/// Colours only on a terminal, and never when `NO_COLOR` asks (https://no-color.org).
+fn use_colour(terminal: bool, no_color: bool) -> bool {
+    terminal && !no_color
 }
 
 /// Serve `GET /metrics` on `addr` until `shutdown`. Returns the bound address (port 0 picks one).

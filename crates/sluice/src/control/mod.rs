@@ -160,7 +160,7 @@ impl PipeManager {
             } else {
                 record.state_reason = None;
             }
-            manager.inner.store.put(&record)?;
+            manager.put(&record)?;
             let tx = manager.spawn_supervisor(&record.name);
             if let Some(c) = command {
                 let _ = tx.send(c);
@@ -241,7 +241,7 @@ impl PipeManager {
             last_modified_time_ms: now,
             origin,
         };
-        self.inner.store.put(&record)?;
+        self.put(&record)?;
         let tx = self.spawn_supervisor(name);
         let _ = tx.send(match desired {
             DesiredState::Running => Command::Run {
@@ -408,7 +408,7 @@ impl PipeManager {
             return Ok(record);
         };
         record.last_modified_time_ms = now_ms().max(record.last_modified_time_ms);
-        self.inner.store.put(&record)?;
+        self.put(&record)?;
         entry.record = record.clone();
         let epoch = entry.epoch + 1;
         let command = match step {
@@ -422,6 +422,15 @@ impl PipeManager {
             let _ = entry.tx.send(c);
         }
         Ok(record)
+    }
+
+    /// Store a record, and show its state in `sluice_pipe_state`.
+    fn put(&self, record: &PipeRecord) -> Result<(), StoreError> {
+        self.inner.store.put(record)?;
+        self.inner
+            .metrics
+            .set_pipe_state(&record.name, record.current_state.as_str());
+        Ok(())
     }
 
     /// Apply a runtime report if no newer request came since `epoch`.
@@ -439,7 +448,7 @@ impl PipeManager {
         }
         tracing::info!(pipe = %name, state = %record.current_state,
             reason = record.state_reason.as_deref().unwrap_or(""), "pipe state");
-        match self.inner.store.put(&record) {
+        match self.put(&record) {
             Ok(()) => entry.record = record,
             Err(e) => tracing::error!(pipe = %name, error = %e, "cannot store the pipe's state"),
         }
@@ -453,11 +462,15 @@ impl PipeManager {
         match self.inner.store.delete(name) {
             Ok(()) => {
                 pipes.remove(name);
+                self.inner.metrics.remove_pipe(name);
                 tracing::info!(pipe = %name, "pipe deleted");
             }
             Err(e) => {
                 tracing::error!(pipe = %name, error = %e, "cannot delete the pipe from the store");
                 if let Some(entry) = pipes.get_mut(name) {
+                    self.inner
+                        .metrics
+                        .set_pipe_state(name, CurrentState::DeleteFailed.as_str());
                     entry.record.current_state = CurrentState::DeleteFailed;
                     entry.record.state_reason = Some(state::truncate_reason(&e.to_string()));
                 }
@@ -578,8 +591,10 @@ pub(crate) fn desired_of(def: &PipeDefinition) -> DesiredState {
         .unwrap_or(DesiredState::Running)
 }
 
+/// Apply a change of state and reason; `false` (nothing to store) when it changes nothing.
 fn apply(r: &mut PipeRecord, change: Option<(CurrentState, Option<String>)>) -> bool {
     match change {
+        Some((state, reason)) if state == r.current_state && reason == r.state_reason => false,
         Some((state, reason)) => {
             r.current_state = state;
             r.state_reason = reason;

@@ -9,6 +9,8 @@ use crate::store::{CurrentState, DesiredState};
 /// when the report changes nothing.
 ///
 /// - Joining the group (`Running`) completes CREATING/STARTING/UPDATING.
+/// - While CREATING/STARTING/UPDATING, `Waiting` shows why in `StateReason` (brokers that do not
+///   answer, a topic still missing) and `Starting` clears it again; the state stays.
 /// - A failure (`Failed`, or the runtime ending with an error) during CREATING/STARTING/UPDATING is
 ///   CREATE_FAILED/START_FAILED/UPDATE_FAILED; a failure of a RUNNING pipe stops it (STOPPED) with
 ///   the reason, as AWS does for errors only the user can fix.
@@ -18,6 +20,10 @@ pub fn on_status(
 ) -> Option<(CurrentState, Option<String>)> {
     match status {
         PipeStatus::Running if current.is_starting() => Some((CurrentState::Running, None)),
+        PipeStatus::Waiting { reason } if current.is_starting() => {
+            Some((current, Some(truncate_reason(reason))))
+        }
+        PipeStatus::Starting if current.is_starting() => Some((current, None)),
         PipeStatus::Failed { reason } => on_failure(current, reason),
         _ => None,
     }
@@ -84,6 +90,22 @@ mod tests {
             on_status(CurrentState::Running, &PipeStatus::Starting),
             None
         );
+    }
+
+    #[test]
+    fn a_waiting_pipe_says_why_and_keeps_its_state() {
+        let waiting = PipeStatus::Waiting {
+            reason: "cannot reach the Kafka cluster at 127.0.0.1:1".into(),
+        };
+        let (state, reason) = on_status(CurrentState::Creating, &waiting).unwrap();
+        assert_eq!(state, CurrentState::Creating);
+        assert!(reason.unwrap().contains("127.0.0.1:1"));
+        assert_eq!(
+            on_status(CurrentState::Starting, &PipeStatus::Starting),
+            Some((CurrentState::Starting, None))
+        );
+        assert_eq!(on_status(CurrentState::Running, &waiting), None);
+        assert_eq!(on_status(CurrentState::Stopping, &waiting), None);
     }
 
     #[test]

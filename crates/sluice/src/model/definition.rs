@@ -53,6 +53,25 @@ pub struct PipeDefinition {
     pub sluice_parameters: Option<SluiceParameters>,
 }
 
+impl PipeDefinition {
+    /// The same pipe reading from other bootstrap servers (`host:port[,host:port]`): an `smk://`
+    /// Source gets them as its address, any other source (an MSK cluster ARN) as
+    /// `SluiceParameters.BootstrapServers`. Validation checks them as if they had been written.
+    pub fn with_bootstrap_servers(&self, servers: &str) -> PipeDefinition {
+        let mut def = self.clone();
+        match def.source.as_deref() {
+            Some(s) if s.starts_with("smk://") => def.source = Some(format!("smk://{servers}")),
+            _ => {
+                let list = servers.split(',').map(|s| s.trim().to_string()).collect();
+                def.sluice_parameters
+                    .get_or_insert_with(Default::default)
+                    .bootstrap_servers = Some(list);
+            }
+        }
+        def
+    }
+}
+
 /// `SourceParameters`. Unknown keys land in `other` (serde cannot deny them next to a flatten);
 /// validation rejects them by name.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -241,4 +260,32 @@ pub struct DeadLetterConfig {
     /// `kafka://<topic>` (the source cluster), `kafka://<cluster>/<topic>` (a declared cluster),
     /// an SQS queue ARN, an SNS topic ARN or an S3 bucket ARN.
     pub arn: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bootstrap_servers_replace_the_address_of_the_source() {
+        let smk = PipeDefinition {
+            source: Some("smk://127.0.0.1:9092".into()),
+            ..Default::default()
+        };
+        let moved = smk.with_bootstrap_servers("127.0.0.1:40001,127.0.0.1:40002");
+        assert_eq!(
+            moved.source.as_deref(),
+            Some("smk://127.0.0.1:40001,127.0.0.1:40002")
+        );
+        let msk = PipeDefinition {
+            source: Some("arn:aws:kafka:us-east-1:1:cluster/c/u".into()),
+            ..Default::default()
+        };
+        let moved = msk.with_bootstrap_servers("b1:9098, b2:9098");
+        assert_eq!(moved.source, msk.source);
+        assert_eq!(
+            moved.sluice_parameters.unwrap().bootstrap_servers.unwrap(),
+            ["b1:9098", "b2:9098"]
+        );
+    }
 }

@@ -141,6 +141,13 @@ const OTHER_AWS_SOURCES: &[&str] = &[
     "SqsQueueParameters",
 ];
 
+/// The fields of `SourceParameters` a Kafka pipe may have (for suggestions).
+const SOURCE_PARAMETER_FIELDS: &[&str] = &[
+    "FilterCriteria",
+    "SelfManagedKafkaParameters",
+    "ManagedStreamingKafkaParameters",
+];
+
 const CREDENTIAL_KINDS_SELF_MANAGED: &[&str] = &[
     "BasicAuth",
     "SaslScram512Auth",
@@ -203,10 +210,12 @@ pub fn validate(
     let enrichment = crate::enrichment::validate(def, &ctx.targets, &mut errs);
 
     let batch_size = source.as_ref().map(|s| s.batch_size).unwrap_or(1);
+    let batch_size_field = format!("{}.BatchSize", kafka_block_path(def));
     let target = targets::validate(
         def,
         &targets::TargetContext {
             batch_size,
+            batch_size_field: &batch_size_field,
             config: &ctx.targets,
         },
         &mut errs,
@@ -336,9 +345,9 @@ fn validate_source(
     let params = def.source_parameters.clone().unwrap_or_default();
     for other in params.other.keys() {
         let msg = if OTHER_AWS_SOURCES.contains(&other.as_str()) {
-            "only Kafka sources are supported (SelfManagedKafkaParameters or ManagedStreamingKafkaParameters)"
+            "only Kafka sources are supported (SelfManagedKafkaParameters or ManagedStreamingKafkaParameters)".to_string()
         } else {
-            "unknown field"
+            super::parse::unknown_field_message(other, SOURCE_PARAMETER_FIELDS)
         };
         errs.push(FieldError::new(format!("SourceParameters.{other}"), msg));
     }
@@ -599,8 +608,8 @@ fn validate_filter(def: &PipeDefinition, errs: &mut Vec<FieldError>) -> Option<A
                 format!("{field}[{i}].Pattern"),
                 format!("must be at most {MAX_PATTERN_CHARS} characters"),
             )),
-            Some(p) => match Filter::compile(&[p]) {
-                Ok(_) => patterns.push(p),
+            Some(p) => match Filter::check(p) {
+                Ok(()) => patterns.push(p),
                 Err(e) => errs.push(FieldError::new(format!("{field}[{i}].Pattern"), e)),
             },
         }
@@ -635,6 +644,14 @@ pub(crate) fn compile_template(
             errs.push(FieldError::new(field, e));
             None
         }
+    }
+}
+
+/// The path of the source's Kafka parameter block, as the `Source` string decides it.
+fn kafka_block_path(def: &PipeDefinition) -> &'static str {
+    match def.source.as_deref() {
+        Some(s) if is_msk_arn(s) => "SourceParameters.ManagedStreamingKafkaParameters",
+        _ => "SourceParameters.SelfManagedKafkaParameters",
     }
 }
 
@@ -785,6 +802,41 @@ mod tests {
         .unwrap();
         assert_eq!(spec.source.bootstrap_servers, vec!["b1:9092", "b2:9092"]);
         assert!(matches!(spec.source.kind, KafkaSourceKind::Msk { .. }));
+    }
+
+    #[test]
+    fn a_batch_size_over_the_target_limit_names_the_kafka_block() {
+        let errs = errors(
+            &GOOD
+                .replace(
+                    "\"http://127.0.0.1:8080/in\"",
+                    "\"arn:aws:sqs:us-east-1:123456789012:q\"",
+                )
+                .replace("\"BatchSize\":10", "\"BatchSize\":11"),
+        );
+        assert_eq!(
+            errs[0].name,
+            "SourceParameters.SelfManagedKafkaParameters.BatchSize"
+        );
+        assert!(
+            errs[0].message.contains("at most 10"),
+            "{}",
+            errs[0].message
+        );
+    }
+
+    #[test]
+    fn a_bad_filter_is_named_once_by_its_index() {
+        let errs = errors(&GOOD.replace(
+            "\"SelfManagedKafkaParameters\"",
+            r#""FilterCriteria":{"Filters":[{"Pattern":"{\"a\":[1]}"},{"Pattern":"{\"a\":5}"}]},"SelfManagedKafkaParameters""#,
+        ));
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(
+            errs[0].name,
+            "SourceParameters.FilterCriteria.Filters[1].Pattern"
+        );
+        assert!(!errs[0].message.contains("Filter "), "{}", errs[0].message);
     }
 
     #[test]

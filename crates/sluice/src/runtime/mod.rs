@@ -91,6 +91,12 @@ impl Default for RuntimeOptions {
 pub enum PipeStatus {
     /// Connecting and joining the consumer group.
     Starting,
+    /// Not running yet, and waiting on something outside the pipe (brokers that do not answer, a
+    /// topic that does not exist yet); it keeps trying. The reason says what to check.
+    Waiting {
+        /// What the pipe waits for, and what to check.
+        reason: String,
+    },
     /// Joined the group and received an assignment (possibly of no partition), and the topic is
     /// known to exist.
     Running,
@@ -146,7 +152,7 @@ pub async fn run_pipe(
     status: tokio::sync::watch::Sender<PipeStatus>,
 ) -> Result<(), RuntimeError> {
     status.send_replace(PipeStatus::Starting);
-    let health = Arc::new(PipeHealth::new(&spec.name, status));
+    let health = Arc::new(PipeHealth::new(&spec, status, metrics.pipe(&spec.name)));
     let (security, processor) = match prepare(&spec, &metrics).await {
         Ok(prepared) => prepared,
         Err(RuntimeError::Failed(reason)) => {
@@ -308,8 +314,9 @@ fn connect(
     drop(cfg);
     hooks.attach(&consumer);
     consumer.subscribe(&[&spec.source.topic])?;
+    // `pipe running` follows once the group has assigned partitions and the topic is known.
     tracing::info!(pipe = %spec.name, topic = %spec.source.topic, group = %spec.source.consumer_group_id,
-        target = %spec.definition.target.as_deref().unwrap_or_default(), "pipe running");
+        "subscribed; joining the consumer group");
     Ok(consumer)
 }
 

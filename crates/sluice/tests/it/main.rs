@@ -15,4 +15,5 @@ mod enrichment;
 mod failure_handling;
 mod pipe_semantics;
 mod source_failures;
+mod stuck_pipes;
 mod targets;
