@@ -770,7 +770,7 @@ mod tests {
         ] {
             let errs = errors(&source(region));
             assert!(
-                errs.iter().any(|e| e.field == "Source"),
+                errs.iter().any(|e| e.name == "Source"),
                 "{region:?}: {errs:?}"
             );
         }
