@@ -770,7 +770,30 @@ fn is_msk_arn(s: &str) -> bool {
         && parts[0] == "arn"
         && parts[1].starts_with("aws")
         && parts[2] == "kafka"
+        && is_region(parts[3])
         && parts[5].starts_with("cluster/")
+}
+
+/// AWS's region shape (`[a-z]{2}(-gov|-iso|-isob)?-[a-z]+-[0-9]`): the region signs MSK IAM tokens
+/// and names their host, so anything else (a newline the URL parser drops) must not get that far.
+fn is_region(region: &str) -> bool {
+    let parts: Vec<&str> = region.split('-').collect();
+    let letters = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase());
+    let (first, rest) = match parts.as_slice() {
+        [first, rest @ ..] => (*first, rest),
+        [] => return false,
+    };
+    let middle = match rest {
+        [middle @ .., digit] if digit.len() == 1 && digit.bytes().all(|b| b.is_ascii_digit()) => {
+            middle
+        }
+        _ => return false,
+    };
+    let middle = match middle {
+        ["gov" | "iso" | "isob", name] | [name] => *name,
+        _ => return false,
+    };
+    first.len() == 2 && letters(first) && letters(middle)
 }
 
 #[cfg(test)]
@@ -833,6 +856,44 @@ mod tests {
         let errs = errors(&GOOD.replace("\"BatchSize\":10", "\"BatchSize\":10001"));
         assert_eq!(errs.len(), 1);
         assert_eq!(errs[0].message, "must be between 1 and 10000, not 10001");
+    }
+
+    /// Found by the `msk_iam_token` fuzz target: a region of "\n" passed validation, and the
+    /// token was then signed for region "\n" but named the host `kafka..amazonaws.com`.
+    #[test]
+    fn fuzz_msk_iam_token_newline_region_is_refused() {
+        let source = |region: &str| {
+            format!(
+                r#"{{"Name":"m","Source":"arn:aws:kafka:{region}:123456789012:cluster/c/abc-1","Target":"http://x:1/",
+                "SourceParameters":{{"ManagedStreamingKafkaParameters":{{"TopicName":"t"}}}},
+                "SluiceParameters":{{"BootstrapServers":["b-1.c.kafka.local:9098"]}}}}"#
+            )
+        };
+        for region in [
+            "\\n",
+            "",
+            "US-EAST-1",
+            "us-east-",
+            "us east 1",
+            "us-east-1a",
+        ] {
+            let errs = errors(&source(region));
+            assert!(
+                errs.iter().any(|e| e.name == "Source"),
+                "{region:?}: {errs:?}"
+            );
+        }
+        for region in [
+            "us-east-1",
+            "eu-central-2",
+            "us-gov-west-1",
+            "ap-southeast-4",
+        ] {
+            assert!(
+                validate(&def(&source(region)), &ValidationContext::default()).is_ok(),
+                "{region}"
+            );
+        }
     }
 
     const MSK: &str = r#"{"Name":"m","Source":"arn:aws:kafka:eu-west-1:123456789012:cluster/c/abc-1","Target":"http://x:1/",
