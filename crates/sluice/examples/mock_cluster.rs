@@ -20,7 +20,9 @@ fn main() {
     while let Some(a) = args.next() {
         match a.as_str() {
             "--topic" => {
-                let spec = args.next().unwrap_or_else(|| usage("--topic needs a value"));
+                let spec = args
+                    .next()
+                    .unwrap_or_else(|| usage("--topic needs a value"));
                 let (name, parts) = match spec.split_once(':') {
                     Some((n, p)) => (n.to_string(), p.parse().unwrap_or_else(|_| usage(&spec))),
                     None => (spec, 1),
