@@ -187,10 +187,9 @@ impl PostgresStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Database(format!("cannot migrate the schema: {e}")))?;
-        let mut listener = PgListener::connect_with(&pool).await.map_err(pg_err)?;
-        listener.listen(CHANNEL).await.map_err(pg_err)?;
+        let listener = subscribe(&pool).await.map_err(pg_err)?;
         let events = broadcast::channel(EVENT_CAPACITY).0;
-        let listener = tokio::spawn(listen(listener, events.clone()));
+        let listener = tokio::spawn(listen(pool.clone(), listener, events.clone()));
         Ok(PostgresStore {
             pool,
             events,
@@ -229,27 +228,53 @@ fn migrator() -> Migrator {
     migrator
 }
 
-/// Forward notices until the store is dropped; after a lost connection, ask for a resync.
-async fn listen(mut listener: PgListener, events: broadcast::Sender<StoreEvent>) {
+/// A listener on [`CHANNEL`].
+async fn subscribe(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
+}
+
+/// Forward notices until the store is dropped. sqlx reconnects a listener by itself only for
+/// some ways of losing the connection, so after any error the listener is replaced; every new
+/// connection asks for a resync, since notices sent meanwhile are lost.
+async fn listen(pool: PgPool, first: PgListener, events: broadcast::Sender<StoreEvent>) {
+    let mut listener = Some(first);
     let mut failing = false;
     loop {
-        match listener.try_recv().await {
-            Ok(Some(n)) => {
-                if std::mem::take(&mut failing) {
+        let mut l = match listener.take() {
+            Some(l) => l,
+            None => match subscribe(&pool).await {
+                Ok(l) => {
                     tracing::info!("pipe store notifications are back");
+                    failing = false;
+                    let _ = events.send(StoreEvent::Resync);
+                    l
+                }
+                Err(e) => {
+                    if !std::mem::replace(&mut failing, true) {
+                        tracing::warn!(error = %e, "pipe store notifications lost; reconnecting");
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            },
+        };
+        loop {
+            match l.try_recv().await {
+                Ok(Some(n)) => {
+                    let _ = events.send(StoreEvent::Changed(n.payload().to_string()));
+                }
+                // The connection was lost and sqlx made a new one.
+                Ok(None) => {
                     let _ = events.send(StoreEvent::Resync);
                 }
-                let _ = events.send(StoreEvent::Changed(n.payload().to_string()));
-            }
-            Ok(None) => {
-                tracing::info!("pipe store notification connection re-established");
-                let _ = events.send(StoreEvent::Resync);
-            }
-            Err(e) => {
-                if !std::mem::replace(&mut failing, true) {
-                    tracing::warn!(error = %e, "pipe store notifications lost; reconnecting");
+                Err(e) => {
+                    if !std::mem::replace(&mut failing, true) {
+                        tracing::warn!(error = %e, "pipe store notifications lost; reconnecting");
+                    }
+                    break;
                 }
-                tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
     }
@@ -469,6 +494,121 @@ mod tests {
             assert!(err.contains(field), "{err}");
             assert!(!err.contains("hunter2"), "{err}");
         }
+    }
+
+    /// A throwaway server from `scripts/postgres`, stopped on drop.
+    struct Server {
+        name: String,
+        url: String,
+        password_file: String,
+    }
+
+    fn script() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/postgres")
+    }
+
+    impl Server {
+        fn start(prefix: &str) -> Server {
+            let name = format!("{prefix}-{}", std::process::id());
+            let out = std::process::Command::new(script())
+                .args(["start", "--no-fsync", "--name", &name])
+                .stderr(std::process::Stdio::inherit())
+                .output()
+                .expect("run scripts/postgres");
+            assert!(out.status.success(), "scripts/postgres start failed");
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let get = |k: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(&format!("{k}=")).map(str::to_string))
+                    .unwrap()
+            };
+            Server {
+                url: get("URL"),
+                password_file: get("PASSWORD_FILE"),
+                name,
+            }
+        }
+
+        fn ctl(&self, what: &str) {
+            let ok = std::process::Command::new(script())
+                .args([what, "--name", &self.name])
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "scripts/postgres {what} failed");
+        }
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            self.ctl("stop");
+        }
+    }
+
+    async fn next(events: &mut broadcast::Receiver<StoreEvent>) -> StoreEvent {
+        tokio::time::timeout(Duration::from_secs(30), events.recv())
+            .await
+            .expect("no announcement after the server came back")
+            .unwrap()
+    }
+
+    async fn clear(store: &PostgresStore) {
+        sqlx::query("TRUNCATE sluice_pipes, sluice_instances CASCADE")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_store_keeps_the_contract_and_survives_a_lost_server() {
+        let server = Server::start("store-contract");
+        let settings = PostgresConfig {
+            url: Some(server.url.clone()),
+            password: Some(format!("file://{}", server.password_file)),
+            acquire_timeout_ms: Some(1000),
+            ..PostgresConfig::default()
+        }
+        .validate()
+        .unwrap()
+        .unwrap();
+        // Two instances starting at once: the migration runs once, neither fails.
+        let (a, b) = tokio::join!(
+            PostgresStore::connect(&settings),
+            PostgresStore::connect(&settings)
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        let mut b_events = b.events();
+        super::super::contract::records(&a).await;
+        assert_eq!(
+            b_events.recv().await.unwrap(),
+            StoreEvent::Changed("b".into()),
+            "another instance hears of the write"
+        );
+        clear(&a).await;
+        super::super::contract::observations(&a).await;
+        clear(&a).await;
+
+        // The server goes away: calls fail as unavailable, then work again by themselves.
+        server.ctl("pause");
+        let err = a.list().await.unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+        assert!(err.is_retryable());
+        let mut events = a.events();
+        server.ctl("resume");
+        let mut back = false;
+        for _ in 0..100 {
+            if a.insert(&super::super::sample("after")).await.is_ok() {
+                back = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(back, "the store never came back");
+        // The listener reconnects by itself (notices sent meanwhile are lost, so it asks for a
+        // resync) and hears writes again.
+        while next(&mut events).await != StoreEvent::Resync {}
+        a.insert(&super::super::sample("later")).await.unwrap();
+        while next(&mut events).await != StoreEvent::Changed("later".into()) {}
     }
 
     #[test]
