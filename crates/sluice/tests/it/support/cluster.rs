@@ -83,7 +83,10 @@ impl Cluster {
     }
 
     pub fn serve(&self, i: usize) -> &Serve {
-        self.members[i].serve.as_ref().expect("the instance is down")
+        self.members[i]
+            .serve
+            .as_ref()
+            .expect("the instance is down")
     }
 
     /// SIGKILL instance `i`.

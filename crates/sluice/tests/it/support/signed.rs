@@ -57,7 +57,11 @@ impl Api {
             .build()
             .unwrap();
         let content_type = [("content-type", "application/json")];
-        let headers = if body.is_some() { &content_type[..] } else { &[] };
+        let headers = if body.is_some() {
+            &content_type[..]
+        } else {
+            &[]
+        };
         let signable = SignableRequest::new(
             method,
             &url,
@@ -92,7 +96,8 @@ impl Api {
     }
 
     pub async fn create(&self, name: &str, def: &Value) -> Answer {
-        self.call("POST", &format!("/v1/pipes/{name}"), Some(def)).await
+        self.call("POST", &format!("/v1/pipes/{name}"), Some(def))
+            .await
     }
 
     pub async fn describe(&self, name: &str) -> Answer {
@@ -115,6 +120,7 @@ impl Api {
     }
 
     pub async fn delete(&self, name: &str) -> Answer {
-        self.call("DELETE", &format!("/v1/pipes/{name}"), None).await
+        self.call("DELETE", &format!("/v1/pipes/{name}"), None)
+            .await
     }
 }
