@@ -4,7 +4,9 @@
 //!   bench_tool consume --bootstrap B --topic T --count 1000000      (raw rdkafka consumer: the ceiling)
 //!   bench_tool consume-split --bootstrap B --topic T --count 1000000 --partitions 8
 //!                                                                  (a queue per partition, as Sluice)
-//!   bench_tool receive --port-file F --expect 1000000              (HTTP receiver counting records)
+//!   bench_tool receive --port-file F --expect 1000000 [--delay-ms 20]
+//!                                                                   (HTTP receiver counting records,
+//!                                                                    answering after the delay)
 //!
 //! `consume` and `consume-split` take `--set key=value` (repeatable) to try other librdkafka
 //! settings.
@@ -246,6 +248,11 @@ async fn receive(args: &[String]) {
     use axum::body::Bytes;
     let expect: u64 = arg(args, "--expect").parse().unwrap();
     let port_file = arg(args, "--port-file");
+    let delay = Duration::from_millis(
+        args.iter()
+            .position(|a| a == "--delay-ms")
+            .map_or(0, |_| arg(args, "--delay-ms").parse().unwrap()),
+    );
     let count = Arc::new(AtomicU64::new(0));
     let times: Arc<Mutex<(Option<Instant>, Option<Instant>)>> = Arc::default();
     let done = Arc::new(tokio::sync::Notify::new());
@@ -263,6 +270,9 @@ async fn receive(args: &[String]) {
             {
                 let mut t = t.lock().unwrap();
                 t.0.get_or_insert_with(Instant::now);
+            }
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
             }
             let total = c.fetch_add(n, Ordering::Relaxed) + n;
             if total >= expect {

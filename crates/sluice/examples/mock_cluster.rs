@@ -7,9 +7,11 @@
 //! ```
 //!
 //! Prints `BOOTSTRAP=host:port,...` on stdout once the topics exist, then serves until its stdin
-//! closes (the test that started it ended) or it is killed.
+//! closes (the test that started it ended) or it is killed. Lines on stdin steer it:
+//! `down <broker id>` and `up <broker id>` (1-based) make a broker unreachable and back; each is
+//! answered `ok` or `error: ...` on stdout.
 
-use std::io::Read;
+use std::io::{BufRead, Write};
 
 use rdkafka::mocking::MockCluster;
 
@@ -45,9 +47,28 @@ fn main() {
             .unwrap_or_else(|e| fail(&format!("topic {name}: {e}")));
     }
     println!("BOOTSTRAP={}", cluster.bootstrap_servers());
+    let _ = std::io::stdout().flush();
     // Serve until whoever started us goes away.
-    let mut sink = Vec::new();
-    let _ = std::io::stdin().read_to_end(&mut sink);
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        let answer = match line.split_whitespace().collect::<Vec<_>>().as_slice() {
+            ["down", id] => id
+                .parse()
+                .map_err(|_| "bad id".to_string())
+                .and_then(|id| cluster.broker_down(id).map_err(|e| e.to_string())),
+            ["up", id] => id
+                .parse()
+                .map_err(|_| "bad id".to_string())
+                .and_then(|id| cluster.broker_up(id).map_err(|e| e.to_string())),
+            [] => continue,
+            _ => Err(format!("unknown command {line:?}")),
+        };
+        match answer {
+            Ok(()) => println!("ok"),
+            Err(e) => println!("error: {e}"),
+        }
+        let _ = std::io::stdout().flush();
+    }
 }
 
 fn usage(problem: &str) -> ! {

@@ -54,6 +54,12 @@ pub mod names {
     pub const RECORDS_DEAD_LETTERED: &str = "sluice_records_dead_lettered";
     /// Records given up and discarded (no dead-letter destination).
     pub const RECORDS_DISCARDED: &str = "sluice_records_discarded";
+    /// Target calls the pipe allows in flight now (0: no limit yet).
+    pub const TARGET_CONCURRENCY_LIMIT: &str = "sluice_target_concurrency_limit";
+    /// Target calls in flight now.
+    pub const TARGET_INFLIGHT: &str = "sluice_target_inflight";
+    /// Target calls the target answered with an overload (429, 503, throttling, timeout).
+    pub const TARGET_THROTTLED: &str = "sluice_target_throttled";
     /// (OffsetLag) sum of the consumer lag over the pipe's partitions.
     pub const OFFSET_LAG: &str = "sluice_offset_lag";
     /// Consumer lag of one partition: high watermark minus committed offset.
@@ -110,6 +116,9 @@ pub struct Metrics {
     partial_batch_failures: Family<PipeLabels, Counter>,
     records_dead_lettered: Family<ConditionLabels, Counter>,
     records_discarded: Family<PipeLabels, Counter>,
+    target_concurrency_limit: Family<PipeLabels, Gauge>,
+    target_inflight: Family<PipeLabels, Gauge>,
+    target_throttled: Family<PipeLabels, Counter>,
     offset_lag: Family<PipeLabels, Gauge>,
     partition_lag: Family<PartitionLabels, Gauge>,
     committed_offset: Family<PartitionLabels, Gauge>,
@@ -167,6 +176,9 @@ impl Metrics {
             partial_batch_failures: Family::default(),
             records_dead_lettered: Family::default(),
             records_discarded: Family::default(),
+            target_concurrency_limit: Family::default(),
+            target_inflight: Family::default(),
+            target_throttled: Family::default(),
             offset_lag: Family::default(),
             partition_lag: Family::default(),
             committed_offset: Family::default(),
@@ -271,6 +283,21 @@ impl Metrics {
                 m.records_discarded.clone(),
             );
             r.register(
+                TARGET_CONCURRENCY_LIMIT,
+                "Target calls allowed in flight now (0: no limit yet)",
+                m.target_concurrency_limit.clone(),
+            );
+            r.register(
+                TARGET_INFLIGHT,
+                "Target calls in flight now",
+                m.target_inflight.clone(),
+            );
+            r.register(
+                TARGET_THROTTLED,
+                "Target calls answered with an overload (429, 503, throttling, timeout)",
+                m.target_throttled.clone(),
+            );
+            r.register(
                 OFFSET_LAG,
                 "Sum of consumer lag over the pipe's partitions (AWS: OffsetLag)",
                 m.offset_lag.clone(),
@@ -316,6 +343,9 @@ impl Metrics {
             bisections: self.bisections.get_or_create(&l).clone(),
             partial_batch_failures: self.partial_batch_failures.get_or_create(&l).clone(),
             records_discarded: self.records_discarded.get_or_create(&l).clone(),
+            target_concurrency_limit: self.target_concurrency_limit.get_or_create(&l).clone(),
+            target_inflight: self.target_inflight.get_or_create(&l).clone(),
+            target_throttled: self.target_throttled.get_or_create(&l).clone(),
             offset_lag: self.offset_lag.get_or_create(&l).clone(),
         }
     }
@@ -373,6 +403,12 @@ pub struct PipeMetrics {
     pub partial_batch_failures: Counter,
     /// Records discarded.
     pub records_discarded: Counter,
+    /// Target calls allowed in flight.
+    pub target_concurrency_limit: Gauge,
+    /// Target calls in flight.
+    pub target_inflight: Gauge,
+    /// Overloaded target calls.
+    pub target_throttled: Counter,
     /// Total lag.
     pub offset_lag: Gauge,
 }

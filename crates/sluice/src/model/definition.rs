@@ -220,6 +220,18 @@ pub struct SluiceParameters {
     /// Where records go when they are given up; without it they are discarded (and logged).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dead_letter_config: Option<DeadLetterConfig>,
+    /// Concurrent batches per partition, 1-100 (default 1, AWS behaviour): records are split by
+    /// key into this many ordered sub-lanes; records with the same key stay in offset order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parallelization_factor: Option<i64>,
+    /// Most target calls of the pipe in flight at once (default: partitions x
+    /// `ParallelizationFactor`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maximum_concurrency: Option<i64>,
+    /// Whether the limit of calls in flight halves when the target throttles (429, 503, AWS
+    /// throttling, timeouts) and grows back after successes (default `true`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adaptive_concurrency: Option<bool>,
 }
 
 /// `DeadLetterConfig`, in the shape of Pipes' own stream-source parameters.

@@ -2,6 +2,7 @@
 //! the pure validation ([`validate`]) that turns it into a [`PipeSpec`] the runtime can trust, or into
 //! every field error at once in AWS's `ValidationException.fieldList` shape.
 
+pub mod concurrency;
 pub mod definition;
 pub mod failure;
 pub mod update;

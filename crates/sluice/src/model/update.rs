@@ -24,6 +24,9 @@ pub const EXTENSION_TAGS: &[&str] = &[
     "OnPartialBatchItemFailure",
     "ReportBatchItemFailures",
     "DeadLetterArn",
+    "ParallelizationFactor",
+    "MaximumConcurrency",
+    "AdaptiveConcurrency",
 ];
 
 const MAX_TAGS: usize = 50;
@@ -284,6 +287,9 @@ pub fn with_tag_extensions(def: &PipeDefinition) -> Result<PipeDefinition, Valid
             "MaximumRecordAgeInSeconds" => ext.maximum_record_age_in_seconds = integer(&mut errs),
             "OnPartialBatchItemFailure" => ext.on_partial_batch_item_failure = Some(value.clone()),
             "ReportBatchItemFailures" => ext.report_batch_item_failures = boolean(&mut errs),
+            "ParallelizationFactor" => ext.parallelization_factor = integer(&mut errs),
+            "MaximumConcurrency" => ext.maximum_concurrency = integer(&mut errs),
+            "AdaptiveConcurrency" => ext.adaptive_concurrency = boolean(&mut errs),
             "DeadLetterArn" => {
                 ext.dead_letter_config = Some(DeadLetterConfig {
                     arn: Some(value.clone()),

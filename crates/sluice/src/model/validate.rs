@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use sluice_pattern::{MAX_FILTERS, MAX_PATTERN_CHARS};
 
+use super::concurrency::{validate_concurrency, ConcurrencySettings};
 use super::definition::{KafkaParameters, PipeDefinition};
 use super::failure::{validate_failure_handling, FailureSettings};
 use super::FieldError;
@@ -65,6 +66,8 @@ pub struct PipeSpec {
     pub failure: FailureSettings,
     /// Where given-up records go.
     pub dead_letter: Option<DeadLetterConfig>,
+    /// Sub-lanes per partition and the limit of target calls in flight.
+    pub concurrency: ConcurrencySettings,
 }
 
 /// Which kind of Kafka source, which decides the record's `eventSource` fields.
@@ -236,6 +239,8 @@ pub fn validate(
         None => Default::default(),
     };
 
+    let concurrency = validate_concurrency(def, &mut errs);
+
     match (source, target, errs.is_empty()) {
         (Some(source), Some(target), true) => Ok(PipeSpec {
             arn: format!("arn:aws:pipes:{}:{}:pipe/{}", ctx.region, ctx.account, name),
@@ -250,6 +255,7 @@ pub fn validate(
             max_retry_backoff,
             failure,
             dead_letter,
+            concurrency,
         }),
         _ => {
             if errs.is_empty() {

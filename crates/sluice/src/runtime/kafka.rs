@@ -16,6 +16,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::keyed::KeyedLane;
 use super::lane::{CommitError, Committer, Lane, LaneControl, RecordStream, StoredRetry};
 use super::lanes::LaneRegistry;
 use super::process::BatchProcessor;
@@ -197,17 +198,34 @@ impl RebalanceHooks {
 
     fn start_lane(&self, partition: i32, queue: PartitionQueue) {
         let control = Arc::new(LaneControl::new(partition));
-        let lane = Lane {
-            control: control.clone(),
-            stream: PartitionStream { partition, queue },
-            committer: ConsumerCommitter {
-                consumer: self.consumer(),
-                topic: self.topic.clone(),
-                metadata: self.metadata.clone(),
-            },
-            processor: self.processor.clone(),
+        let stream = PartitionStream { partition, queue };
+        let committer = ConsumerCommitter {
+            consumer: self.consumer(),
+            topic: self.topic.clone(),
+            metadata: self.metadata.clone(),
         };
-        self.registry.spawn(control, lane.run());
+        let processor = self.processor.clone();
+        match processor.parallelization() {
+            1 => {
+                let lane = Lane {
+                    control: control.clone(),
+                    stream,
+                    committer,
+                    processor,
+                };
+                self.registry.spawn(control, lane.run());
+            }
+            factor => {
+                let lane = KeyedLane {
+                    control: control.clone(),
+                    stream,
+                    committer,
+                    processor,
+                    factor,
+                };
+                self.registry.spawn(control, lane.run());
+            }
+        }
     }
 }
 

@@ -118,6 +118,16 @@ impl LaneControl {
         }
     }
 
+    /// The control of a sub-lane of this partition: drained and abandoned with it.
+    pub fn child(&self) -> Self {
+        Self {
+            partition: self.partition,
+            drain: self.drain.child_token(),
+            abandon: self.abandon.child_token(),
+            committed: AtomicI64::new(-1),
+        }
+    }
+
     /// The broker accepted `next_offset` as the committed offset.
     pub fn record_commit(&self, next_offset: i64) {
         self.committed.store(next_offset, Ordering::Relaxed);

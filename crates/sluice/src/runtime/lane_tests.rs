@@ -17,6 +17,7 @@ use crate::dead_letter::{DeadLetter, DeadLetterSink};
 use crate::metrics::Metrics;
 use crate::model::{parse_definition, validate, ValidationContext};
 use crate::record::TimestampType;
+use crate::runtime::keyed::KeyedLane;
 use crate::runtime::process::Stages;
 use crate::targets::{Delivered, Event, ItemIdentifier, Target, TargetError};
 use crate::transforms::event::EventBuilder;
@@ -46,6 +47,8 @@ enum Poison {
     Rejected,
     /// The call is refused before anything is sent: the event is too large.
     TooLarge,
+    /// The call never ends.
+    Hang,
 }
 
 #[derive(Debug)]
@@ -104,6 +107,7 @@ impl FakeTarget {
                         limit: 262_144,
                     }))
                 }
+                Some(Poison::Hang) => return Some(Reply::Hang),
                 None => {}
             }
         }
@@ -192,16 +196,21 @@ impl DeadLetterSink for FakeSink {
     }
 }
 
-struct ChannelStream(mpsc::UnboundedReceiver<SourceRecord>);
+/// A partition's records from a channel, counting those the lane took.
+struct ChannelStream(mpsc::UnboundedReceiver<SourceRecord>, Arc<AtomicUsize>);
 
 impl RecordStream for ChannelStream {
     async fn next(&mut self) -> Option<SourceRecord> {
-        self.0.recv().await
+        let r = self.0.recv().await;
+        self.1.fetch_add(usize::from(r.is_some()), Ordering::SeqCst);
+        r
     }
 
     // `recv().now_or_never()` would answer "not ready" once tokio's cooperative budget is spent.
     fn next_ready(&mut self) -> Option<SourceRecord> {
-        self.0.try_recv().ok()
+        let r = self.0.try_recv().ok();
+        self.1.fetch_add(usize::from(r.is_some()), Ordering::SeqCst);
+        r
     }
 }
 
@@ -246,6 +255,8 @@ impl Committer for RecordingCommitter {
 /// A running lane and its ends.
 struct Harness {
     records: mpsc::UnboundedSender<SourceRecord>,
+    /// Records the lane took from its stream.
+    taken: Arc<AtomicUsize>,
     next_offset: i64,
     control: Arc<LaneControl>,
     commits: Arc<watch::Sender<Vec<Commit>>>,
@@ -294,23 +305,42 @@ impl Harness {
         };
         let processor = Arc::new(BatchProcessor::new(&spec, events, stages, metrics));
         let (records, rx) = mpsc::unbounded_channel();
+        let taken = Arc::new(AtomicUsize::new(0));
         let control = Arc::new(LaneControl::new(0));
         let commits = Arc::new(watch::channel(Vec::new()).0);
-        let lane = Lane {
-            control: control.clone(),
-            stream: ChannelStream(rx),
-            committer: RecordingCommitter {
-                commits: commits.clone(),
-                stored: setup.stored,
-            },
-            processor,
+        let stream = ChannelStream(rx, taken.clone());
+        let committer = RecordingCommitter {
+            commits: commits.clone(),
+            stored: setup.stored,
+        };
+        let lane = match processor.parallelization() {
+            1 => tokio::spawn(
+                Lane {
+                    control: control.clone(),
+                    stream,
+                    committer,
+                    processor,
+                }
+                .run(),
+            ),
+            factor => tokio::spawn(
+                KeyedLane {
+                    control: control.clone(),
+                    stream,
+                    committer,
+                    processor,
+                    factor,
+                }
+                .run(),
+            ),
         };
         Self {
             records,
+            taken,
             next_offset: 0,
             control,
             commits,
-            lane: tokio::spawn(lane.run()),
+            lane,
         }
     }
 
@@ -321,18 +351,29 @@ impl Harness {
     /// Send `n` records with this Kafka timestamp (ms).
     fn send_at(&mut self, n: usize, value: &[u8], timestamp: i64) {
         for _ in 0..n {
-            let r = SourceRecord {
-                partition: 0,
-                offset: self.next_offset,
-                timestamp,
-                timestamp_type: TimestampType::CreateTime,
-                key: None,
-                value: Some(value.to_vec()),
-                headers: Vec::new(),
-            };
-            self.next_offset += 1;
-            self.records.send(r).unwrap();
+            self.send_record(None, value, timestamp);
         }
+    }
+
+    /// Send one record per key, in order.
+    fn send_keyed(&mut self, keys: &[&str]) {
+        for k in keys {
+            self.send_record(Some(k.as_bytes().to_vec()), b"{}", 0);
+        }
+    }
+
+    fn send_record(&mut self, key: Option<Vec<u8>>, value: &[u8], timestamp: i64) {
+        let r = SourceRecord {
+            partition: 0,
+            offset: self.next_offset,
+            timestamp,
+            timestamp_type: TimestampType::CreateTime,
+            key,
+            value: Some(value.to_vec()),
+            headers: Vec::new(),
+        };
+        self.next_offset += 1;
+        self.records.send(r).unwrap();
     }
 
     /// The committed offsets, in order.
@@ -792,4 +833,87 @@ async fn an_aws_shaped_pipe_stores_no_failure_history() {
             retry: None
         }]
     );
+}
+
+// ------------------------------------------------------------------------------------------------
+// Key-ordered parallelism (`concurrency.md`)
+
+#[tokio::test(start_paused = true)]
+async fn with_sub_lanes_a_key_keeps_its_order_while_different_keys_overlap() {
+    let target = FakeTarget::new(Duration::from_millis(100), vec![]);
+    let extra = sluice(r#""ParallelizationFactor":4"#);
+    let mut h = Harness::start(&kafka(2, 0), &extra, target.clone());
+    let keys: Vec<String> = (0..40).map(|i| format!("k{}", i % 8)).collect();
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    h.send_keyed(&keys);
+    h.wait_committed(40).await;
+    assert!(target.max_inflight.load(Ordering::SeqCst) > 1);
+    // Offsets of each key (offset i has key k{i mod 8}), in the order the target received them.
+    let mut by_key: HashMap<i64, Vec<i64>> = HashMap::new();
+    for call in target.calls() {
+        for o in call.offsets {
+            by_key.entry(o % 8).or_default().push(o);
+        }
+    }
+    assert_eq!(by_key.len(), 8);
+    for (k, offsets) in by_key {
+        assert!(
+            offsets.windows(2).all(|w| w[0] < w[1]),
+            "key k{k}: {offsets:?}"
+        );
+        assert_eq!(offsets.len(), 5);
+    }
+    let commits = h.commits();
+    assert!(commits.windows(2).all(|w| w[0] < w[1]), "{commits:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_sub_lane_holds_the_watermark_while_the_others_go_on() {
+    // Offset 0 (key "a") fails until given up; keys of the other sub-lanes are delivered meanwhile.
+    let target = FakeTarget::poisoned(&[(0, Poison::Rejected)]);
+    let extra = sluice(r#""ParallelizationFactor":8,"MaximumRetryAttempts":6"#);
+    let mut h = Harness::start(&kafka(1, 0), &extra, target.clone());
+    let other: Vec<String> = (0..40)
+        .map(|i| format!("b{i}"))
+        .filter(|k| {
+            crate::runtime::keyed::sub_lane(Some(k.as_bytes()), 8)
+                != crate::runtime::keyed::sub_lane(Some(b"a"), 8)
+        })
+        .take(9)
+        .collect();
+    let mut keys = vec!["a"];
+    keys.extend(other.iter().map(String::as_str));
+    h.send_keyed(&keys);
+    // Every other record is delivered while offset 0 still fails...
+    let mut calls = target.calls.subscribe();
+    calls
+        .wait_for(|c| (1..10).all(|o| c.iter().any(|call| call.offsets == [o])))
+        .await
+        .unwrap();
+    let failing = target.calls().iter().filter(|c| c.offsets == [0]).count();
+    assert!(failing < 7, "offset 0 was already given up");
+    // ...and the committed offset has not passed it.
+    assert!(h.commits().iter().all(|&c| c <= 0), "{:?}", h.commits());
+    // Once it is given up (1 + 6 attempts), the watermark moves past everything.
+    h.wait_committed(10).await;
+    assert_eq!(
+        target.calls().iter().filter(|c| c.offsets == [0]).count(),
+        7
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn records_above_the_watermark_are_bounded() {
+    // BatchSize 1 and F = 2: at most 10 x 1 x 2 = 20 records above the watermark.
+    let target = FakeTarget::poisoned(&[(0, Poison::Hang)]);
+    let extra = sluice(r#""ParallelizationFactor":2"#);
+    let mut h = Harness::start(&kafka(1, 0), &extra, target.clone());
+    let keys: Vec<String> = (0..100).map(|i| format!("k{i}")).collect();
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    h.send_keyed(&keys);
+    // Let everything that can move, move.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let taken = h.taken.load(Ordering::SeqCst);
+    assert!(taken <= 21, "{taken} records read above a stuck watermark");
+    assert!(h.commits().iter().all(|&c| c <= 0));
 }

@@ -12,8 +12,10 @@
 
 pub mod delivery;
 pub mod kafka;
+pub mod keyed;
 pub mod lane;
 pub mod lanes;
+pub mod limit;
 pub mod process;
 pub mod retry;
 pub mod status;

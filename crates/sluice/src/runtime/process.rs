@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::limit::CallLimit;
 use super::retry::{Decision, RetryPolicy};
 use crate::dead_letter::{DeadLetter, DeadLetterSink};
 use crate::enrichment::Enricher;
@@ -81,6 +82,10 @@ pub(crate) struct BatchProcessor {
     max_target_batch: usize,
     policy: RetryPolicy,
     dead_letter: Option<Arc<dyn DeadLetterSink>>,
+    /// Target calls of the pipe in flight, shared by its lanes.
+    calls: CallLimit,
+    /// Sub-lanes per partition.
+    parallelization: usize,
     metrics: PipeMetrics,
     limits: BatchLimits,
 }
@@ -102,6 +107,12 @@ impl BatchProcessor {
             max_target_batch: spec.target.max_batch(),
             policy: RetryPolicy::new(spec.max_retry_backoff, spec.failure.clone()),
             dead_letter: stages.dead_letter,
+            calls: CallLimit::new(
+                spec.concurrency.max_concurrency,
+                spec.concurrency.adaptive,
+                metrics.clone(),
+            ),
+            parallelization: spec.concurrency.parallelization,
             metrics,
             limits: BatchLimits::of(spec),
         }
@@ -115,6 +126,11 @@ impl BatchProcessor {
     /// The pipe's metrics.
     pub fn metrics(&self) -> &PipeMetrics {
         &self.metrics
+    }
+
+    /// Sub-lanes per partition (`ParallelizationFactor`).
+    pub fn parallelization(&self) -> usize {
+        self.parallelization
     }
 
     /// The retry policy and failure settings.
@@ -195,9 +211,11 @@ impl BatchProcessor {
             },
         };
         let m = &self.metrics;
+        let permit = self.calls.acquire().await;
         let t = Instant::now();
         let result = self.target.deliver(events).await;
         m.target_stage_duration.observe(t.elapsed().as_secs_f64());
+        permit.finish(result.as_ref().is_err_and(TargetError::is_overload));
         result.map_err(|e| {
             m.target_stage_failed.inc();
             (Stage::Target, e)

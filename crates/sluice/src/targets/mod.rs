@@ -215,6 +215,14 @@ impl TargetError {
         }
     }
 
+    /// Whether the target said it is overloaded (429, 503, AWS throttling, a timeout): the pipe's
+    /// limit of calls in flight halves.
+    pub fn is_overload(&self) -> bool {
+        self.is_throttle()
+            || self.is_timeout()
+            || matches!(self, TargetError::Status { status: 503, .. })
+    }
+
     /// Whether this was a timeout (counts as `ExecutionTimeout`).
     pub fn is_timeout(&self) -> bool {
         matches!(self, TargetError::Timeout(_))

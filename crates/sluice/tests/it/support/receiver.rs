@@ -27,6 +27,8 @@ pub struct Reply {
     pub status: u16,
     pub delay: Duration,
     pub headers: Vec<(String, String)>,
+    /// The response body (`ok` when `None`).
+    pub body: Option<String>,
 }
 
 impl Reply {
@@ -35,7 +37,14 @@ impl Reply {
             status: 200,
             delay: Duration::ZERO,
             headers: vec![],
+            body: None,
         }
+    }
+
+    /// This reply with `body` as its body.
+    pub fn with_body(mut self, body: &str) -> Reply {
+        self.body = Some(body.to_string());
+        self
     }
     pub fn status(status: u16) -> Reply {
         Reply {
@@ -82,7 +91,8 @@ impl Receiver {
                 if !reply.delay.is_zero() {
                     tokio::time::sleep(reply.delay).await;
                 }
-                let mut resp = axum::response::Response::new(axum::body::Body::from("ok"));
+                let body = reply.body.unwrap_or_else(|| "ok".into());
+                let mut resp = axum::response::Response::new(axum::body::Body::from(body));
                 *resp.status_mut() = StatusCode::from_u16(reply.status).unwrap();
                 for (k, v) in reply.headers {
                     resp.headers_mut().insert(
