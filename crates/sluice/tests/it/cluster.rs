@@ -1,7 +1,12 @@
-//! Three `sluice serve` instances on one PostgreSQL and one broker (Tansu, sqlite storage: the
-//! partitions move), two pipes on a 6-partition topic, a receiver that records pipe (the path of
-//! the pipe's API destination), partition, offset and the delivering instance (the header each
-//! instance's connection adds, from its own configuration): what a cluster must survive.
+//! Three `sluice serve` instances on one PostgreSQL and one broker, two pipes on a 6-partition
+//! topic, a receiver that records pipe (the path of the pipe's API destination), partition, offset
+//! and the delivering instance (the header each instance's connection adds, from its own
+//! configuration): what a cluster must survive.
+//!
+//! The broker is librdkafka's mock cluster, not Tansu: Tansu keeps a SIGKILLed member's partitions
+//! assigned to it after its session expired (the survivors rejoin and get their old share only;
+//! seen with plain confluent-kafka consumers on sqlite storage), so no takeover could be
+//! shown there.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,9 +17,10 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{json, Value};
 
 use crate::support::cluster::Cluster;
+use crate::support::mock::MockCluster;
 use crate::support::serve::ROLE;
 use crate::support::signed::{Answer, Api};
-use crate::support::{position, wait_for, Broker, BrokerOptions, Receiver, WAIT};
+use crate::support::{position, wait_for, Receiver, WAIT};
 
 const TOPIC: &str = "events";
 const PARTITIONS: i32 = 6;
@@ -45,9 +51,9 @@ fn instance_config(rx: &Receiver, dir: &std::path::Path, id: &str) -> String {
     )
 }
 
-fn definition(broker: &Broker, pipe: &str) -> Value {
+fn definition(bootstrap: &str, pipe: &str) -> Value {
     json!({
-        "Source": format!("smk://{}", broker.bootstrap()),
+        "Source": format!("smk://{bootstrap}"),
         "Target": destination(pipe),
         "RoleArn": ROLE,
         "SourceParameters": {"SelfManagedKafkaParameters": {
@@ -94,7 +100,8 @@ fn deliveries(rx: &Receiver) -> Vec<Delivery> {
     out
 }
 
-/// Produces one record to every partition every 50 ms until stopped; keeps what was acknowledged.
+/// Produces one record to every partition every 50 ms until stopped; keeps what was acknowledged
+/// (a send the broker refused is not, and is not expected to arrive).
 struct Production {
     stop: Arc<AtomicBool>,
     acked: Arc<Mutex<Vec<(i32, i64)>>>,
@@ -125,8 +132,7 @@ impl Production {
                         producer.send(record, Duration::from_secs(30))
                     })
                     .collect();
-                for sent in futures::future::join_all(sends).await {
-                    let d = sent.map_err(|(e, _)| e).expect("produce");
+                for d in futures::future::join_all(sends).await.into_iter().flatten() {
                     a.lock().unwrap().push((d.partition, d.offset));
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -230,9 +236,8 @@ fn check_delivery(all: &[Delivery], acked: &[(i32, i64)], pipe: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_instances_share_the_pipes_and_survive_losing_one() {
-    let broker = Broker::start("cluster", &BrokerOptions::sqlite());
-    broker.create_topic(TOPIC, PARTITIONS).await;
-    let producer = broker.producer();
+    let broker = MockCluster::start(&[&format!("{TOPIC}:{PARTITIONS}")]);
+    let producer: FutureProducer = broker.client_config().create().unwrap();
     let rx = Receiver::ok().await;
     let who = tempfile::tempdir().unwrap();
     let mut cluster = Cluster::start("cluster", &IDS, |id| instance_config(&rx, who.path(), id));
@@ -240,7 +245,10 @@ async fn three_instances_share_the_pipes_and_survive_losing_one() {
     let (a, c) = (api(&cluster, 0), api(&cluster, 2));
 
     // Created on A: B and C describe it alike within 2 s; then all three deliver both pipes.
-    let created = a.create("p1", &definition(&broker, "p1")).await.ok();
+    let created = a
+        .create("p1", &definition(&broker.bootstrap, "p1"))
+        .await
+        .ok();
     assert_eq!(created["CurrentState"], "CREATING");
     let at = Instant::now();
     agree(
@@ -252,7 +260,7 @@ async fn three_instances_share_the_pipes_and_survive_losing_one() {
     .await;
     assert!(at.elapsed() < Duration::from_secs(2));
     api(&cluster, 1)
-        .create("p2", &definition(&broker, "p2"))
+        .create("p2", &definition(&broker.bootstrap, "p2"))
         .await
         .ok();
     let production = Production::start(producer.clone());
@@ -265,8 +273,8 @@ async fn three_instances_share_the_pipes_and_survive_losing_one() {
     })
     .await;
     agree(&[&a, &c], "p1", WAIT, |v| state(v) == "RUNNING").await;
-    // Tansu: kill a member only once it has held partitions for a while (test-broker.md).
-    wait_for("B delivering for 8 s", WAIT, || {
+    // Kill B while it delivers, once it has been at it for a moment.
+    wait_for("B delivering for 3 s", WAIT, || {
         let from_b: Vec<Instant> = deliveries(&rx)
             .into_iter()
             .filter(|d| d.instance == "B")
@@ -274,7 +282,7 @@ async fn three_instances_share_the_pipes_and_survive_losing_one() {
             .collect();
         from_b
             .first()
-            .is_some_and(|t| t.elapsed() > Duration::from_secs(8))
+            .is_some_and(|t| t.elapsed() > Duration::from_secs(3))
             && from_b
                 .last()
                 .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
@@ -305,7 +313,7 @@ async fn three_instances_share_the_pipes_and_survive_losing_one() {
     };
     while caught_up().len() < 2 * PARTITIONS as usize {
         assert!(
-            killed.elapsed() < Duration::from_secs(150),
+            killed.elapsed() < Duration::from_secs(30),
             "A and C did not take over B's partitions within 30 s: only {:?}\nA:\n{}\nC:\n{}",
             caught_up(),
             cluster.serve(0).log_text(),
@@ -313,7 +321,10 @@ async fn three_instances_share_the_pipes_and_survive_losing_one() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    eprintln!("DEBUG takeover after {:?}", killed.elapsed());
+    eprintln!(
+        "A and C took over B's partitions {:?} after the kill",
+        killed.elapsed()
+    );
     // B's heartbeat expires 15 s after the kill: A and C then agree the pipes are RUNNING.
     for pipe in ["p1", "p2"] {
         agree(&[&a, &c], pipe, Duration::from_secs(40), |v| {

@@ -8,6 +8,7 @@
 
 mod broker;
 pub mod cluster;
+pub mod mock;
 pub mod moto;
 pub mod postgres;
 mod receiver;
