@@ -33,7 +33,7 @@ async fn aws_cli_drives_the_whole_lifecycle() {
     let broker = Broker::start("api-cli", &BrokerOptions::memory());
     let data = tempfile::tempdir().unwrap();
     let serve = Serve::start(data.path(), &[]);
-    lifecycle(&broker, &[serve.url.clone()]).await;
+    lifecycle(&broker, std::slice::from_ref(&serve.url)).await;
 }
 
 /// The same on two instances sharing PostgreSQL, every call to the other one than the last.
