@@ -1,5 +1,6 @@
 //! Logging setup (`tracing`, filtered by `RUST_LOG`) and the Prometheus `/metrics` endpoint.
 
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -19,7 +20,8 @@ pub enum LogFormat {
     Json,
 }
 
-/// Install the global subscriber: `RUST_LOG` (default `info`) on stderr.
+/// Install the global subscriber: `RUST_LOG` (default `info`) on stderr, in colour only when
+/// stderr is a terminal and `NO_COLOR` is unset or empty.
 pub fn init_logging(format: LogFormat) {
     init_logging_for(format, None)
 }
@@ -29,8 +31,10 @@ pub fn init_logging(format: LogFormat) {
 pub fn init_logging_for(format: LogFormat, instance: Option<&str>) {
     use tracing_subscriber::fmt::format as event_format;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(use_colour(std::io::stderr().is_terminal(), no_color))
         .with_writer(std::io::stderr);
     match (format, instance) {
         (LogFormat::Text, None) => builder.init(),
@@ -93,6 +97,11 @@ where
             None => writer.write_str(&line),
         }
     }
+}
+
+/// Colours only on a terminal, and never when `NO_COLOR` asks (https://no-color.org).
+fn use_colour(terminal: bool, no_color: bool) -> bool {
+    terminal && !no_color
 }
 
 /// Serve `GET /metrics` on `addr` until `shutdown`. Returns the bound address (port 0 picks one).

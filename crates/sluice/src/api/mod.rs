@@ -102,7 +102,7 @@ async fn route(
         ("GET", ["v1", "pipes"] | ["v1", "pipes", ""]) => list_pipes(m, &query).await,
         ("POST", ["v1", "pipes", name]) => {
             let name = path_name(name)?;
-            let def = parse_body(body)?;
+            let def = parse_create_body(m, &name, body)?;
             if def.name.as_ref().is_some_and(|n| *n != name) {
                 return Err(ApiError::field("Name", "must match the name in the path"));
             }
@@ -191,10 +191,37 @@ fn pipe_of_arn(m: &PipeManager, segment: &str) -> Result<String, ApiError> {
     }
 }
 
-fn parse_body(body: &[u8]) -> Result<PipeDefinition, ApiError> {
+fn body_text(body: &[u8]) -> Result<&str, ApiError> {
     let text = std::str::from_utf8(body).map_err(|_| ApiError::field("", "body is not UTF-8"))?;
-    let text = if text.trim().is_empty() { "{}" } else { text };
-    Ok(model::parse_definition(text, false)?)
+    Ok(if text.trim().is_empty() { "{}" } else { text })
+}
+
+fn parse_body(body: &[u8]) -> Result<PipeDefinition, ApiError> {
+    Ok(model::parse_definition(body_text(body)?, false)?)
+}
+
+/// A CreatePipe body; when its shape is wrong, the field errors of the rest (the create rules
+/// and validation) come in the same ValidationException.
+fn parse_create_body(m: &PipeManager, name: &str, body: &[u8]) -> Result<PipeDefinition, ApiError> {
+    let parsed = model::parse_lenient(body_text(body)?, false)?;
+    if parsed.errors.is_empty() {
+        return Ok(parsed.value);
+    }
+    let checked = parsed.check(|d| {
+        let mut d = d.clone();
+        d.name = Some(name.to_string());
+        let mut errs = update::check_create_request(&d)
+            .err()
+            .map_or(Vec::new(), |e| e.fields);
+        errs.extend(m.compile(&d).err().map_or(Vec::new(), |e| e.fields));
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(errs)
+        }
+    });
+    let fields = checked.err().unwrap_or_default();
+    Err(model::ValidationError { fields }.into())
 }
 
 fn parse_tag_body(body: &[u8]) -> Result<BTreeMap<String, String>, ApiError> {

@@ -5,6 +5,7 @@
 //! region = "eu-west-1"
 //! account = "123456789012"
 //! missing_topic_grace_seconds = 60      # a pipe whose topic is still missing then fails
+//! msk_lookup_again_after_seconds = 60   # no broker of an MSK cluster looked up by ARN answers
 //!
 //! [[access_keys]]
 //! access_key_id = "AKIDEXAMPLE"
@@ -19,8 +20,8 @@
 //! `--store`) pipes live in the embedded store under `--data`.
 //!
 //! The `[targets]` section (AWS endpoints, API destinations, connections) is described in
-//! `targets::config`; `sluice run --config` reads it, and `missing_topic_grace_seconds`, from a
-//! file of this same format.
+//! `targets::config`; `sluice run --config` reads it, `missing_topic_grace_seconds` and
+//! `msk_lookup_again_after_seconds` from a file of this same format.
 //!
 //! Access keys may also come from `SLUICE_ACCESS_KEYS=AKID:SECRET,AKID2:SECRET2`. Secret keys are
 //! held in [`Secret`], whose `Debug` never shows them.
@@ -77,6 +78,10 @@ pub struct ServeConfig {
     /// reason in `StateReason`). Topics are often created just after the pipe. Default 60.
     #[serde(default = "default_missing_topic_grace")]
     pub missing_topic_grace_seconds: u64,
+    /// How long no broker of an MSK cluster looked up by its ARN may answer before its brokers
+    /// are looked up again (MSK replaced them), in seconds, at least 1. Default 60.
+    #[serde(default = "default_msk_lookup_again_after")]
+    pub msk_lookup_again_after_seconds: u64,
     /// Targets and enrichments: AWS endpoints, API destinations, connections (see
     /// `targets::config`). `sluice run --config` reads the same section.
     #[serde(default)]
@@ -96,6 +101,7 @@ impl Default for ServeConfig {
             max_clock_skew_seconds: default_skew(),
             shutdown_timeout_seconds: default_shutdown(),
             missing_topic_grace_seconds: default_missing_topic_grace(),
+            msk_lookup_again_after_seconds: default_msk_lookup_again_after(),
             targets: Default::default(),
             store: Default::default(),
         }
@@ -116,6 +122,10 @@ fn default_shutdown() -> u64 {
 }
 fn default_missing_topic_grace() -> u64 {
     crate::runtime::DEFAULT_MISSING_TOPIC_GRACE.as_secs()
+}
+
+fn default_msk_lookup_again_after() -> u64 {
+    crate::runtime::DEFAULT_MSK_LOOKUP_AGAIN_AFTER.as_secs()
 }
 
 /// Largest `missing_topic_grace_seconds` (a week).
@@ -238,6 +248,11 @@ impl ServeConfig {
                 "missing_topic_grace_seconds must be at most {MAX_MISSING_TOPIC_GRACE_SECONDS} (a week)"
             ));
         }
+        if !(1..=MAX_MISSING_TOPIC_GRACE_SECONDS).contains(&self.msk_lookup_again_after_seconds) {
+            return Err(format!(
+                "msk_lookup_again_after_seconds must be between 1 and {MAX_MISSING_TOPIC_GRACE_SECONDS} (a week)"
+            ));
+        }
         self.store.validate()?;
         Ok(())
     }
@@ -245,6 +260,18 @@ impl ServeConfig {
     /// How long a pipe waits for its source topic to exist.
     pub fn missing_topic_grace(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.missing_topic_grace_seconds)
+    }
+
+    /// The runtime options this file sets (the rest at their defaults).
+    pub fn runtime_options(&self) -> crate::runtime::RuntimeOptions {
+        crate::runtime::RuntimeOptions {
+            shutdown_timeout: std::time::Duration::from_secs(self.shutdown_timeout_seconds),
+            missing_topic_grace: self.missing_topic_grace(),
+            msk_lookup_again_after: std::time::Duration::from_secs(
+                self.msk_lookup_again_after_seconds,
+            ),
+            ..crate::runtime::RuntimeOptions::default()
+        }
     }
 
     /// Resolve every access key: the file's, then `env_keys` (the value of `SLUICE_ACCESS_KEYS`).

@@ -112,7 +112,8 @@ pub fn load_dir(
             path: path.display().to_string(),
             error,
         };
-        let def = match model::load_definition(&path) {
+        let checked = model::load_and_check(&path, |d| manager.compile(d).map(|_| d.clone()));
+        let def = match checked {
             Ok(d) => d,
             Err(LoadError::Invalid(e)) => return Err(invalid(e)),
             Err(LoadError::Io { source, .. }) => {
@@ -122,7 +123,6 @@ pub fn load_dir(
                 })
             }
         };
-        manager.compile(&def).map_err(invalid)?;
         let name = def.name.clone().unwrap_or_default();
         if let Some((first, _)) = out.get(&name) {
             return Err(FilesError::Duplicate {

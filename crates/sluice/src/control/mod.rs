@@ -36,7 +36,7 @@ use crate::store::{
     Change, CurrentState, DesiredState, Observed, Origin, PipeRecord, PipeStore, StoreError,
 };
 use observer::Observer;
-use supervisor::{Runner, Supervisor, Target};
+use supervisor::{Order, Runner, Supervisor, Target};
 
 /// Why a control-plane request failed. Each maps to one AWS error.
 #[derive(Debug, thiserror::Error)]
@@ -125,7 +125,7 @@ const WRITE_ATTEMPTS: usize = 5;
 
 /// What this instance's supervisor of one pipe was last sent.
 struct Local {
-    tx: mpsc::UnboundedSender<Target>,
+    tx: mpsc::UnboundedSender<Order>,
     /// (creation time, version) of the record sent: a newer incarnation or version replaces it.
     sent: (u64, u64),
 }
@@ -442,6 +442,7 @@ impl PipeManager {
             change(&mut all);
             update::check_tags("tags", &all)?;
             def.tags = (!all.is_empty()).then_some(all);
+            update::check_fixed_extensions(&view.record.definition, &def)?;
             self.compile(&def)?;
             let mut next = view.record.clone();
             let restart = !update::same_extensions(&next.definition, &def)
@@ -525,17 +526,21 @@ impl PipeManager {
             sent: (0, 0),
         });
         entry.sent = key;
-        let _ = entry.tx.send(Target { record, booted });
+        let _ = entry
+            .tx
+            .send(Order::CarryOut(Box::new(Target { record, booted })));
     }
 
-    /// The pipe is gone from the store: stop its supervisor (and runtime) here.
+    /// The pipe is gone from the store: stop its supervisor (and runtime) here; its metric series
+    /// go once the runtime has stopped.
     fn forget(&self, name: &str) {
-        if self.local().remove(name).is_some() {
+        if let Some(l) = self.local().remove(name) {
+            let _ = l.tx.send(Order::Leave);
             tracing::debug!(pipe = %name, "pipe gone from the store");
         }
     }
 
-    fn spawn_supervisor(&self, name: &str) -> mpsc::UnboundedSender<Target> {
+    fn spawn_supervisor(&self, name: &str) -> mpsc::UnboundedSender<Order> {
         let (tx, rx) = mpsc::unbounded_channel();
         let supervisor = Supervisor::new(self.inner.runner.clone(), name);
         self.inner.tasks.spawn(supervisor.run(rx));

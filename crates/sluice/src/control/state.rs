@@ -14,7 +14,9 @@ use crate::store::{Change, CurrentState, DesiredState, Observed, Phase, PipeReco
 ///   instance's (the first by id, so every instance shows the same);
 /// - desired RUNNING: RUNNING once every live instance runs the version asked for; before that
 ///   the change's transitional state (CREATING, UPDATING, STARTING), or STARTING when the only
-///   instances still on their way are ones that (re)started;
+///   instances still on their way are ones that (re)started; the reason is then what the first
+///   of those instances (by id) waits for, if it says (brokers that do not answer, a topic not
+///   created yet);
 /// - desired STOPPED: STOPPED once no live instance has a runtime of it; before that STOPPING
 ///   (CREATING or UPDATING when that was the change).
 pub fn derive(record: &PipeRecord, observed: &Observed) -> (CurrentState, Option<String>) {
@@ -64,26 +66,45 @@ pub fn derive(record: &PipeRecord, observed: &Observed) -> (CurrentState, Option
         return (CurrentState::Running, None);
     }
     let rebooting = !pending.is_empty()
-        && pending
-            .iter()
-            .all(|id| at_v(id).is_some_and(|o| o.phase == Phase::Starting { booted: true }));
+        && pending.iter().all(|id| {
+            at_v(id).is_some_and(|o| matches!(o.phase, Phase::Starting { booted: true, .. }))
+        });
     let state = match record.change {
         _ if rebooting => CurrentState::Starting,
         Change::Create => CurrentState::Creating,
         Change::Update => CurrentState::Updating,
         _ => CurrentState::Starting,
     };
-    (state, None)
+    let waiting = pending
+        .iter()
+        .find_map(|id| match at_v(id).map(|o| &o.phase) {
+            Some(Phase::Starting {
+                waiting: Some(reason),
+                ..
+            }) => Some(reason.clone()),
+            _ => None,
+        });
+    (state, waiting)
 }
 
-/// The phase a runtime report puts the runtime in (`None`: no change). `was_running` says
-/// whether it had reached `Running`.
-pub fn phase_of(status: &PipeStatus, was_running: bool) -> Option<Phase> {
-    match status {
-        PipeStatus::Starting => None,
-        PipeStatus::Running => Some(Phase::Running),
-        PipeStatus::Failed { reason } => Some(failed(reason, was_running)),
-        PipeStatus::Stopped => Some(Phase::Stopped),
+/// The phase a runtime report puts the runtime in `current` in (`None`: no change).
+///
+/// - Joining the group (`Running`) ends the start.
+/// - While starting, `Waiting` says why (brokers that do not answer, a topic still missing: the
+///   `StateReason` [`derive`] shows) and `Starting` clears it again; the phase stays starting.
+/// - A failure keeps whether the runtime had reached `Running` (then the pipe shows STOPPED).
+pub fn phase_of(status: &PipeStatus, current: &Phase) -> Option<Phase> {
+    let was_running = *current == Phase::Running;
+    match (status, current) {
+        (PipeStatus::Starting, Phase::Starting { booted, .. }) => Some(Phase::starting(*booted)),
+        (PipeStatus::Waiting { reason }, Phase::Starting { booted, .. }) => Some(Phase::Starting {
+            booted: *booted,
+            waiting: Some(truncate_reason(reason)),
+        }),
+        (PipeStatus::Starting | PipeStatus::Waiting { .. }, _) => None,
+        (PipeStatus::Running, _) => Some(Phase::Running),
+        (PipeStatus::Failed { reason }, _) => Some(failed(reason, was_running)),
+        (PipeStatus::Stopped, _) => Some(Phase::Stopped),
     }
 }
 
@@ -140,8 +161,14 @@ mod tests {
     use CurrentState as C;
     use DesiredState as D;
     const RUN: Phase = Phase::Running;
-    const START: Phase = Phase::Starting { booted: false };
-    const BOOT: Phase = Phase::Starting { booted: true };
+    const START: Phase = Phase::Starting {
+        booted: false,
+        waiting: None,
+    };
+    const BOOT: Phase = Phase::Starting {
+        booted: true,
+        waiting: None,
+    };
 
     #[test]
     fn running_needs_every_live_instance_at_the_version_asked_for() {
@@ -238,13 +265,59 @@ mod tests {
     }
 
     #[test]
+    fn a_waiting_pipe_says_why_and_keeps_its_state() {
+        let waiting = PipeStatus::Waiting {
+            reason: "cannot reach the Kafka cluster at 127.0.0.1:1".into(),
+        };
+        let phase = phase_of(&waiting, &START).unwrap();
+        assert!(matches!(
+            &phase,
+            Phase::Starting { booted: false, waiting: Some(r) } if r.contains("127.0.0.1:1")
+        ));
+        let r = record(D::Running, Change::Create, 1);
+        let (state, reason) = derive(&r, &seen(&["a"], &[("a", 1, phase.clone())]));
+        assert_eq!(state, C::Creating);
+        assert!(reason.unwrap().contains("127.0.0.1:1"));
+        // Another instance that runs does not hide why this one waits.
+        let s = seen(&["a", "b"], &[("a", 1, phase.clone()), ("b", 1, RUN)]);
+        assert!(derive(&r, &s).1.unwrap().contains("127.0.0.1:1"));
+        // A restarted instance keeps showing STARTING while it waits.
+        let booted = phase_of(&waiting, &BOOT).unwrap();
+        let started = record(D::Running, Change::Start, 4);
+        assert_eq!(
+            derive(&started, &seen(&["a"], &[("a", 4, booted)])).0,
+            C::Starting
+        );
+        // `Starting` clears the reason; a running or stopped runtime ignores both.
+        assert_eq!(phase_of(&PipeStatus::Starting, &phase), Some(START));
+        assert_eq!(
+            derive(&r, &seen(&["a"], &[("a", 1, START)])),
+            (C::Creating, None)
+        );
+        assert_eq!(phase_of(&waiting, &RUN), None);
+        assert_eq!(phase_of(&waiting, &Phase::Stopped), None);
+        // A waiting reason at an older version is history, and a stopping pipe shows none.
+        let updated = record(D::Running, Change::Update, 2);
+        assert_eq!(
+            derive(&updated, &seen(&["a"], &[("a", 1, phase.clone())])),
+            (C::Updating, None)
+        );
+        let stopping = record(D::Stopped, Change::Stop, 2);
+        assert_eq!(
+            derive(&stopping, &seen(&["a"], &[("a", 2, phase)])),
+            (C::Stopping, None)
+        );
+    }
+
+    #[test]
     fn runtime_reports_map_to_phases() {
-        assert_eq!(phase_of(&PipeStatus::Starting, false), None);
-        assert_eq!(phase_of(&PipeStatus::Running, false), Some(Phase::Running));
+        assert_eq!(phase_of(&PipeStatus::Starting, &START), Some(START));
+        assert_eq!(phase_of(&PipeStatus::Starting, &RUN), None);
+        assert_eq!(phase_of(&PipeStatus::Running, &START), Some(Phase::Running));
         let failed = PipeStatus::Failed {
             reason: "x".repeat(600),
         };
-        match phase_of(&failed, true) {
+        match phase_of(&failed, &RUN) {
             Some(Phase::Failed {
                 reason,
                 after_running: true,

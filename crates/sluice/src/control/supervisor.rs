@@ -3,7 +3,12 @@
 //! where the runtime is ([`Phase`]) to the [`Observer`]. Commands are handled one at a time, and
 //! a runtime is stopped (its batches in flight finish and commit) before the next one starts, so
 //! a late report of a replaced runtime cannot be mistaken for the new one's.
+//!
+//! It also shows the pipe's state as this instance sees it (its record and its own observation,
+//! through [`state::derive`]) in `sluice_pipe_state`, and removes the pipe's metric series once
+//! the pipe has left this instance (deleted, or gone from the store) and its runtime stopped.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
@@ -15,7 +20,16 @@ use super::state;
 use crate::metrics::Metrics;
 use crate::model::ValidationContext;
 use crate::runtime::{run_pipe, PipeStatus, RuntimeError, RuntimeOptions};
-use crate::store::{DesiredState, Observation, Phase, PipeRecord};
+use crate::store::{DesiredState, Observation, Observed, Phase, PipeRecord};
+
+/// What a supervisor is told.
+#[derive(Debug)]
+pub(super) enum Order {
+    /// Carry out a version of the record.
+    CarryOut(Box<Target>),
+    /// The pipe is gone from the store: stop its runtime, remove its series and end.
+    Leave,
+}
 
 /// A version of the pipe's record to carry out.
 #[derive(Debug)]
@@ -47,6 +61,8 @@ pub(super) struct Supervisor {
     launched: Option<u64>,
     running: Option<Running>,
     phase: Phase,
+    /// The record carried out (what `sluice_pipe_state` is derived from).
+    record: Option<PipeRecord>,
 }
 
 impl Supervisor {
@@ -58,34 +74,45 @@ impl Supervisor {
             launched: None,
             running: None,
             phase: Phase::Stopped,
+            record: None,
         }
     }
 
-    /// Carry out targets until the sender is dropped (the pipe is gone) or the process shuts
-    /// down; either way the runtime is stopped. Shutdown reports nothing: the stored states stay
-    /// as they are for the next start.
-    pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Target>) {
-        loop {
+    /// Carry out targets until told to leave (the pipe is gone), the sender is dropped (a new
+    /// incarnation of the name has its own supervisor) or the process shuts down; each way the
+    /// runtime is stopped. Shutdown reports nothing: the stored states stay as they are for the
+    /// next start.
+    pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Order>) {
+        let leave = loop {
             tokio::select! {
                 biased;
-                _ = self.runner.shutdown.cancelled() => break,
-                target = rx.recv() => match target {
-                    Some(t) => self.apply(t).await,
-                    None => break,
+                _ = self.runner.shutdown.cancelled() => break false,
+                order = rx.recv() => match order {
+                    Some(Order::CarryOut(t)) => self.apply(*t).await,
+                    Some(Order::Leave) => break true,
+                    None => break false,
                 },
                 event = next_event(&mut self.running) => self.on_event(event),
             }
-        }
+        };
         stop_runtime(self.running.take()).await;
+        if leave {
+            self.runner.metrics.remove_pipe(&self.name);
+        }
     }
 
     async fn apply(&mut self, t: Target) {
         let record = t.record;
         self.version = record.version;
+        self.record = Some(record.clone());
         match record.desired_state {
             DesiredState::Deleted | DesiredState::Stopped => {
                 self.stop().await;
                 let then_remove = record.desired_state == DesiredState::Deleted;
+                if then_remove {
+                    // The pipe has left this instance: its series go before the record can.
+                    self.runner.metrics.remove_pipe(&self.name);
+                }
                 self.report(Phase::Stopped, then_remove);
             }
             DesiredState::Running if self.launched == Some(record.launch_version) => {
@@ -101,7 +128,7 @@ impl Supervisor {
         self.launched = Some(record.launch_version);
         match super::compile(&record.definition, &self.runner.ctx) {
             Ok(spec) => {
-                self.report(Phase::Starting { booted }, false);
+                self.report(Phase::starting(booted), false);
                 self.running = Some(self.launch(spec));
             }
             Err(e) => {
@@ -120,7 +147,7 @@ impl Supervisor {
     fn on_event(&mut self, event: RuntimeEvent) {
         let was_running = self.phase == Phase::Running;
         let phase = match event {
-            RuntimeEvent::Status(status) => state::phase_of(&status, was_running),
+            RuntimeEvent::Status(status) => state::phase_of(&status, &self.phase),
             RuntimeEvent::Ended(result) => {
                 self.running = None;
                 match result {
@@ -141,22 +168,43 @@ impl Supervisor {
     fn report(&mut self, phase: Phase, then_remove: bool) {
         if phase != self.phase {
             let reason = match &phase {
-                Phase::Failed { reason, .. } => reason.as_str(),
+                Phase::Failed { reason, .. }
+                | Phase::Starting {
+                    waiting: Some(reason),
+                    ..
+                } => reason.as_str(),
                 _ => "",
             };
             tracing::info!(pipe = %self.name, version = self.version, phase = phase.as_str(),
                 reason, "pipe runtime");
         }
         self.phase = phase.clone();
+        let observation = Observation {
+            pipe: self.name.clone(),
+            instance: self.runner.instance.clone(),
+            version: self.version,
+            phase,
+        };
+        if !then_remove {
+            self.show_state(&observation);
+        }
         self.runner.observer.send(Note {
-            observation: Observation {
-                pipe: self.name.clone(),
-                instance: self.runner.instance.clone(),
-                version: self.version,
-                phase,
-            },
+            observation,
             then_remove,
         });
+    }
+
+    /// Show in `sluice_pipe_state` the state this instance's own observation gives the record.
+    fn show_state(&self, observation: &Observation) {
+        let Some(record) = &self.record else { return };
+        let mine = Observed {
+            live: BTreeSet::from([observation.instance.clone()]),
+            observations: vec![observation.clone()],
+        };
+        let (current, _) = state::derive(record, &mine);
+        self.runner
+            .metrics
+            .set_pipe_state(&self.name, current.as_str());
     }
 
     fn launch(&self, spec: crate::model::PipeSpec) -> Running {

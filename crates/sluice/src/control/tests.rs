@@ -114,7 +114,12 @@ async fn an_interrupted_delete_finishes_at_boot_and_running_pipes_restart() {
     gone.desired_state = DesiredState::Deleted;
     gone.change = Change::Delete;
     store.insert(&gone).await.unwrap();
-    store.insert(&crate::store::sample("run")).await.unwrap();
+    // At an unreachable broker and without secrets to fetch, so that it stays STARTING.
+    let run = PipeRecord {
+        definition: def("run", "RUNNING"),
+        ..crate::store::sample("run")
+    };
+    store.insert(&run).await.unwrap();
     let m = manager(store.clone()).await;
     wait_gone(&m, "gone").await;
     wait_state(&m, "run", CurrentState::Starting).await;

@@ -164,6 +164,11 @@ pub enum Phase {
         /// Started because the instance started (not because of a change): shows as STARTING.
         #[serde(rename = "Booted", default)]
         booted: bool,
+        /// What it waits for, outside the pipe (brokers that do not answer, a topic not created
+        /// yet), in words for `StateReason`; `None` while it waits on nothing the user should
+        /// hear about.
+        #[serde(rename = "Waiting", default, skip_serializing_if = "Option::is_none")]
+        waiting: Option<String>,
     },
     /// In the group, delivering.
     Running,
@@ -181,6 +186,14 @@ pub enum Phase {
 }
 
 impl Phase {
+    /// A runtime starting, waiting on nothing yet.
+    pub fn starting(booted: bool) -> Phase {
+        Phase::Starting {
+            booted,
+            waiting: None,
+        }
+    }
+
     /// Whether a runtime exists (a deleted pipe waits until no live instance has one).
     pub fn is_active(&self) -> bool {
         matches!(self, Phase::Starting { .. } | Phase::Running)
@@ -223,7 +236,14 @@ mod tests {
     #[test]
     fn phases_round_trip_and_say_whether_a_runtime_exists() {
         for p in [
-            Phase::Starting { booted: true },
+            Phase::Starting {
+                booted: true,
+                waiting: None,
+            },
+            Phase::Starting {
+                booted: false,
+                waiting: Some("the source topic t does not exist".into()),
+            },
             Phase::Running,
             Phase::Stopped,
             Phase::Failed {

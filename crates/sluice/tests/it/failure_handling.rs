@@ -10,8 +10,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
 use serde_json::{json, Value};
 
 use crate::support::mock::MockCluster;
@@ -20,8 +18,8 @@ use crate::support::moto::{
 };
 
 use crate::support::{
-    committed, create_topics, produce, wait_committed, wait_for, Broker, BrokerOptions, Launch,
-    Rec, Receiver, Reply, Sluice, WAIT,
+    committed, create_topics, produce, read_topic, wait_committed, wait_for, Broker, BrokerOptions,
+    Launch, Rec, Receiver, Reply, Sluice, WAIT,
 };
 
 /// A log line without its terminal colours.
@@ -142,40 +140,16 @@ async fn read(cfg: ClientConfig, topic: &str, n: usize) -> Vec<Consumed> {
         .unwrap()
 }
 
-fn read_blocking(mut cfg: ClientConfig, topic: &str, n: usize) -> Vec<Consumed> {
-    cfg.set("group.id", format!("reader-{topic}"))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false");
-    let c: BaseConsumer = cfg.create().unwrap();
-    c.subscribe(&[topic]).unwrap();
-    let deadline = std::time::Instant::now() + WAIT;
-    let mut out = Vec::new();
-    while out.len() < n {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "only {} of {n} records in {topic}",
-            out.len()
-        );
-        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
-            let text =
-                |b: Option<&[u8]>| String::from_utf8_lossy(b.unwrap_or_default()).into_owned();
-            let headers = m
-                .headers()
-                .map(|h| {
-                    h.iter()
-                        .map(|x| (x.key.to_string(), text(x.value)))
-                        .collect()
-                })
-                .unwrap_or_default();
-            out.push(Consumed {
-                key: text(m.key()),
-                value: text(m.payload()),
-                headers,
-                timestamp: m.timestamp().to_millis(),
-            });
-        }
-    }
-    out
+fn read_blocking(cfg: ClientConfig, topic: &str, n: usize) -> Vec<Consumed> {
+    read_topic(cfg, topic, n)
+        .into_iter()
+        .map(|r| Consumed {
+            key: r.key,
+            value: r.value,
+            headers: r.headers.into_iter().collect(),
+            timestamp: r.timestamp,
+        })
+        .collect()
 }
 
 /// One poison record among 1,000 (BatchSize 100, bisection, 3 retries, a Kafka dead-letter

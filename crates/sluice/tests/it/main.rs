@@ -14,6 +14,8 @@ mod cluster;
 mod concurrency;
 mod enrichment;
 mod failure_handling;
+mod msk;
 mod pipe_semantics;
 mod source_failures;
+mod stuck_pipes;
 mod targets;

@@ -38,13 +38,26 @@ impl Serve {
         Self::start_with(data, extra, &Launch::default())
     }
 
-    /// [`Serve::start`] with the log level and the secrets never to log of `launch`.
+    /// [`Serve::start`] with `env` added to the process's environment.
+    pub fn start_with_env(data: &Path, extra: &[&str], env: &[(&str, String)]) -> Serve {
+        Self::start_with(
+            data,
+            extra,
+            &Launch {
+                env,
+                ..Launch::default()
+            },
+        )
+    }
+
+    /// [`Serve::start`] with the log level, environment and secrets never to log of `launch`.
     pub fn start_with(data: &Path, extra: &[&str], launch: &Launch<'_>) -> Serve {
         let mut cmd = sluice_command();
         cmd.arg("serve")
             .args(["--listen", "127.0.0.1:0", "--data"])
             .arg(data)
             .args(extra)
+            .envs(launch.env.iter().map(|(k, v)| (*k, v.as_str())))
             .env("SLUICE_ACCESS_KEYS", format!("{AKID}:{SECRET}"));
         let mut sluice = Sluice::start(cmd, tempfile::tempdir().unwrap(), launch);
         let url = listening_url(&mut sluice);
