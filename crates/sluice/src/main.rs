@@ -93,9 +93,18 @@ struct ServeArgs {
     /// Address of the AWS Pipes API (port 0 picks a free port; the log says which).
     #[arg(long, default_value = "127.0.0.1:9800")]
     listen: SocketAddr,
-    /// Directory of the durable pipe store.
+    /// Directory of the embedded pipe store (one instance).
     #[arg(long, default_value = "sluice-data")]
     data: PathBuf,
+    /// PostgreSQL database that several instances share (`postgres://USER@HOST[:PORT]/DB`,
+    /// without a password: give it in the config's `[store] password`). Replaces `[store] url`.
+    /// Without either: the embedded store under --data.
+    #[arg(long, value_name = "URL")]
+    store: Option<String>,
+    /// This instance's id in a cluster: labels its metrics, logs and reports. Default: the host
+    /// name and the API port (`host:9800`).
+    #[arg(long)]
+    instance_id: Option<String>,
     /// Serve Prometheus metrics at http://ADDR/metrics.
     #[arg(long)]
     metrics_addr: Option<SocketAddr>,
@@ -185,10 +194,8 @@ fn main() -> ExitCode {
             };
             block_on(run(spec, metrics_addr, options))
         }
-        Command::Serve(args) => {
-            telemetry::init_logging(args.log_format);
-            block_on(serve(args))
-        }
+        // Logging starts once the instance id is known (it labels every line).
+        Command::Serve(args) => block_on(serve(args)),
         Command::Validate {
             pipe_file,
             arn,
@@ -307,19 +314,25 @@ async fn show_state(
     mut updates: tokio::sync::watch::Receiver<sluice::runtime::PipeStatus>,
     metrics: Arc<Metrics>,
 ) {
-    use sluice::control::state::on_status;
-    use sluice::runtime::PipeStatus;
-    use sluice::store::CurrentState;
-    let mut state = CurrentState::Starting;
-    metrics.set_pipe_state(&pipe, state.as_str());
+    use sluice::control::state::phase_of;
+    use sluice::store::{Change, CurrentState, Phase};
+    let mut phase = Phase::starting(false);
+    metrics.set_pipe_state(&pipe, CurrentState::Starting.as_str());
     while updates.changed().await.is_ok() {
         let status = updates.borrow_and_update().clone();
-        let next = match on_status(state, &status) {
-            Some((next, _)) => next,
-            None if status == PipeStatus::Stopped => CurrentState::Stopped,
-            None => continue,
+        let Some(next) = phase_of(&status, &phase) else {
+            continue;
         };
-        state = next;
+        phase = next;
+        let state = match &phase {
+            Phase::Starting { .. } => Change::Start.transitional(),
+            Phase::Running => CurrentState::Running,
+            Phase::Failed {
+                after_running: false,
+                ..
+            } => Change::Start.failed(),
+            Phase::Failed { .. } | Phase::Stopped => CurrentState::Stopped,
+        };
         metrics.set_pipe_state(&pipe, state.as_str());
     }
 }
@@ -333,14 +346,19 @@ const DEV_MODE_WARNING: &str = "\
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     use sluice::api::{self, sigv4::Verifier, ApiState, Auth};
-    use sluice::control::{config::ServeConfig, files, PipeManager};
-    use sluice::store::RedbStore;
+    use sluice::control::{config::ServeConfig, files, ClusterOptions, PipeManager};
     use std::time::Duration;
 
-    let config = match &args.config {
+    let mut config = match &args.config {
         Some(path) => ServeConfig::load(path)?,
         None => ServeConfig::default(),
     };
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let bound = listener.local_addr()?;
+    let instance_id = instance_id(args.instance_id.as_deref(), bound.port())?;
+    telemetry::init_logging_for(args.log_format, Some(&instance_id));
     let env_keys = std::env::var("SLUICE_ACCESS_KEYS").ok();
     let keys = config.access_keys(env_keys.as_deref(), |v| std::env::var(v).ok())?;
     let auth = if args.dev_accept_any_credentials {
@@ -359,11 +377,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             Duration::from_secs(config.max_clock_skew_seconds),
         ))
     };
-    let store = RedbStore::open(&args.data)?;
-    tracing::info!(path = %store.path().display(), "pipe store open");
+    if let Some(url) = &args.store {
+        config.store.url = Some(url.clone());
+    }
+    let store = open_store(&config, &args.data).await?;
 
     let shutdown = CancellationToken::new();
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::for_instance(&instance_id));
     if let Some(addr) = args.metrics_addr {
         telemetry::serve_metrics(addr, metrics.clone(), shutdown.clone())
             .await
@@ -379,10 +399,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         account: config.account.clone(),
         targets: Arc::new(config.targets.clone()),
     };
-    let manager = PipeManager::open(Arc::new(store), ctx, metrics, options)?;
-    tracing::info!(pipes = manager.list().len(), "pipes loaded");
+    let cluster = ClusterOptions {
+        instance_id,
+        ..ClusterOptions::default()
+    };
+    let manager = PipeManager::open(store, ctx, metrics, options, cluster).await?;
+    tracing::info!(pipes = manager.list().await?.len(), "pipes loaded");
     if let Some(dir) = &args.pipes_dir {
-        match tokio::task::block_in_place(|| files::reconcile(dir, &manager)) {
+        match files::reconcile(dir, &manager).await {
             Ok(done) => tracing::info!(created = ?done.created, updated = ?done.updated,
                 deleted = ?done.deleted, dir = %dir.display(), "pipe files applied"),
             Err(e) => {
@@ -392,10 +416,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let bound = listener.local_addr()?;
     tracing::info!(%bound, "api listening on http://{bound}");
     tokio::spawn(wait_for_signal(shutdown.clone()));
     let state = Arc::new(ApiState {
@@ -408,6 +428,40 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .shutdown(shutdown_timeout + Duration::from_secs(5))
         .await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--instance-id`, or the host name and the API's port.
+fn instance_id(given: Option<&str>, port: u16) -> anyhow::Result<String> {
+    let id = match given {
+        Some(id) => id.to_string(),
+        None => format!("{}:{port}", gethostname::gethostname().to_string_lossy()),
+    };
+    if id.is_empty() || id.len() > 200 || id.chars().any(|c| c.is_control() || c == ' ') {
+        anyhow::bail!("--instance-id must be 1-200 characters without spaces, not {id:?}");
+    }
+    Ok(id)
+}
+
+/// PostgreSQL when `[store] url` (or `--store`) is given, else redb under `data`.
+async fn open_store(
+    config: &sluice::control::config::ServeConfig,
+    data: &std::path::Path,
+) -> anyhow::Result<Arc<dyn sluice::store::PipeStore>> {
+    use sluice::store::{PostgresStore, RedbStore};
+    match config.store.validate().map_err(anyhow::Error::msg)? {
+        Some(settings) => {
+            let store = PostgresStore::connect(&settings)
+                .await
+                .with_context(|| format!("cannot open the pipe store {}", settings.url))?;
+            tracing::info!(url = %settings.url, "pipe store open (PostgreSQL)");
+            Ok(Arc::new(store))
+        }
+        None => {
+            let store = RedbStore::open(data)?;
+            tracing::info!(path = %store.path().display(), "pipe store open");
+            Ok(Arc::new(store))
+        }
+    }
 }
 
 /// First SIGINT/SIGTERM: graceful stop. A second one: exit at once.

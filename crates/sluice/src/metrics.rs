@@ -165,9 +165,23 @@ impl Default for Metrics {
 impl Metrics {
     /// A registry with every metric registered.
     pub fn new() -> Self {
+        Self::with_registry(Registry::default())
+    }
+
+    /// Every series also labelled `instance="<id>"` (`sluice serve --instance-id`), so the
+    /// instances of a cluster can be told apart when their metrics are scraped together.
+    pub fn for_instance(instance: &str) -> Self {
+        let label = (
+            std::borrow::Cow::Borrowed("instance"),
+            std::borrow::Cow::Owned(instance.to_string()),
+        );
+        Self::with_registry(Registry::with_labels(std::iter::once(label)))
+    }
+
+    fn with_registry(registry: Registry) -> Self {
         let hist: fn() -> Histogram = duration_histogram;
         let m = Self {
-            registry: Mutex::new(Registry::default()),
+            registry: Mutex::new(registry),
             invocations: Family::default(),
             event_count: Family::default(),
             event_size: Family::default(),
@@ -612,6 +626,18 @@ mod tests {
         );
         p.remove_partition("t", 2);
         assert!(!m.encode().contains("partition=\"2\""));
+    }
+
+    #[test]
+    fn an_instance_label_is_on_every_series() {
+        let m = Arc::new(Metrics::for_instance("b:9800"));
+        m.pipe("orders").invocations.inc();
+        let text = m.encode();
+        assert!(
+            text.contains("sluice_invocations_total{instance=\"b:9800\",pipe=\"orders\"} 1")
+                || text.contains("sluice_invocations_total{pipe=\"orders\",instance=\"b:9800\"} 1"),
+            "{text}"
+        );
     }
 
     #[test]

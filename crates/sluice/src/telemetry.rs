@@ -23,15 +23,79 @@ pub enum LogFormat {
 /// Install the global subscriber: `RUST_LOG` (default `info`) on stderr, in colour only when
 /// stderr is a terminal and `NO_COLOR` is unset or empty.
 pub fn init_logging(format: LogFormat) {
+    init_logging_for(format, None)
+}
+
+/// [`init_logging`], every line labelled with the instance (`sluice serve --instance-id`):
+/// `instance=<id>` first on a text line, an `"instance"` field first in a JSON one.
+pub fn init_logging_for(format: LogFormat, instance: Option<&str>) {
+    use tracing_subscriber::fmt::format as event_format;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(use_colour(std::io::stderr().is_terminal(), no_color))
         .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+    match (format, instance) {
+        (LogFormat::Text, None) => builder.init(),
+        (LogFormat::Json, None) => builder.json().init(),
+        (LogFormat::Text, Some(id)) => builder
+            .event_format(WithInstance::new(event_format(), id, false))
+            .init(),
+        (LogFormat::Json, Some(id)) => builder
+            .json()
+            .event_format(WithInstance::new(event_format().json(), id, true))
+            .init(),
+    }
+}
+
+/// An event format that puts the instance label in front of what `inner` writes. tracing has
+/// no process-wide fields, and a span would not reach the tasks the runtime spawns.
+struct WithInstance<F> {
+    inner: F,
+    /// `instance=<id> ` or `"instance":"<id>",`.
+    label: String,
+    json: bool,
+}
+
+impl<F> WithInstance<F> {
+    fn new(inner: F, instance: &str, json: bool) -> Self {
+        let label = if json {
+            format!("\"instance\":{},", serde_json::Value::from(instance))
+        } else {
+            format!("instance={instance} ")
+        };
+        WithInstance { inner, label, json }
+    }
+}
+
+impl<S, N, F> tracing_subscriber::fmt::FormatEvent<S, N> for WithInstance<F>
+where
+    F: tracing_subscriber::fmt::FormatEvent<S, N>,
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        if !self.json {
+            writer.write_str(&self.label)?;
+            return self.inner.format_event(ctx, writer, event);
+        }
+        let mut line = String::new();
+        let buffer = tracing_subscriber::fmt::format::Writer::new(&mut line);
+        self.inner.format_event(ctx, buffer, event)?;
+        match line.strip_prefix('{') {
+            Some(rest) => {
+                writer.write_char('{')?;
+                writer.write_str(&self.label)?;
+                writer.write_str(rest)
+            }
+            None => writer.write_str(&line),
+        }
     }
 }
 

@@ -10,7 +10,14 @@
 //! [[access_keys]]
 //! access_key_id = "AKIDEXAMPLE"
 //! secret_access_key_env = "SLUICE_SECRET_AKIDEXAMPLE"   # or secret_access_key_file = "/run/secrets/k"
+//!
+//! [store]                                  # several instances share pipes in PostgreSQL
+//! url = "postgres://sluice@db.example/sluice"
+//! password = "env:SLUICE_DB_PASSWORD"      # a secret reference
 //! ```
+//!
+//! The `[store]` section is described in `store::PostgresConfig`; without it (and without
+//! `--store`) pipes live in the embedded store under `--data`.
 //!
 //! The `[targets]` section (AWS endpoints, API destinations, connections) is described in
 //! `targets::config`; `sluice run --config` reads it, `missing_topic_grace_seconds` and
@@ -79,6 +86,10 @@ pub struct ServeConfig {
     /// `targets::config`). `sluice run --config` reads the same section.
     #[serde(default)]
     pub targets: crate::targets::TargetsConfig,
+    /// The PostgreSQL database several instances share (see `store::PostgresConfig`); absent,
+    /// the embedded store under `--data`.
+    #[serde(default)]
+    pub store: crate::store::PostgresConfig,
 }
 
 impl Default for ServeConfig {
@@ -92,6 +103,7 @@ impl Default for ServeConfig {
             missing_topic_grace_seconds: default_missing_topic_grace(),
             msk_lookup_again_after_seconds: default_msk_lookup_again_after(),
             targets: Default::default(),
+            store: Default::default(),
         }
     }
 }
@@ -241,6 +253,7 @@ impl ServeConfig {
                 "msk_lookup_again_after_seconds must be between 1 and {MAX_MISSING_TOPIC_GRACE_SECONDS} (a week)"
             ));
         }
+        self.store.validate()?;
         Ok(())
     }
 
@@ -398,6 +411,22 @@ secret_access_key_file = "{}"
             .unwrap_err()
             .to_string()
             .contains("missing_topic_grace_seconds"));
+        std::fs::write(&path, r#"{"store":{"url":"postgres://u:pw@db/x"}}"#).unwrap();
+        let err = ServeConfig::load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("store.url must not contain a password"),
+            "{err}"
+        );
+        assert!(!err.contains("pw@"), "{err}");
+        std::fs::write(
+            &path,
+            r#"{"store":{"url":"postgres://u@db/x","pasword":"env:P"}}"#,
+        )
+        .unwrap();
+        assert!(ServeConfig::load(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown field"));
         std::fs::write(&path, r#"{"missing_topic_grace_secs":5}"#).unwrap();
         assert!(ServeConfig::load(&path)
             .unwrap_err()

@@ -10,6 +10,7 @@ mod api;
 mod auth;
 mod broker_flavours;
 mod cli;
+mod cluster;
 mod concurrency;
 mod enrichment;
 mod failure_handling;

@@ -54,13 +54,41 @@ fn wait_reason(aws: &Aws, name: &str, needle: &str) -> serde_json::Value {
     })
 }
 
+/// The metrics of `sluice serve`, without the `instance` label every series carries.
 async fn metrics(port: u16) -> String {
-    reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
         .await
         .unwrap()
         .text()
         .await
-        .unwrap()
+        .unwrap();
+    without_instance(&text)
+}
+
+fn without_instance(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("instance=\"") {
+        let (before, after) = rest.split_at(i);
+        let end = after[10..].find('"').map_or(after.len(), |j| 10 + j + 1);
+        let after = &after[end..];
+        match (before.strip_suffix(','), after.strip_prefix(',')) {
+            (Some(b), _) => {
+                out.push_str(b);
+                rest = after;
+            }
+            (None, Some(a)) => {
+                out.push_str(before);
+                rest = a;
+            }
+            (None, None) => {
+                out.push_str(before);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out.replace("{}", "")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
