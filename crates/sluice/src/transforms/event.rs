@@ -136,7 +136,7 @@ impl EventBuilder {
                 (Bytes::from(t.render(&self.vars, &text, d)), t.is_json())
             }
             _ => {
-                let mut out = Vec::with_capacity(256 + rec.size() * 4 / 3);
+                let mut out = Vec::with_capacity(self.json.wire_len_hint(rec));
                 self.json.write_wire(rec, &mut out);
                 (Bytes::from(out), true)
             }

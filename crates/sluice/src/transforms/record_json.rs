@@ -84,12 +84,12 @@ impl RecordJson {
         }
     }
 
-    /// Append the record's wire JSON object to `out`.
+    /// Append the record's wire JSON object to `out` (callers size `out` with [`Self::wire_len_hint`],
+    /// once per batch where there is one).
     pub fn write_wire(&self, rec: &SourceRecord, out: &mut Vec<u8>) {
         let mut n = itoa::Buffer::new();
         let mut p = itoa::Buffer::new();
         let partition = p.format(rec.partition).as_bytes();
-        out.reserve(self.wire_len_hint(rec));
         out.extend_from_slice(&self.prefix);
         out.extend_from_slice(partition);
         out.extend_from_slice(&self.topic_field);
@@ -151,7 +151,7 @@ impl RecordJson {
 
     /// The record's wire JSON as a string.
     pub fn wire_string(&self, rec: &SourceRecord) -> String {
-        let mut out = Vec::with_capacity(256);
+        let mut out = Vec::with_capacity(self.wire_len_hint(rec));
         self.write_wire(rec, &mut out);
         // Everything written is ASCII or valid UTF-8 from `json_str`.
         String::from_utf8(out).unwrap_or_default()
