@@ -216,9 +216,16 @@ impl ServeConfig {
             message,
         };
         let config: ServeConfig = if path.extension().and_then(|e| e.to_str()) == Some("json") {
-            serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?
+            serde_json::from_str(&text).map_err(|e| {
+                invalid(format!(
+                    "{} at line {} column {}",
+                    without_values(&e.to_string()),
+                    e.line(),
+                    e.column()
+                ))
+            })?
         } else {
-            toml::from_str(&text).map_err(|e| invalid(e.to_string()))?
+            toml::from_str(&text).map_err(|e| invalid(toml_error_message(&text, &e)))?
         };
         config.validate().map_err(invalid)?;
         Ok(config)
@@ -333,9 +340,67 @@ impl ServeConfig {
     }
 }
 
+/// A TOML error as its message and position only: toml's own `Display` quotes the offending
+/// line, which may hold a secret key.
+fn toml_error_message(text: &str, e: &toml::de::Error) -> String {
+    let message = without_values(e.message().trim_end());
+    let Some(span) = e.span() else {
+        return message;
+    };
+    let before = &text[..span.start.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    format!("{message} at line {line} column {column}")
+}
+
+/// A serde message without the value it found (`invalid type: string "s3cr3t", expected u64`
+/// becomes `invalid type: string, expected u64`): the value may be a secret in the wrong field.
+fn without_values(message: &str) -> String {
+    for head in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = message.strip_prefix(head) {
+            let kind = rest.split([' ', ',']).next().unwrap_or("");
+            let expected = rest.find(", expected ").map_or("", |i| &rest[i..]);
+            let expected = expected.split(" at line ").next().unwrap_or("");
+            return format!("{head}{kind}{expected}");
+        }
+    }
+    message.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn regression_toml_error_quoted_the_line_with_a_secret_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sluice.toml");
+        std::fs::write(
+            &path,
+            "region = \"eu-west-1\"\n\n[[access_keys]]\naccess_key_id = \"A1\"\n  secret_acess_key = \"wJalrXUtnFEMI-s3cr3t\"\n",
+        )
+        .unwrap();
+        let err = ServeConfig::load(&path).unwrap_err().to_string();
+        assert!(!err.contains("s3cr3t"), "{err}");
+        assert!(err.contains("unknown field `secret_acess_key`"), "{err}");
+        assert!(err.contains("line 5 column 3"), "{err}");
+    }
+
+    #[test]
+    fn regression_config_type_errors_quoted_the_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sluice.toml");
+        std::fs::write(&path, "max_clock_skew_seconds = \"wJalr-s3cr3t\"\n").unwrap();
+        let err = ServeConfig::load(&path).unwrap_err().to_string();
+        assert!(!err.contains("s3cr3t"), "{err}");
+        assert!(err.contains("invalid type: string, expected u64"), "{err}");
+        assert!(err.contains("line 1 column 26"), "{err}");
+        let path = dir.path().join("sluice.json");
+        std::fs::write(&path, "{\n \"max_clock_skew_seconds\": \"wJalr-s3cr3t\"}").unwrap();
+        let err = ServeConfig::load(&path).unwrap_err().to_string();
+        assert!(!err.contains("s3cr3t"), "{err}");
+        assert!(err.contains("invalid type: string, expected u64 at line 2"), "{err}");
+    }
 
     #[test]
     fn toml_with_keys_from_every_source() {
