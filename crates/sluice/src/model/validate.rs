@@ -331,6 +331,10 @@ fn check_name(name: &str, errs: &mut Vec<FieldError>) {
     } else if !name
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        // The pattern allows them, but SDKs normalise `pipes/.` and `pipes/..` away, so such a
+        // pipe could never be described or deleted.
+        || name == "."
+        || name == ".."
     {
         errs.push(FieldError::new(
             "Name",
@@ -407,6 +411,12 @@ fn validate_source(
             errs.push(FieldError::new(
                 "SourceParameters.ManagedStreamingKafkaParameters",
                 "a self-managed (smk://) source takes SelfManagedKafkaParameters",
+            ));
+        }
+        if extension_servers.is_some() {
+            errs.push(FieldError::new(
+                "SluiceParameters.BootstrapServers",
+                super::update::SMK_BOOTSTRAP_SERVERS,
             ));
         }
         let mut servers = Vec::new();
@@ -849,6 +859,33 @@ mod tests {
                 "{expected} missing from {names:?}"
             );
         }
+    }
+
+    #[test]
+    fn regression_pipe_names_dot_and_dot_dot_were_accepted() {
+        for name in [".", ".."] {
+            let errs = errors(&GOOD.replace("\"Name\":\"orders\"", &format!("\"Name\":\"{name}\"")));
+            assert_eq!(errs.len(), 1, "{errs:?}");
+            assert_eq!(errs[0].name, "Name");
+            assert_eq!(
+                errs[0].message,
+                "must satisfy regular expression pattern: [\\.\\-_A-Za-z0-9]+"
+            );
+        }
+        let ok = GOOD.replace("\"Name\":\"orders\"", "\"Name\":\"...\"");
+        assert!(validate(&def(&ok), &ValidationContext::default()).is_ok());
+    }
+
+    #[test]
+    fn regression_bootstrap_servers_added_brokers_to_a_self_managed_source() {
+        let with = GOOD.replace(
+            "\"Target\":",
+            "\"SluiceParameters\":{\"BootstrapServers\":[\"evil:9092\"]},\"Target\":",
+        );
+        let errs = errors(&with);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].name, "SluiceParameters.BootstrapServers");
+        assert!(errs[0].message.contains("only to an MSK cluster source"));
     }
 
     #[test]
