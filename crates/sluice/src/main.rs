@@ -401,6 +401,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let cluster = ClusterOptions {
         instance_id,
+        max_pipes: config.max_pipes,
         ..ClusterOptions::default()
     };
     let manager = PipeManager::open(store, ctx, metrics, options, cluster).await?;

@@ -6,6 +6,7 @@
 //! account = "123456789012"
 //! missing_topic_grace_seconds = 60      # a pipe whose topic is still missing then fails
 //! msk_lookup_again_after_seconds = 60   # no broker of an MSK cluster looked up by ARN answers
+//! max_pipes = 1000                      # CreatePipe beyond: ServiceQuotaExceededException
 //!
 //! [[access_keys]]
 //! access_key_id = "AKIDEXAMPLE"
@@ -82,6 +83,10 @@ pub struct ServeConfig {
     /// are looked up again (MSK replaced them), in seconds, at least 1. Default 60.
     #[serde(default = "default_msk_lookup_again_after")]
     pub msk_lookup_again_after_seconds: u64,
+    /// How many pipes may exist (AWS: 1,000 per account and region): `CreatePipe` beyond it
+    /// answers `ServiceQuotaExceededException`. Default 1000.
+    #[serde(default = "default_max_pipes")]
+    pub max_pipes: usize,
     /// Targets and enrichments: AWS endpoints, API destinations, connections (see
     /// `targets::config`). `sluice run --config` reads the same section.
     #[serde(default)]
@@ -102,6 +107,7 @@ impl Default for ServeConfig {
             shutdown_timeout_seconds: default_shutdown(),
             missing_topic_grace_seconds: default_missing_topic_grace(),
             msk_lookup_again_after_seconds: default_msk_lookup_again_after(),
+            max_pipes: default_max_pipes(),
             targets: Default::default(),
             store: Default::default(),
         }
@@ -122,6 +128,10 @@ fn default_shutdown() -> u64 {
 }
 fn default_missing_topic_grace() -> u64 {
     crate::runtime::DEFAULT_MISSING_TOPIC_GRACE.as_secs()
+}
+
+fn default_max_pipes() -> usize {
+    crate::control::DEFAULT_MAX_PIPES
 }
 
 fn default_msk_lookup_again_after() -> u64 {
@@ -246,6 +256,9 @@ impl ServeConfig {
                 "region must look like us-east-1, not {:?}",
                 self.region
             ));
+        }
+        if self.max_pipes == 0 {
+            return Err("max_pipes must be at least 1".into());
         }
         if self.max_clock_skew_seconds == 0 {
             return Err("max_clock_skew_seconds must be positive".into());
@@ -399,7 +412,10 @@ mod tests {
         std::fs::write(&path, "{\n \"max_clock_skew_seconds\": \"wJalr-s3cr3t\"}").unwrap();
         let err = ServeConfig::load(&path).unwrap_err().to_string();
         assert!(!err.contains("s3cr3t"), "{err}");
-        assert!(err.contains("invalid type: string, expected u64 at line 2"), "{err}");
+        assert!(
+            err.contains("invalid type: string, expected u64 at line 2"),
+            "{err}"
+        );
     }
 
     #[test]

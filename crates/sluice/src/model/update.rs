@@ -495,7 +495,9 @@ mod tests {
         let err = with_tag_extensions(&d).unwrap_err();
         assert_eq!(err.fields.len(), 1);
         assert_eq!(err.fields[0].name, "Tags.sluice:BootstrapServers");
-        assert!(err.fields[0].message.contains("only to an MSK cluster source"));
+        assert!(err.fields[0]
+            .message
+            .contains("only to an MSK cluster source"));
         d.source = Some("arn:aws:kafka:us-east-1:123456789012:cluster/c/abc-1".into());
         assert!(with_tag_extensions(&d).is_ok());
     }

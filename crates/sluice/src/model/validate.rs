@@ -864,7 +864,8 @@ mod tests {
     #[test]
     fn regression_pipe_names_dot_and_dot_dot_were_accepted() {
         for name in [".", ".."] {
-            let errs = errors(&GOOD.replace("\"Name\":\"orders\"", &format!("\"Name\":\"{name}\"")));
+            let errs =
+                errors(&GOOD.replace("\"Name\":\"orders\"", &format!("\"Name\":\"{name}\"")));
             assert_eq!(errs.len(), 1, "{errs:?}");
             assert_eq!(errs[0].name, "Name");
             assert_eq!(

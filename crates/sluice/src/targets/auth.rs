@@ -270,7 +270,10 @@ impl OAuth {
                 throttled: false,
             })?;
         let token = Secret::new(parsed.access_token);
-        *cached = Some((token.clone(), token_refresh_at(Instant::now(), parsed.expires_in)));
+        *cached = Some((
+            token.clone(),
+            token_refresh_at(Instant::now(), parsed.expires_in),
+        ));
         Ok(token)
     }
 }
@@ -299,7 +302,10 @@ mod tests {
     #[test]
     fn token_lifetime_is_the_announced_one_less_the_margin() {
         let now = Instant::now();
-        assert_eq!(token_refresh_at(now, Some(600)), now + Duration::from_secs(570));
+        assert_eq!(
+            token_refresh_at(now, Some(600)),
+            now + Duration::from_secs(570)
+        );
         assert_eq!(token_refresh_at(now, Some(10)), now);
         assert_eq!(
             token_refresh_at(now, None),

@@ -16,6 +16,7 @@ mod enrichment;
 mod failure_handling;
 mod msk;
 mod pipe_semantics;
+mod serve_limits;
 mod source_failures;
 mod stuck_pipes;
 mod targets;
