@@ -11,6 +11,7 @@ use reqwest::header::{HeaderName, HeaderValue, AUTHORIZATION};
 use reqwest::{Client, Method, RequestBuilder};
 use serde::Deserialize;
 
+use super::body::{read_bounded, Bounded};
 use super::config::{ConnectionAuthConfig, ConnectionConfig};
 use super::TargetError;
 use crate::model::FieldError;
@@ -20,6 +21,8 @@ use crate::secrets::{Secret, SecretRef, SecretResolver};
 const REFRESH_MARGIN: Duration = Duration::from_secs(30);
 /// Lifetime assumed when the token endpoint does not say.
 const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+/// Largest token endpoint answer read (a token with its claims is a few KiB).
+const MAX_TOKEN_RESPONSE_BYTES: usize = 1024 * 1024;
 /// Longest a token is cached, whatever `expires_in` says: a huge value would overflow `Instant`
 /// (and a day-old token is refreshed anyway; a 401 drops it sooner).
 const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
@@ -256,12 +259,25 @@ impl OAuth {
                 throttled: status.as_u16() == 429,
             });
         }
-        let body = resp.bytes().await.map_err(|e| TargetError::Service {
-            service: service.clone(),
-            message: format!("reading the answer: {}", e.without_url()),
-            retryable: true,
-            throttled: false,
-        })?;
+        let body = match read_bounded(resp, MAX_TOKEN_RESPONSE_BYTES).await {
+            Ok(Bounded::Whole(body)) => body,
+            Ok(Bounded::TooLarge) => {
+                return Err(TargetError::Service {
+                    service,
+                    message: format!("the answer is larger than {MAX_TOKEN_RESPONSE_BYTES} bytes"),
+                    retryable: false,
+                    throttled: false,
+                })
+            }
+            Err(e) => {
+                return Err(TargetError::Service {
+                    service,
+                    message: format!("reading the answer: {}", e.without_url()),
+                    retryable: true,
+                    throttled: false,
+                })
+            }
+        };
         let parsed: TokenResponse =
             serde_json::from_slice(&body).map_err(|_| TargetError::Service {
                 service,
