@@ -12,6 +12,11 @@
 //! access_key_id = "AKIDEXAMPLE"
 //! secret_access_key_env = "SLUICE_SECRET_AKIDEXAMPLE"   # or secret_access_key_file = "/run/secrets/k"
 //!
+//! [secrets]                                # what pipe definitions may reference (empty: all)
+//! allowed_file_dirs = ["/run/sluice-secrets"]
+//! allowed_env_prefix = "SLUICE_PIPE_"
+//! allowed_secrets_manager_arn_prefix = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:sluice/"
+//!
 //! [store]                                  # several instances share pipes in PostgreSQL
 //! url = "postgres://sluice@db.example/sluice"
 //! password = "env:SLUICE_DB_PASSWORD"      # a secret reference
@@ -87,6 +92,10 @@ pub struct ServeConfig {
     /// answers `ServiceQuotaExceededException`. Default 1000.
     #[serde(default = "default_max_pipes")]
     pub max_pipes: usize,
+    /// The secret references pipe definitions may use (see `secrets::SecretAllowlist`); empty,
+    /// any file or environment variable the engine can read and any Secrets Manager secret.
+    #[serde(default)]
+    pub secrets: crate::secrets::SecretAllowlist,
     /// Targets and enrichments: AWS endpoints, API destinations, connections (see
     /// `targets::config`). `sluice run --config` reads the same section.
     #[serde(default)]
@@ -108,6 +117,7 @@ impl Default for ServeConfig {
             missing_topic_grace_seconds: default_missing_topic_grace(),
             msk_lookup_again_after_seconds: default_msk_lookup_again_after(),
             max_pipes: default_max_pipes(),
+            secrets: Default::default(),
             targets: Default::default(),
             store: Default::default(),
         }
@@ -273,6 +283,7 @@ impl ServeConfig {
                 "msk_lookup_again_after_seconds must be between 1 and {MAX_MISSING_TOPIC_GRACE_SECONDS} (a week)"
             ));
         }
+        self.secrets.validate()?;
         self.store.validate()?;
         Ok(())
     }

@@ -10,11 +10,15 @@
 //! - `file://PATH`: the file's content (PATH as written, absolute or relative to the working directory),
 //! - `env:NAME`: the value of environment variable `NAME`.
 //!
-//! Only references are ever stored or shown; errors name the reference and the field that is wrong,
+//! Which references pipe definitions may use is [`SecretAllowlist`]'s (the serve config's
+//! `[secrets]`). Only references are ever stored or shown; errors name the reference and the field that is wrong,
 //! never the content. The JSON shapes of Kafka secrets are parsed in [`json`].
 
+pub mod allow;
 pub mod aws;
 pub mod json;
+
+pub use allow::SecretAllowlist;
 
 use std::fmt;
 use std::io::Read;

@@ -21,7 +21,7 @@ use crate::kafka::iam::IamTokenSource;
 use crate::kafka::{tls, Refusal, ResolvedSecurity, SaslMechanism, ScramMechanism, SettingNames};
 use crate::model::definition::{KafkaParameters, SluiceParameters};
 use crate::model::FieldError;
-use crate::secrets::{self, json, Secret, SecretError, SecretRef, SecretResolver};
+use crate::secrets::{self, json, Secret, SecretAllowlist, SecretError, SecretRef, SecretResolver};
 
 /// The authentication method of a pipe's source.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +105,13 @@ impl KafkaSecurity {
     }
 }
 
+/// A secret reference of the definition, parsed and checked against the allowlist.
+fn allowed_reference(text: &str, allow: &SecretAllowlist) -> Result<SecretRef, String> {
+    let reference = SecretRef::parse(text)?;
+    allow.check(&reference)?;
+    Ok(reference)
+}
+
 /// Decide a source's security from its definition, adding field errors to `errs`. `msk_region` is
 /// the region of an MSK cluster ARN (None for self-managed sources); `looked_up` says that the
 /// cluster's brokers are looked up by ARN, which then decides the method of a source without a
@@ -115,12 +122,13 @@ pub(crate) fn validate_security(
     sluice: Option<&SluiceParameters>,
     msk_region: Option<&str>,
     looked_up: bool,
+    allow: &SecretAllowlist,
     path: &str,
     errs: &mut Vec<FieldError>,
 ) -> KafkaSecurity {
     let msk = msk_region.is_some();
     let credentials = kp.credentials.clone().unwrap_or_default();
-    let mut reference = |kind: &str, text: &str| match SecretRef::parse(text) {
+    let mut reference = |kind: &str, text: &str| match allowed_reference(text, allow) {
         Ok(r) => Some(r),
         Err(problem) => {
             errs.push(FieldError::new(
@@ -150,9 +158,8 @@ pub(crate) fn validate_security(
         }
     }
     let server_ca =
-        kp.server_root_ca_certificate
-            .as_deref()
-            .and_then(|text| match SecretRef::parse(text) {
+        kp.server_root_ca_certificate.as_deref().and_then(|text| {
+            match allowed_reference(text, allow) {
                 Ok(r) => Some(r),
                 Err(problem) => {
                     errs.push(FieldError::new(
@@ -161,7 +168,8 @@ pub(crate) fn validate_security(
                     ));
                     None
                 }
-            });
+            }
+        });
 
     let sp = sluice.cloned().unwrap_or_default();
     let has_secret = !credentials.is_empty();
@@ -420,7 +428,15 @@ mod tests {
         msk: Option<&str>,
     ) -> (KafkaSecurity, Vec<FieldError>) {
         let mut errs = Vec::new();
-        let s = validate_security(kp, sp.as_ref(), msk, false, "P", &mut errs);
+        let s = validate_security(
+            kp,
+            sp.as_ref(),
+            msk,
+            false,
+            &SecretAllowlist::default(),
+            "P",
+            &mut errs,
+        );
         (s, errs)
     }
 
