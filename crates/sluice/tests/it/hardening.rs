@@ -155,3 +155,80 @@ async fn regression_http_responses_were_read_whole_before_the_6_mib_check() {
     let bytes = sent.bytes.load(Ordering::SeqCst);
     assert!(bytes < 32 * 1024 * 1024, "the server sent {bytes} bytes");
 }
+
+/// A pipe whose SCRAM secret is `secret` (a reference), from an unreachable broker.
+fn with_secret(secret: &str) -> Value {
+    let mut d = definition(&format!("127.0.0.1:{}", free_port()), "http://127.0.0.1:1/");
+    d["SourceParameters"]["SelfManagedKafkaParameters"]["Credentials"] =
+        json!({ "SaslScram512Auth": secret });
+    d
+}
+
+/// The pipe's `StateReason` once it has one.
+async fn state_reason(api: &Api, name: &str) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let d = api.describe(name).await.ok();
+        if let Some(r) = d["StateReason"].as_str() {
+            return r.to_string();
+        }
+        assert!(Instant::now() < deadline, "{name} has no StateReason: {d}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_any_caller_could_have_host_files_read_as_secrets() {
+    let data = tempfile::tempdir().unwrap();
+    let allowed = data.path().join("allowed");
+    std::fs::create_dir(&allowed).unwrap();
+    let outside = data.path().join("outside");
+    std::fs::write(
+        &outside,
+        "{\"username\":\"u\",\"password\":\"host-secret\"}",
+    )
+    .unwrap();
+    let exists = format!("file://{}", outside.display());
+    let missing = format!("file://{}", data.path().join("missing").display());
+    let store = data.path().join("store");
+
+    // Without an allowlist (the default) both are accepted and stored.
+    let serve = Serve::start(&store, &[]);
+    let api = Api::new(&serve.url);
+    api.create("exists", &with_secret(&exists)).await.ok();
+    api.create("missing", &with_secret(&missing)).await.ok();
+    drop(serve);
+
+    let config = data.path().join("sluice.toml");
+    let toml = format!(
+        "[secrets]\nallowed_file_dirs = [{:?}]\n",
+        allowed.display().to_string()
+    );
+    std::fs::write(&config, toml).unwrap();
+    let serve = Serve::start(&store, &["--config", config.to_str().unwrap()]);
+    let api = Api::new(&serve.url);
+
+    // A new reference outside the allowed directories: refused, naming the field.
+    let refused = api.create("new", &with_secret(&exists)).await;
+    assert_eq!(refused.status, 400, "{refused:?}");
+    let field = &refused.body["fieldList"][0];
+    assert_eq!(
+        field["name"], "SourceParameters.SelfManagedKafkaParameters.Credentials.SaslScram512Auth",
+        "{refused:?}"
+    );
+    assert!(
+        field["message"]
+            .as_str()
+            .unwrap()
+            .contains("secrets.allowed_file_dirs"),
+        "{refused:?}"
+    );
+
+    // The stored pipes fail alike: the reasons differ only by the path, so they do not say
+    // which file exists, and neither holds its content.
+    let a = state_reason(&api, "exists").await;
+    let b = state_reason(&api, "missing").await;
+    assert!(a.contains("secrets.allowed_file_dirs"), "{a}");
+    assert_eq!(a.replace(&exists, "REF"), b.replace(&missing, "REF"));
+    assert!(!a.contains("host-secret"), "{a}");
+}
