@@ -59,6 +59,9 @@ pub struct KafkaSecurity {
     pub params_path: String,
     /// Explicit Secrets Manager endpoint (`SluiceParameters.SecretsManagerEndpoint`).
     pub secrets_manager_endpoint: Option<String>,
+    /// `secrets.allowed_file_dirs` of the serve config: `file://` secrets are read only when their
+    /// real path (symbolic links followed) lies inside one (empty: any file).
+    pub allowed_file_dirs: Vec<std::path::PathBuf>,
 }
 
 impl Default for KafkaSecurity {
@@ -69,6 +72,7 @@ impl Default for KafkaSecurity {
             server_ca: None,
             params_path: "SourceParameters.SelfManagedKafkaParameters".into(),
             secrets_manager_endpoint: None,
+            allowed_file_dirs: Vec::new(),
         }
     }
 }
@@ -184,7 +188,7 @@ pub(crate) fn validate_security(
         }
     }
     if looked_up {
-        return looked_up_security(from_secret, &sp, path, errs);
+        return looked_up_security(from_secret, &sp, allow, path, errs);
     }
     let tls = sp
         .kafka_tls
@@ -246,6 +250,7 @@ pub(crate) fn validate_security(
         server_ca,
         params_path: path.to_string(),
         secrets_manager_endpoint: sp.secrets_manager_endpoint.clone(),
+        allowed_file_dirs: allow.allowed_file_dirs.clone(),
     }
 }
 
@@ -255,6 +260,7 @@ pub(crate) fn validate_security(
 fn looked_up_security(
     from_secret: Option<AuthMethod>,
     sp: &SluiceParameters,
+    allow: &SecretAllowlist,
     path: &str,
     errs: &mut Vec<FieldError>,
 ) -> KafkaSecurity {
@@ -271,6 +277,7 @@ fn looked_up_security(
         server_ca: None,
         params_path: path.to_string(),
         secrets_manager_endpoint: sp.secrets_manager_endpoint.clone(),
+        allowed_file_dirs: allow.allowed_file_dirs.clone(),
     }
 }
 
@@ -315,7 +322,9 @@ impl AuthError {
 /// Fetch the secrets of `sec` and turn them into librdkafka settings. Called when a pipe starts,
 /// on a tokio runtime (whose handle the IAM token source keeps).
 pub async fn resolve(sec: &KafkaSecurity) -> Result<ResolvedSecurity, AuthError> {
-    let resolver = SecretResolver::new().with_endpoint(sec.secrets_manager_endpoint.clone());
+    let resolver = SecretResolver::new()
+        .with_endpoint(sec.secrets_manager_endpoint.clone())
+        .with_file_dirs(sec.allowed_file_dirs.clone());
     let mut out = ResolvedSecurity::new(sec.uses_sasl(), sec.tls, sec.describe());
     if sec.tls {
         if let Some(r) = &sec.server_ca {
