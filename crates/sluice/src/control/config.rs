@@ -408,6 +408,15 @@ mod tests {
         assert!(!err.contains("s3cr3t"), "{err}");
         assert!(err.contains("unknown field `secret_acess_key`"), "{err}");
         assert!(err.contains("line 5 column 3"), "{err}");
+        // A syntax error on the secret's own line.
+        std::fs::write(
+            &path,
+            "[[access_keys]]\naccess_key_id = \"A1\"\nsecret_access_key = wJalrXUtnFEMI-s3cr3t\n",
+        )
+        .unwrap();
+        let err = ServeConfig::load(&path).unwrap_err().to_string();
+        assert!(!err.contains("s3cr3t"), "{err}");
+        assert!(err.contains("line 3 column 21"), "{err}");
     }
 
     #[test]
