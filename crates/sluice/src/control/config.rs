@@ -90,6 +90,9 @@ pub struct ServeConfig {
     /// the embedded store under `--data`.
     #[serde(default)]
     pub store: crate::store::PostgresConfig,
+    /// The API listener's timeouts and limits (see `api::limits`).
+    #[serde(default)]
+    pub listener: crate::api::limits::ListenerConfig,
 }
 
 impl Default for ServeConfig {
@@ -104,6 +107,7 @@ impl Default for ServeConfig {
             msk_lookup_again_after_seconds: default_msk_lookup_again_after(),
             targets: Default::default(),
             store: Default::default(),
+            listener: Default::default(),
         }
     }
 }
@@ -254,6 +258,7 @@ impl ServeConfig {
             ));
         }
         self.store.validate()?;
+        self.listener.validate()?;
         Ok(())
     }
 

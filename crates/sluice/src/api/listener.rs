@@ -1,0 +1,164 @@
+//! The API's accept loop: HTTP/1.1 over TCP or TLS with the [`ListenerLimits`] applied.
+//!
+//! - a connection slot (a semaphore of `max_connections` permits) is taken *before* `accept`, so
+//!   over the cap new connections wait in the kernel's backlog instead of being refused;
+//! - hyper's HTTP/1 server runs with a timer, so its header-read timeout applies (it starts
+//!   whenever the connection waits for a request: it is also the keep-alive idle timeout); the
+//!   TLS handshake gets the same bound;
+//! - every request body gets the total deadline of [`DeadlineBody`], whichever route reads it;
+//! - at shutdown: no new connections, open ones are asked to finish their request and close,
+//!   and those still open after `shutdown_drain` are cut.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::body::DeadlineBody;
+use super::limits::ListenerLimits;
+
+/// Serve `app` on `tcp` (TLS when `tls` is given) until `shutdown`, then drain.
+pub async fn run(
+    tcp: TcpListener,
+    app: Router,
+    tls: Option<TlsAcceptor>,
+    limits: ListenerLimits,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let app = app.layer(axum::middleware::from_fn_with_state(
+        limits.body_read_timeout,
+        body_deadline,
+    ));
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let connections = TaskTracker::new();
+    let cut = CancellationToken::new();
+    while let Some((stream, peer, slot)) = next_connection(&tcp, &slots, &shutdown).await {
+        let conn = Connection {
+            app: app.clone(),
+            limits,
+            shutdown: shutdown.clone(),
+            cut: cut.clone(),
+            _slot: slot,
+        };
+        connections.spawn(conn.serve(stream, peer, tls.clone()));
+    }
+    drop(tcp);
+    drain(connections, cut, limits.shutdown_drain).await;
+    Ok(())
+}
+
+/// The next accepted connection with its slot, or `None` at shutdown.
+async fn next_connection(
+    tcp: &TcpListener,
+    slots: &Arc<Semaphore>,
+    shutdown: &CancellationToken,
+) -> Option<(TcpStream, SocketAddr, OwnedSemaphorePermit)> {
+    let slot = tokio::select! {
+        _ = shutdown.cancelled() => return None,
+        slot = slots.clone().acquire_owned() => slot.ok()?,
+    };
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            accepted = tcp.accept() => match accepted {
+                Ok((stream, peer)) => return Some((stream, peer, slot)),
+                // Out of file descriptors, or a connection reset before it was accepted: the
+                // listener itself is fine, so wait a little (no busy loop) and go on.
+                Err(e) => {
+                    tracing::warn!(error = %e, "accepting an API connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+        }
+    }
+}
+
+/// Wait up to `bound` for the open connections, then cut the rest.
+async fn drain(connections: TaskTracker, cut: CancellationToken, bound: Duration) {
+    connections.close();
+    if tokio::time::timeout(bound, connections.wait()).await.is_err() {
+        tracing::warn!(
+            open = connections.len(),
+            drain_ms = bound.as_millis() as u64,
+            "cutting API connections still open after the shutdown drain"
+        );
+        cut.cancel();
+        connections.wait().await;
+    }
+}
+
+/// Give every request body the listener's deadline.
+async fn body_deadline(State(timeout): State<Duration>, req: Request, next: Next) -> Response {
+    next.run(req.map(|b| Body::new(DeadlineBody::new(b, timeout))))
+        .await
+}
+
+/// One accepted connection and what it needs.
+struct Connection {
+    app: Router,
+    limits: ListenerLimits,
+    shutdown: CancellationToken,
+    cut: CancellationToken,
+    /// Held until the connection ends.
+    _slot: OwnedSemaphorePermit,
+}
+
+impl Connection {
+    async fn serve(self, stream: TcpStream, peer: SocketAddr, tls: Option<TlsAcceptor>) {
+        let _ = stream.set_nodelay(true);
+        let Some(tls) = tls else {
+            return self.http(stream, peer).await;
+        };
+        let handshake = tokio::time::timeout(self.limits.header_read_timeout, tls.accept(stream));
+        let stream = tokio::select! {
+            _ = self.cut.cancelled() => return,
+            done = handshake => match done {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+            },
+        };
+        self.http(stream, peer).await
+    }
+
+    async fn http<I>(self, io: I, peer: SocketAddr)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let mut builder = http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.limits.header_read_timeout);
+        let service = TowerToHyperService::new(self.app);
+        let conn = builder.serve_connection(TokioIo::new(io), service);
+        let mut conn = std::pin::pin!(conn);
+        let result = tokio::select! {
+            r = conn.as_mut() => r,
+            _ = self.shutdown.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                tokio::select! {
+                    r = conn.as_mut() => r,
+                    _ = self.cut.cancelled() => return,
+                }
+            }
+        };
+        if let Err(e) = result {
+            // Timeouts, resets and malformed requests: the client's business.
+            tracing::debug!(%peer, error = %e, "API connection ended");
+        }
+    }
+}
