@@ -3,4 +3,5 @@
 
 mod aws_cli;
 mod boto3;
+mod hostile;
 mod pipes_dir;
