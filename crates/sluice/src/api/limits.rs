@@ -158,12 +158,28 @@ mod tests {
 
     #[test]
     fn each_out_of_range_value_is_named_with_its_range() {
-        let cases: [(fn(&mut ListenerConfig), &str); 5] = [
-            (|c| c.header_read_timeout_ms = 0, "listener.header_read_timeout_ms must be between 1 and 600000"),
-            (|c| c.body_read_timeout_ms = 600_001, "listener.body_read_timeout_ms must be between 1 and 600000"),
-            (|c| c.max_body_bytes = 10, "listener.max_body_bytes must be between 4096 and 6291456"),
-            (|c| c.max_connections = 0, "listener.max_connections must be between 1 and 100000"),
-            (|c| c.shutdown_drain_ms = 0, "listener.shutdown_drain_ms must be between 1 and 600000"),
+        type Change = fn(&mut ListenerConfig);
+        let cases: [(Change, &str); 5] = [
+            (
+                |c| c.header_read_timeout_ms = 0,
+                "listener.header_read_timeout_ms must be between 1 and 600000",
+            ),
+            (
+                |c| c.body_read_timeout_ms = 600_001,
+                "listener.body_read_timeout_ms must be between 1 and 600000",
+            ),
+            (
+                |c| c.max_body_bytes = 10,
+                "listener.max_body_bytes must be between 4096 and 6291456",
+            ),
+            (
+                |c| c.max_connections = 0,
+                "listener.max_connections must be between 1 and 100000",
+            ),
+            (
+                |c| c.shutdown_drain_ms = 0,
+                "listener.shutdown_drain_ms must be between 1 and 600000",
+            ),
         ];
         for (change, expected) in cases {
             let mut c = ListenerConfig::default();

@@ -5,7 +5,8 @@
 //! - hyper's HTTP/1 server runs with a timer, so its header-read timeout applies (it starts
 //!   whenever the connection waits for a request: it is also the keep-alive idle timeout); the
 //!   TLS handshake gets the same bound;
-//! - every request body gets the total deadline of [`DeadlineBody`], whichever route reads it;
+//! - every request body gets the total deadline of [`DeadlineBody`] and the body limit (axum's
+//!   `DefaultBodyLimit` for routes using extractors), whichever route reads it;
 //! - at shutdown: no new connections, open ones are asked to finish their request and close,
 //!   and those still open after `shutdown_drain` are cut.
 
@@ -39,10 +40,13 @@ pub async fn run(
     limits: ListenerLimits,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let app = app.layer(axum::middleware::from_fn_with_state(
-        limits.body_read_timeout,
-        body_deadline,
-    ));
+    // Routes reading their body with axum's extractors get the same limit as the API's.
+    let app = app
+        .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            limits.body_read_timeout,
+            body_deadline,
+        ));
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let connections = TaskTracker::new();
     let cut = CancellationToken::new();
@@ -90,7 +94,10 @@ async fn next_connection(
 /// Wait up to `bound` for the open connections, then cut the rest.
 async fn drain(connections: TaskTracker, cut: CancellationToken, bound: Duration) {
     connections.close();
-    if tokio::time::timeout(bound, connections.wait()).await.is_err() {
+    if tokio::time::timeout(bound, connections.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!(
             open = connections.len(),
             drain_ms = bound.as_millis() as u64,

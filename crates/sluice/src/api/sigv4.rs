@@ -99,7 +99,7 @@ impl AuthError {
         match self {
             AuthError::Missing | AuthError::UnknownKey | AuthError::SessionToken => {
                 "UnrecognizedClientException"
-            },
+            }
             _ => "InvalidSignatureException",
         }
     }
@@ -422,8 +422,7 @@ fn parse_authorization(header: &str, amz_date: &str) -> Result<Authorization, Au
     let credential = credential.ok_or_else(|| malformed("Credential is missing"))?;
     let signed = signed.ok_or_else(|| malformed("SignedHeaders is missing"))?;
     let signature = signature.ok_or_else(|| malformed("Signature is missing"))?;
-    authorization(credential, signed, signature, amz_date, None)
-        .map_err(|what| malformed(&what))
+    authorization(credential, signed, signature, amz_date, None).map_err(|what| malformed(&what))
 }
 
 /// The `X-Amz-*` parameters of a presigned URL, each exactly once.
@@ -850,7 +849,10 @@ mod tests {
         };
         let q = "tagKeys=team&X-Amz-Security-Token=abc";
         assert_eq!(req(&headers, q), Err(AuthError::SessionToken));
-        headers.insert("x-amz-security-token", HeaderValue::from_static("FQoGZXIvYXdzEXAMPLE"));
+        headers.insert(
+            "x-amz-security-token",
+            HeaderValue::from_static("FQoGZXIvYXdzEXAMPLE"),
+        );
         let err = req(&headers, VECTOR_QUERY).unwrap_err();
         assert_eq!(err, AuthError::SessionToken);
         assert_eq!(err.error_type(), "UnrecognizedClientException");

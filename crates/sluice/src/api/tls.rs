@@ -94,7 +94,12 @@ impl ReloadableCert {
 
 impl ResolvesServerCert for ReloadableCert {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.current.read().unwrap_or_else(|p| p.into_inner()).clone())
+        Some(
+            self.current
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        )
     }
 }
 
@@ -157,6 +162,9 @@ mod tests {
         assert!(err.to_string().starts_with("--tls-cert "), "{err}");
         std::fs::write(&cert, "not pem").unwrap();
         let err = ReloadableCert::load(&cert, &key).unwrap_err();
-        assert!(err.to_string().contains("holds no PEM CERTIFICATE"), "{err}");
+        assert!(
+            err.to_string().contains("holds no PEM CERTIFICATE"),
+            "{err}"
+        );
     }
 }

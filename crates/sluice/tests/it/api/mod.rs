@@ -4,4 +4,5 @@
 mod aws_cli;
 mod boto3;
 mod hostile;
+mod https;
 mod pipes_dir;

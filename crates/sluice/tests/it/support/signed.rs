@@ -125,6 +125,9 @@ impl Api {
     }
 }
 
+/// Header or query pairs.
+pub type Pairs = Vec<(String, String)>;
+
 /// How [`sign`] signs.
 #[derive(Debug, Clone, Copy)]
 pub struct Signing<'a> {
@@ -153,7 +156,7 @@ pub fn sign(
     headers: &[(&str, &str)],
     body: &[u8],
     how: Signing<'_>,
-) -> (Vec<(String, String)>, Vec<(String, String)>) {
+) -> (Pairs, Pairs) {
     use aws_sigv4::http_request::{
         sign, SignableBody, SignableRequest, SignatureLocation, SigningSettings,
         UriPathNormalizationMode,
@@ -183,7 +186,10 @@ pub fn sign(
     let (instructions, _) = sign(signable, &params.into()).unwrap().into_parts();
     let own = |(k, v): (&str, &str)| (k.to_string(), v.to_string());
     let headers = instructions.headers().map(own).collect();
-    let params = instructions.params().iter().map(|(k, v)| own((k, v.as_ref()))).collect();
+    let params = instructions
+        .params()
+        .iter()
+        .map(|(k, v)| own((k, v.as_ref())))
+        .collect();
     (headers, params)
 }
-
