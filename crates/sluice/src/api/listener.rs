@@ -169,3 +169,82 @@ impl Connection {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn get(addr: SocketAddr) -> String {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn over_the_cap_a_connection_waits_for_a_slot_and_shutdown_cuts_stalled_ones() {
+        let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = tcp.local_addr().unwrap();
+        let limits = ListenerLimits {
+            max_connections: 1,
+            header_read_timeout: Duration::from_secs(60),
+            shutdown_drain: Duration::from_millis(200),
+            ..ListenerLimits::default()
+        };
+        // Reads the body (a POST's), so a stalled body holds its request open.
+        let app = Router::new().fallback(|body: String| async move {
+            if body.is_empty() {
+                "ok".to_string()
+            } else {
+                body
+            }
+        });
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(run(tcp, app, None, limits, shutdown.clone()));
+        // The one slot: a connection that stalls mid-headers.
+        let mut stalled = TcpStream::connect(addr).await.unwrap();
+        stalled.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+        let waiting = tokio::spawn(get(addr));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            !waiting.is_finished(),
+            "a connection over the cap was served"
+        );
+        drop(stalled);
+        let answer = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("the waiting connection was served once the slot freed")
+            .unwrap();
+        assert!(answer.ends_with("ok"), "{answer}");
+
+        // A connection served once (so it is surely accepted), then stalled mid-body.
+        let mut stalled = TcpStream::connect(addr).await.unwrap();
+        stalled
+            .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut first = Vec::new();
+        while !first.ends_with(b"\r\n\r\nok") {
+            let mut buf = [0u8; 256];
+            let n = stalled.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed early");
+            first.extend_from_slice(&buf[..n]);
+        }
+        stalled
+            .write_all(b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\nabc")
+            .await
+            .unwrap();
+        shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .expect("the drain is bounded")
+            .unwrap()
+            .unwrap();
+        let mut rest = Vec::new();
+        assert_eq!(stalled.read_to_end(&mut rest).await.unwrap_or(0), 0);
+    }
+}
