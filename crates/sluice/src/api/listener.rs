@@ -247,4 +247,34 @@ mod tests {
         let mut rest = Vec::new();
         assert_eq!(stalled.read_to_end(&mut rest).await.unwrap_or(0), 0);
     }
+
+    #[tokio::test]
+    async fn the_header_timeout_also_closes_an_idle_keep_alive_connection() {
+        let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = tcp.local_addr().unwrap();
+        let limits = ListenerLimits {
+            header_read_timeout: Duration::from_millis(200),
+            ..ListenerLimits::default()
+        };
+        let app = Router::new().fallback(|| async { "ok" });
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(run(tcp, app, None, limits, shutdown.clone()));
+        let mut conn = TcpStream::connect(addr).await.unwrap();
+        conn.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        // The answer, then nothing more: the connection is closed once idle for the timeout.
+        let mut got = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut got))
+            .await
+            .expect("an idle keep-alive connection stayed open")
+            .unwrap();
+        assert!(
+            got.ends_with(b"\r\n\r\nok"),
+            "{}",
+            String::from_utf8_lossy(&got)
+        );
+        shutdown.cancel();
+        server.await.unwrap().unwrap();
+    }
 }

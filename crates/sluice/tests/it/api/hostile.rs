@@ -273,7 +273,8 @@ async fn a_thousand_idle_connections_do_not_stop_signed_requests() {
         started.elapsed()
     );
     let after = rss_kib(serve.child.id());
-    // Measured about 10 MiB for the thousand connections; bounded well below 100 MiB.
+    eprintln!("RSS before {before} KiB, with 1,000 connections {after} KiB");
+    // Measured about 16 MiB for the thousand connections; bounded well below 100 MiB.
     assert!(
         after.saturating_sub(before) < 100 * 1024,
         "RSS grew from {before} KiB to {after} KiB"
@@ -292,10 +293,22 @@ async fn malformed_bodies_traversal_paths_and_encoded_arns_get_clear_answers() {
     assert_eq!(answer.error_type(), "validationexception");
     assert!(answer.message().contains("not UTF-8"), "{answer:?}");
 
+    let answer = send(&serve, "GET", "/v1/pipes/%ff%fe", b"", signed()).await;
+    assert_eq!(answer.status, 400, "{answer:?}");
+    assert!(
+        answer.message().contains("Name: is not valid UTF-8"),
+        "{answer:?}"
+    );
+
     let answer = send(&serve, "POST", "/v1/pipes/p", b"{\"Source\": ", signed()).await;
     assert_eq!(answer.status, 400, "{answer:?}");
     assert_eq!(answer.error_type(), "validationexception");
-    assert!(!answer.message().is_empty(), "{answer:?}");
+    assert!(
+        answer
+            .message()
+            .contains("not valid JSON: EOF while parsing a value at line 1 column 11"),
+        "{answer:?}"
+    );
 
     let answer = send(&serve, "GET", "/v1/pipes/../x", b"", signed()).await;
     assert_eq!(answer.status, 404, "{answer:?}");
