@@ -273,6 +273,14 @@ impl Verifier {
         refuse_session_token(head)?;
         let query = query_pairs(head.raw_query.unwrap_or(""));
         let auth = if query.iter().any(|(k, _)| k == PRESIGN_ALGORITHM) {
+            if head.headers.contains_key("authorization") {
+                // AWS's wording: one request, one signature.
+                return Err(AuthError::Malformed(
+                    "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter \
+                     or the Authorization header should be specified"
+                        .into(),
+                ));
+            }
             parse_presigned(&query)?
         } else {
             parse_header_form(head.headers)?
@@ -804,6 +812,24 @@ mod tests {
         assert!(
             err.to_string()
                 .contains("X-Amz-Expires must be a number of seconds between 1 and 604800"),
+            "{err}"
+        );
+        let (mut headers, query_owned) = presigned(query);
+        headers.insert(
+            "authorization",
+            HeaderValue::from_static("AWS4-HMAC-SHA256 x"),
+        );
+        let both = RequestParts {
+            method: "GET",
+            raw_path: "/v1/pipes",
+            raw_query: Some(&query_owned),
+            headers: &headers,
+            body: b"",
+        };
+        let err = verifier().verify(&both, SystemTime::now()).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("Only one auth mechanism allowed"),
             "{err}"
         );
         let no_signature = query.split("&X-Amz-Signature").next().unwrap();
