@@ -386,6 +386,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         )
     };
     let limits = config.listener.validate().map_err(anyhow::Error::msg)?;
+    api::listener::ensure_open_files(limits.max_connections);
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => {
             let cert = Arc::new(api::tls::ReloadableCert::load(cert, key)?);

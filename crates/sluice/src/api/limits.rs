@@ -37,8 +37,8 @@ pub struct ListenerConfig {
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: u64,
     /// Most connections held open at once; further connections are not accepted until one
-    /// closes (they wait in the kernel's backlog, so a burst is delayed, not refused).
-    /// Default 1,024.
+    /// closes (they wait in the kernel's backlog, so a burst is delayed, not refused). The soft
+    /// open-files limit is raised to fit (up to the hard limit). Default 1,024.
     #[serde(default = "default_max_connections")]
     pub max_connections: u32,
     /// At SIGTERM, how long open connections may finish their request, in milliseconds; those

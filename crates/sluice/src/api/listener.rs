@@ -32,6 +32,42 @@ use tokio_util::task::TaskTracker;
 use super::body::DeadlineBody;
 use super::limits::ListenerLimits;
 
+/// File descriptors kept for everything but API connections (store, brokers, logs, metrics).
+const SPARE_FDS: u64 = 256;
+
+/// Raise the soft open-files limit (often 1,024) so `max_connections` connections can be held
+/// (as Go's runtime raises it at start), never above the hard limit; a warning when even that is
+/// too low, since accepting then fails with "too many open files" before the cap is reached.
+pub fn ensure_open_files(max_connections: usize) {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let wanted = max_connections as u64 + SPARE_FDS;
+    // `None` is unlimited.
+    let soft = limit.current.unwrap_or(u64::MAX);
+    if soft >= wanted {
+        return;
+    }
+    let target = limit.maximum.map_or(wanted, |hard| hard.min(wanted));
+    let raised = target > soft
+        && setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: Some(target),
+                maximum: limit.maximum,
+            },
+        )
+        .is_ok();
+    let now = if raised { target } else { soft };
+    if now < wanted {
+        tracing::warn!(
+            open_files_limit = now,
+            max_connections,
+            "the open-files limit is below listener.max_connections + {SPARE_FDS}: raise it \
+             (ulimit -n) or lower max_connections"
+        );
+    }
+}
+
 /// Serve `app` on `tcp` (TLS when `tls` is given) until `shutdown`, then drain.
 pub async fn run(
     tcp: TcpListener,
