@@ -250,6 +250,15 @@ fn rss_kib(pid: u32) -> u64 {
 
 #[tokio::test]
 async fn a_thousand_idle_connections_do_not_stop_signed_requests() {
+    // This test holds a thousand sockets too: room for them where the soft limit is 1,024.
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current.is_some_and(|soft| soft < 4096) {
+        let current = limit
+            .maximum
+            .map_or(Some(4096), |hard| Some(hard.min(4096)));
+        let _ = setrlimit(Resource::Nofile, Rlimit { current, ..limit });
+    }
     let (serve, _dir) = serve_with("max_connections = 1100");
     let before = rss_kib(serve.child.id());
     let mut held = Vec::new();
