@@ -69,6 +69,20 @@ pub enum AuthError {
         /// The allowed skew.
         skew_minutes: u64,
     },
+    /// `X-Amz-Date` is further in the future than the allowed skew.
+    #[error(
+        "Signature not yet current: {signed} is still later than {latest} ({now} + {skew_minutes} min.)"
+    )]
+    NotYetCurrent {
+        /// The request's time.
+        signed: String,
+        /// The latest accepted time.
+        latest: String,
+        /// Now.
+        now: String,
+        /// The allowed skew.
+        skew_minutes: u64,
+    },
     /// The credential scope names another region than this engine's.
     #[error("Credential should be scoped to a valid region, not '{given}': this endpoint is in '{expected}'.")]
     WrongRegion {
@@ -113,7 +127,9 @@ impl AuthError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            AuthError::Expired { .. } | AuthError::PresignExpired { .. }
+            AuthError::Expired { .. }
+                | AuthError::NotYetCurrent { .. }
+                | AuthError::PresignExpired { .. }
         )
     }
 }
@@ -345,7 +361,15 @@ impl Verifier {
             ))
         })?;
         let skew = self.max_skew.as_secs();
-        let too_early = match auth.expires_secs {
+        if signed_at > now_secs.saturating_add(skew) {
+            return Err(AuthError::NotYetCurrent {
+                signed: auth.amz_date.clone(),
+                latest: format_amz_date(now_secs.saturating_add(skew)),
+                now: format_amz_date(now_secs),
+                skew_minutes: skew / 60,
+            });
+        }
+        let too_old = match auth.expires_secs {
             // A presigned URL is good from its date (give or take the skew) until it expires.
             Some(expires) => {
                 if now_secs > signed_at.saturating_add(expires) {
@@ -354,11 +378,11 @@ impl Verifier {
                         now: format_amz_date(now_secs),
                     });
                 }
-                signed_at > now_secs.saturating_add(skew)
+                false
             }
-            None => signed_at.abs_diff(now_secs) > skew,
+            None => now_secs.saturating_sub(skew) > signed_at,
         };
-        if too_early {
+        if too_old {
             return Err(AuthError::Expired {
                 signed: auth.amz_date.clone(),
                 earliest: format_amz_date(now_secs.saturating_sub(skew)),
@@ -743,6 +767,14 @@ mod tests {
             verifier().verify(&req(decoded), now),
             Err(AuthError::Mismatch)
         );
+        let early = now - Duration::from_secs(901);
+        let err = verifier().verify(&req(VECTOR_PATH), early).unwrap_err();
+        assert!(
+            err.to_string().starts_with("Signature not yet current"),
+            "{err}"
+        );
+        let edge = now - Duration::from_secs(900);
+        assert!(verifier().verify(&req(VECTOR_PATH), edge).is_ok());
         let late = now + Duration::from_secs(901);
         let err = verifier().verify(&req(VECTOR_PATH), late).unwrap_err();
         assert_eq!(err.error_type(), "InvalidSignatureException");
