@@ -104,6 +104,9 @@ pub struct ServeConfig {
     /// the embedded store under `--data`.
     #[serde(default)]
     pub store: crate::store::PostgresConfig,
+    /// The API listener's timeouts and limits (see `api::limits`).
+    #[serde(default)]
+    pub listener: crate::api::limits::ListenerConfig,
 }
 
 impl Default for ServeConfig {
@@ -120,6 +123,7 @@ impl Default for ServeConfig {
             secrets: Default::default(),
             targets: Default::default(),
             store: Default::default(),
+            listener: Default::default(),
         }
     }
 }
@@ -285,6 +289,7 @@ impl ServeConfig {
         }
         self.secrets.validate()?;
         self.store.validate()?;
+        self.listener.validate()?;
         Ok(())
     }
 
