@@ -190,7 +190,7 @@ impl<S: RecordStream, C: Committer> Lane<S, C> {
     /// out, retrying it with backoff: a commit refused during a rebalance would otherwise leave the
     /// partition's next owner to replay every batch delivered since the last commit that landed,
     /// not only the one in flight. `false` when the lane is drained or abandoned first (after one
-    /// last attempt when drained: the revoking member may still commit).
+    /// last attempt when drained: the revoking member may still commit) or the consumer closed.
     async fn settle(&self, next_offset: i64) -> bool {
         let p = self.control.partition;
         let mut wait = SETTLE_BACKOFF_MIN;
@@ -203,6 +203,8 @@ impl<S: RecordStream, C: Committer> Lane<S, C> {
             };
             match self.committer.commit(p, next_offset, None).await {
                 Ok(()) => self.control.record_commit(next_offset),
+                // The pipe is stopping: nothing will commit any more.
+                Err(CommitError::Closed) => return false,
                 Err(e) => tracing::debug!(partition = p, next_offset, error = %e,
                     "offset commit failed again; the next batch waits for it"),
             }
