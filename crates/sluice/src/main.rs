@@ -160,7 +160,10 @@ fn main() -> ExitCode {
             shutdown_timeout_secs,
             config,
         } => {
-            telemetry::init_logging(log_format);
+            let tracing = match start_telemetry(log_format, config.as_deref()) {
+                Ok(t) => t,
+                Err(code) => return code,
+            };
             let (ctx, missing_topic_grace) = match context_with_config(&arn, config.as_deref()) {
                 Ok(c) => c,
                 Err(code) => return code,
@@ -170,11 +173,23 @@ fn main() -> ExitCode {
                 missing_topic_grace,
                 ..RuntimeOptions::default()
             };
-            block_on(run(pipe_file, metrics_addr, ctx, options))
+            let code = block_on(run(pipe_file, metrics_addr, ctx, options));
+            // Outside the runtime: the exporter's client blocks.
+            if let Some(t) = tracing {
+                t.shutdown();
+            }
+            code
         }
         Command::Serve(args) => {
-            telemetry::init_logging(args.log_format);
-            block_on(serve(args))
+            let tracing = match start_telemetry(args.log_format, args.config.as_deref()) {
+                Ok(t) => t,
+                Err(code) => return code,
+            };
+            let code = block_on(serve(args));
+            if let Some(t) = tracing {
+                t.shutdown();
+            }
+            code
         }
         Command::Validate {
             pipe_file,
@@ -203,6 +218,22 @@ fn main() -> ExitCode {
             vars,
         } => test_input_template(&template, &event, &vars),
     }
+}
+
+/// Logging, and span export when `[telemetry] otlp_endpoint` of the config file (read here only
+/// for that; its errors are reported where it is loaded) or `OTEL_EXPORTER_OTLP_ENDPOINT` says
+/// where. A bad endpoint prints why and gives exit code 2.
+fn start_telemetry(
+    format: LogFormat,
+    config: Option<&std::path::Path>,
+) -> Result<Option<sluice::traces::Tracing>, ExitCode> {
+    let endpoint = config
+        .and_then(|p| sluice::control::config::ServeConfig::load(p).ok())
+        .and_then(|c| c.telemetry.otlp_endpoint);
+    telemetry::init_logging(format, endpoint.as_deref()).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })
 }
 
 /// Run a command's future on a multi-threaded runtime; errors are logged and exit 1.

@@ -66,6 +66,8 @@ pub mod names {
     pub const PARTITION_LAG: &str = "sluice_partition_lag";
     /// Offsets committed, per partition: the next offset the group will read.
     pub const COMMITTED_OFFSET: &str = "sluice_committed_offset";
+    /// Execution log records dropped, per destination: its buffer was full, or it kept failing.
+    pub const EXECUTION_LOG_DROPPED: &str = "sluice_execution_log_dropped";
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -77,6 +79,12 @@ struct PipeLabels {
 struct ConditionLabels {
     pipe: String,
     condition: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DestinationLabels {
+    pipe: String,
+    destination: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -122,6 +130,7 @@ pub struct Metrics {
     offset_lag: Family<PipeLabels, Gauge>,
     partition_lag: Family<PartitionLabels, Gauge>,
     committed_offset: Family<PartitionLabels, Gauge>,
+    execution_log_dropped: Family<DestinationLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -168,6 +177,7 @@ impl Metrics {
             offset_lag: Family::default(),
             partition_lag: Family::default(),
             committed_offset: Family::default(),
+            execution_log_dropped: Family::default(),
         };
         {
             let mut r = m.registry.lock().unwrap_or_else(|e| e.into_inner());
@@ -298,6 +308,11 @@ impl Metrics {
                 "Next offset the group will read, per partition",
                 m.committed_offset.clone(),
             );
+            r.register(
+                EXECUTION_LOG_DROPPED,
+                "Execution log records dropped (the destination's buffer was full or it kept failing)",
+                m.execution_log_dropped.clone(),
+            );
         }
         m
     }
@@ -416,6 +431,18 @@ impl PipeMetrics {
         };
         self.registry
             .records_dead_lettered
+            .get_or_create(&l)
+            .clone()
+    }
+
+    /// Execution log records dropped for `destination` (`cloudwatch`, `file`, ...).
+    pub fn execution_log_dropped(&self, destination: &str) -> Counter {
+        let l = DestinationLabels {
+            pipe: self.pipe.clone(),
+            destination: destination.to_string(),
+        };
+        self.registry
+            .execution_log_dropped
             .get_or_create(&l)
             .clone()
     }

@@ -1,4 +1,5 @@
-//! Logging setup (`tracing`, filtered by `RUST_LOG`) and the Prometheus `/metrics` endpoint.
+//! Logging setup (`tracing`, filtered by `RUST_LOG`, with the OpenTelemetry layer of
+//! [`crate::traces`] when an OTLP endpoint is set) and the Prometheus `/metrics` endpoint.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -6,7 +7,10 @@ use std::sync::Arc;
 use axum::routing::get;
 use axum::Router;
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{filter_fn, FilterExt};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 use crate::metrics::Metrics;
 
@@ -19,15 +23,35 @@ pub enum LogFormat {
     Json,
 }
 
-/// Install the global subscriber: `RUST_LOG` (default `info`) on stderr.
-pub fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+/// Install the global subscriber: `RUST_LOG` (default `info`) on stderr, and span export when
+/// an OTLP endpoint is set (`otlp_endpoint`, else `OTEL_EXPORTER_OTLP_ENDPOINT`). The exported
+/// spans never decorate log lines. Keep the returned exporter until the end, and shut it down
+/// outside the async runtime.
+pub fn init_logging(
+    format: LogFormat,
+    otlp_endpoint: Option<&str>,
+) -> Result<Option<crate::traces::Tracing>, crate::traces::TraceError> {
+    let env = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let fmt: Box<dyn Layer<Registry> + Send + Sync> = match format {
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(std::io::stderr)
+            .boxed(),
+    };
+    let not_traces = filter_fn(|m| m.target() != crate::traces::TARGET);
+    let registry = tracing_subscriber::registry().with(fmt.with_filter(env.and(not_traces)));
+    match crate::traces::layer(otlp_endpoint)? {
+        Some((otel, tracing)) => {
+            registry.with(otel).init();
+            Ok(Some(tracing))
+        }
+        None => {
+            registry.init();
+            Ok(None)
+        }
     }
 }
 

@@ -6,6 +6,9 @@
 //! account = "123456789012"
 //! missing_topic_grace_seconds = 60      # a pipe whose topic is still missing then fails
 //!
+//! [telemetry]
+//! otlp_endpoint = "http://127.0.0.1:4318"   # traces over OTLP/HTTP (else OTEL_EXPORTER_OTLP_ENDPOINT)
+//!
 //! [[access_keys]]
 //! access_key_id = "AKIDEXAMPLE"
 //! secret_access_key_env = "SLUICE_SECRET_AKIDEXAMPLE"   # or secret_access_key_file = "/run/secrets/k"
@@ -74,6 +77,19 @@ pub struct ServeConfig {
     /// `targets::config`). `sluice run --config` reads the same section.
     #[serde(default)]
     pub targets: crate::targets::TargetsConfig,
+    /// Traces: where spans are exported.
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
+}
+
+/// `[telemetry]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// Base URL of an OTLP/HTTP collector (`/v1/traces` is added); wins over
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`. Absent, and without the variable, no spans are exported.
+    #[serde(default)]
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Default for ServeConfig {
@@ -86,6 +102,7 @@ impl Default for ServeConfig {
             shutdown_timeout_seconds: default_shutdown(),
             missing_topic_grace_seconds: default_missing_topic_grace(),
             targets: Default::default(),
+            telemetry: TelemetryConfig::default(),
         }
     }
 }

@@ -158,6 +158,7 @@ pub async fn run_pipe(
     };
     let topic = &spec.source.topic;
     let pipe_metrics = processor.metrics().clone();
+    let execution_log = processor.execution_log().cloned();
     let registry = Arc::new(LaneRegistry::new(
         topic,
         pipe_metrics.clone(),
@@ -196,6 +197,9 @@ pub async fn run_pipe(
     hooks.clear();
     // Closing leaves the group (a last revoke callback); it blocks, so not on a worker thread.
     let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
+    if let Some(log) = execution_log {
+        log.close().await;
+    }
     match health.report_end() {
         Some(reason) => Err(RuntimeError::Failed(reason)),
         None => {
@@ -236,6 +240,14 @@ async fn prepare(
         ),
         None => None,
     };
+    let execution_log = match &spec.execution_log {
+        Some(c) => Some(Arc::new(
+            c.build(&spec.name, &spec.arn, &metrics.pipe(&spec.name))
+                .await
+                .map_err(|e| RuntimeError::Failed(format!("LogConfiguration: {e}")))?,
+        )),
+        None => None,
+    };
     let src = &spec.source;
     let json = match &src.kind {
         KafkaSourceKind::SelfManaged => {
@@ -247,6 +259,7 @@ async fn prepare(
         target,
         enrichment,
         dead_letter,
+        execution_log,
     };
     let processor = BatchProcessor::new(
         spec,

@@ -13,6 +13,7 @@ mod cli;
 mod concurrency;
 mod enrichment;
 mod failure_handling;
+mod observability;
 mod pipe_semantics;
 mod source_failures;
 mod targets;
