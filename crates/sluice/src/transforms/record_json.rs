@@ -76,20 +76,26 @@ impl RecordJson {
 
     /// Append the record's wire JSON object to `out`.
     pub fn write_wire(&self, rec: &SourceRecord, out: &mut Vec<u8>) {
+        let mut n = itoa::Buffer::new();
+        let mut p = itoa::Buffer::new();
+        let partition = p.format(rec.partition).as_bytes();
+        out.reserve(self.wire_len_hint(rec));
         out.extend_from_slice(&self.prefix);
         out.extend_from_slice(b",\"eventSourceKey\":\"");
         json_str_inner(out, &self.topic);
-        // Writes into a Vec cannot fail.
-        let _ = write!(out, "-{}\",\"topic\":", rec.partition);
+        out.push(b'-');
+        out.extend_from_slice(partition);
+        out.extend_from_slice(b"\",\"topic\":");
         json_str(out, &self.topic);
-        let _ = write!(
-            out,
-            ",\"partition\":\"{}\",\"offset\":{},\"timestamp\":{},\"timestampType\":\"{}\"",
-            rec.partition,
-            rec.offset,
-            rec.timestamp,
-            rec.timestamp_type.as_str()
-        );
+        out.extend_from_slice(b",\"partition\":\"");
+        out.extend_from_slice(partition);
+        out.extend_from_slice(b"\",\"offset\":");
+        out.extend_from_slice(n.format(rec.offset).as_bytes());
+        out.extend_from_slice(b",\"timestamp\":");
+        out.extend_from_slice(n.format(rec.timestamp).as_bytes());
+        out.extend_from_slice(b",\"timestampType\":\"");
+        out.extend_from_slice(rec.timestamp_type.as_str().as_bytes());
+        out.push(b'"');
         if let Some(key) = &rec.key {
             out.extend_from_slice(b",\"key\":\"");
             base64_into(out, key);
@@ -119,6 +125,23 @@ impl RecordJson {
             out.push(b'}');
         }
         out.extend_from_slice(b"]}");
+    }
+
+    /// About the length of the record's wire JSON (base64 grows bytes by 4/3; a header byte is up
+    /// to 5 characters), so it is written without reallocating.
+    fn wire_len_hint(&self, rec: &SourceRecord) -> usize {
+        let bytes = |b: &Option<Vec<u8>>| b.as_ref().map_or(4, |b| b.len().div_ceil(3) * 4 + 2);
+        let headers: usize = rec
+            .headers
+            .iter()
+            .map(|(k, v)| k.len() + 8 + v.as_ref().map_or(4, |v| v.len() * 5))
+            .sum();
+        self.prefix.len()
+            + 2 * self.topic.len()
+            + 160
+            + bytes(&rec.key)
+            + bytes(&rec.value)
+            + headers
     }
 
     /// The record's wire JSON as a string.
@@ -199,14 +222,41 @@ impl RecordJson {
 /// Header bytes as Java's signed bytes (0xC3 is -61), as Pipes writes them.
 fn write_signed_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.push(b'[');
-    for (j, b) in bytes.iter().enumerate() {
+    for (j, &b) in bytes.iter().enumerate() {
         if j > 0 {
             out.push(b',');
         }
-        let _ = write!(out, "{}", *b as i8);
+        out.extend_from_slice(SIGNED[b as usize].as_bytes());
     }
     out.push(b']');
 }
+
+/// The decimal text of every byte read as a signed byte, by its unsigned value.
+#[rustfmt::skip]
+static SIGNED: [&str; 256] = [
+    "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11",
+    "12", "13", "14", "15", "16", "17", "18", "19", "20", "21", "22", "23",
+    "24", "25", "26", "27", "28", "29", "30", "31", "32", "33", "34", "35",
+    "36", "37", "38", "39", "40", "41", "42", "43", "44", "45", "46", "47",
+    "48", "49", "50", "51", "52", "53", "54", "55", "56", "57", "58", "59",
+    "60", "61", "62", "63", "64", "65", "66", "67", "68", "69", "70", "71",
+    "72", "73", "74", "75", "76", "77", "78", "79", "80", "81", "82", "83",
+    "84", "85", "86", "87", "88", "89", "90", "91", "92", "93", "94", "95",
+    "96", "97", "98", "99", "100", "101", "102", "103", "104", "105", "106", "107",
+    "108", "109", "110", "111", "112", "113", "114", "115", "116", "117", "118", "119",
+    "120", "121", "122", "123", "124", "125", "126", "127", "-128", "-127", "-126", "-125",
+    "-124", "-123", "-122", "-121", "-120", "-119", "-118", "-117", "-116", "-115", "-114", "-113",
+    "-112", "-111", "-110", "-109", "-108", "-107", "-106", "-105", "-104", "-103", "-102", "-101",
+    "-100", "-99", "-98", "-97", "-96", "-95", "-94", "-93", "-92", "-91", "-90", "-89",
+    "-88", "-87", "-86", "-85", "-84", "-83", "-82", "-81", "-80", "-79", "-78", "-77",
+    "-76", "-75", "-74", "-73", "-72", "-71", "-70", "-69", "-68", "-67", "-66", "-65",
+    "-64", "-63", "-62", "-61", "-60", "-59", "-58", "-57", "-56", "-55", "-54", "-53",
+    "-52", "-51", "-50", "-49", "-48", "-47", "-46", "-45", "-44", "-43", "-42", "-41",
+    "-40", "-39", "-38", "-37", "-36", "-35", "-34", "-33", "-32", "-31", "-30", "-29",
+    "-28", "-27", "-26", "-25", "-24", "-23", "-22", "-21", "-20", "-19", "-18", "-17",
+    "-16", "-15", "-14", "-13", "-12", "-11", "-10", "-9", "-8", "-7", "-6", "-5",
+    "-4", "-3", "-2", "-1",
+];
 
 fn decode_bytes(b: &[u8]) -> Value {
     match std::str::from_utf8(b)
@@ -331,6 +381,16 @@ mod tests {
         assert_eq!(v["value"], Value::Null);
         assert_eq!(v["headers"], json!([]));
         assert_eq!(v["timestampType"], "LOG_APPEND_TIME");
+    }
+
+    #[test]
+    fn every_header_byte_is_written_as_its_signed_value() {
+        let ctx = RecordJson::self_managed("t", "h:1");
+        let mut r = record();
+        let all: Vec<u8> = (0..=255).collect();
+        r.headers = vec![("all".into(), Some(all.clone()))];
+        let expected: Vec<i64> = all.iter().map(|b| i64::from(*b as i8)).collect();
+        assert_eq!(wire(&ctx, &r)["headers"][0]["all"], json!(expected));
     }
 
     #[test]

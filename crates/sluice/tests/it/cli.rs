@@ -128,3 +128,99 @@ fn validate_accepts_the_examples() {
         );
     }
 }
+
+/// Patterns AWS refuses (issue 19): each class exits 2 with AWS's words and the field named.
+#[test]
+fn test_event_pattern_refuses_what_aws_refuses() {
+    let cases = [
+        (
+            r#"{"n":[{"numeric":["<",5,">",0]}]}"#,
+            "Too many elements in numeric expression",
+        ),
+        (
+            r#"{"n":[{"numeric":[">",5,">",9]}]}"#,
+            "Bad numeric range operator",
+        ),
+        (
+            r#"{"n":[{"numeric":[">",9,"<",5]}]}"#,
+            "Bottom must be less than top",
+        ),
+        (
+            r#"{"n":[{"numeric":[">",1e309]}]}"#,
+            "Cannot compare number",
+        ),
+        (
+            r#"{"a":[{"anything-but":{"prefix":""}}]}"#,
+            "Null prefix/suffix not allowed",
+        ),
+        (
+            r#"{"a":[{"anything-but":{"suffix":""}}]}"#,
+            "Null prefix/suffix not allowed",
+        ),
+        (
+            r#"{"a":[{"wildcard":"*:*:*:*:*:event-bus/*"}]}"#,
+            "Rule is too complex",
+        ),
+    ];
+    for (pattern, words) in cases {
+        let out = sluice(&[
+            "test-event-pattern",
+            "--event-pattern",
+            pattern,
+            "--event",
+            "{}",
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{pattern}");
+        let err = text(&out.stderr);
+        assert!(err.contains(words), "{pattern}: {err}");
+        assert!(
+            err.contains("\"n\"") || err.contains("\"a\""),
+            "{pattern}: {err}"
+        );
+    }
+    // Just valid on the other side of each boundary.
+    for pattern in [
+        r#"{"n":[{"numeric":[">",0,"<",5]}]}"#,
+        r#"{"n":[{"numeric":[">",1.7976931348623157e308]}]}"#,
+        r#"{"a":[{"anything-but":{"prefix":"x"}}]}"#,
+        r#"{"a":[{"wildcard":"*:*:event-bus/*"}]}"#,
+    ] {
+        let out = sluice(&[
+            "test-event-pattern",
+            "--event-pattern",
+            pattern,
+            "--event",
+            "{}",
+        ]);
+        assert!(out.status.success(), "{pattern}: {}", text(&out.stderr));
+    }
+}
+
+/// `sluice validate` names the filter's field path as the API's `fieldList` does.
+#[test]
+fn validate_names_the_filter_pattern_that_aws_would_refuse() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pipe.json");
+    let pipe = serde_json::json!({
+        "Name": "p", "Source": "smk://127.0.0.1:9092", "Target": "http://127.0.0.1:1/",
+        "SourceParameters": {
+            "SelfManagedKafkaParameters": {"TopicName": "t"},
+            "FilterCriteria": {"Filters": [
+                {"Pattern": r#"{"value":{"n":[{"numeric":[">",1]}]}}"#},
+                {"Pattern": r#"{"value":{"n":[{"numeric":["<",5,">",0]}]}}"#}
+            ]}
+        }
+    });
+    std::fs::write(&file, pipe.to_string()).unwrap();
+    let out = sluice(&["validate", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("SourceParameters.FilterCriteria.Filters[1].Pattern"),
+        "{err}"
+    );
+    assert!(
+        err.contains("Too many elements in numeric expression"),
+        "{err}"
+    );
+}
