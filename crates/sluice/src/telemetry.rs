@@ -7,7 +7,6 @@ use std::sync::Arc;
 use axum::routing::get;
 use axum::Router;
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::filter::{filter_fn, FilterExt};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
@@ -41,8 +40,13 @@ pub fn init_logging(
             .with_writer(std::io::stderr)
             .boxed(),
     };
-    let not_traces = filter_fn(|m| m.target() != crate::traces::TARGET);
-    let registry = tracing_subscriber::registry().with(fmt.with_filter(env.and(not_traces)));
+    // A directive rather than a filter function, so that the callsite's interest stays static:
+    // without an exporter, a span of `traces::TARGET` is never built.
+    let env = match format!("{}=off", crate::traces::TARGET).parse() {
+        Ok(d) => env.add_directive(d),
+        Err(_) => env,
+    };
+    let registry = tracing_subscriber::registry().with(fmt.with_filter(env));
     match crate::traces::layer(otlp_endpoint)? {
         Some((otel, tracing)) => {
             registry.with(otel).init();

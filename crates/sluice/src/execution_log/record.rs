@@ -120,6 +120,7 @@ impl LogError {
 #[serde(rename_all = "camelCase")]
 pub struct LogRecord {
     /// The execution's id (one per attempt at a batch).
+    #[serde(serialize_with = "text")]
     pub execution_id: Arc<str>,
     /// When the step happened, milliseconds since the epoch.
     pub timestamp: i64,
@@ -127,6 +128,7 @@ pub struct LogRecord {
     #[serde(serialize_with = "step_name")]
     pub message_type: Step,
     /// The pipe's ARN.
+    #[serde(serialize_with = "text")]
     pub resource_arn: Arc<str>,
     /// The pipe's configured level.
     #[serde(serialize_with = "level_name")]
@@ -147,6 +149,10 @@ pub struct LogRecord {
     /// On failure, what failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<LogError>,
+}
+
+fn text<S: serde::Serializer>(s: &Arc<str>, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(s)
 }
 
 fn step_name<S: serde::Serializer>(s: &Step, ser: S) -> Result<S::Ok, S::Error> {

@@ -624,6 +624,7 @@ fn with_sink(source: &str, extra: &str) -> (Setup<'static>, Arc<FakeSink>) {
         source: Box::leak(source.to_string().into_boxed_str()),
         extra: Box::leak(extra.to_string().into_boxed_str()),
         sink: Some(sink.clone()),
+        log: None,
         stored: None,
     };
     (setup, sink)

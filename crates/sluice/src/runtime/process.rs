@@ -199,7 +199,16 @@ impl BatchProcessor {
             .observe(started.elapsed().as_secs_f64());
     }
 
-    /// Keeps the `Concurrency` gauge up while the guard lives.
+    /// The target's `batchItemFailures` in Lambda's shape (for execution data).
+fn item_failures_text(items: &[crate::targets::ItemIdentifier]) -> String {
+    let items: Vec<serde_json::Value> = items
+        .iter()
+        .map(|i| serde_json::json!({"itemIdentifier": {"partition": i.partition, "offset": i.offset}}))
+        .collect();
+    serde_json::json!({ "batchItemFailures": items }).to_string()
+}
+
+/// Keeps the `Concurrency` gauge up while the guard lives.
     pub fn in_flight(&self) -> ConcurrencyGuard<'_> {
         ConcurrencyGuard::new(&self.metrics)
     }
@@ -292,7 +301,7 @@ impl BatchProcessor {
         match &result {
             Ok(d) if report && !d.item_failures.is_empty() => {
                 let response = || Data {
-                    response: serde_json::to_string(&d.item_failures).ok(),
+                    response: Some(item_failures_text(&d.item_failures)),
                     ..Data::default()
                 };
                 exec.log(Step::TargetInvocationPartiallyFailed, None, response);
