@@ -79,7 +79,8 @@ fn endpoint(config: Option<&str>) -> Option<Option<String>> {
     }
     let set = |v: &str| std::env::var_os(v).is_some_and(|s| !s.is_empty());
     // The exporter reads the variables itself.
-    (set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") || set("OTEL_EXPORTER_OTLP_ENDPOINT")).then_some(None)
+    (set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") || set("OTEL_EXPORTER_OTLP_ENDPOINT"))
+        .then_some(None)
 }
 
 /// The layer exporting [`TARGET`] spans, when an endpoint is configured.
@@ -243,7 +244,8 @@ pub fn inject_http(headers: &mut reqwest::header::HeaderMap) {
     if !enabled() || headers.contains_key("traceparent") {
         return;
     }
-    TraceContextPropagator::new().inject_context(&Span::current().context(), &mut HttpHeaders(headers));
+    TraceContextPropagator::new()
+        .inject_context(&Span::current().context(), &mut HttpHeaders(headers));
 }
 
 struct HttpHeaders<'a>(&'a mut reqwest::header::HeaderMap);

@@ -157,7 +157,8 @@ pub fn validate(
     }
     if let Some(fh) = &lc.firehose_log_destination {
         let field = format!("{PATH}.FirehoseLogDestination.DeliveryStreamArn");
-        if let Some((stream, region)) = delivery_stream(fh.delivery_stream_arn.as_deref(), &field, errs)
+        if let Some((stream, region)) =
+            delivery_stream(fh.delivery_stream_arn.as_deref(), &field, errs)
         {
             destinations.push(DestinationConfig::Firehose {
                 stream,
@@ -196,7 +197,11 @@ pub fn validate(
 }
 
 /// `arn:aws:logs:<region>:<account>:log-group:<name>[:*]` -> (name, region).
-fn log_group(arn: Option<&str>, field: &str, errs: &mut Vec<FieldError>) -> Option<(String, String)> {
+fn log_group(
+    arn: Option<&str>,
+    field: &str,
+    errs: &mut Vec<FieldError>,
+) -> Option<(String, String)> {
     let parsed = arn.and_then(Arn::parse).filter(|a| a.service == "logs");
     let name = parsed.as_ref().and_then(|a| {
         let name = a.resource.strip_prefix("log-group:")?;

@@ -92,7 +92,9 @@ async fn sink(d: &DestinationConfig, pipe: &str) -> Result<Box<dyn Sink>, ShipEr
             group,
             region,
             endpoint,
-        } => Box::new(cloudwatch::CloudWatch::build(group, region, endpoint.as_deref(), pipe).await),
+        } => {
+            Box::new(cloudwatch::CloudWatch::build(group, region, endpoint.as_deref(), pipe).await)
+        }
         #[cfg(feature = "aws-targets")]
         DestinationConfig::Firehose {
             stream,
@@ -216,7 +218,11 @@ impl Execution<'_> {
         let Some(log) = self.log.filter(|l| step.level() <= l.level) else {
             return;
         };
-        let data = if log.include_data { data() } else { Data::default() };
+        let data = if log.include_data {
+            data()
+        } else {
+            Data::default()
+        };
         log.push(LogRecord {
             execution_id: self.id.clone(),
             timestamp: now_ms(),
@@ -272,7 +278,10 @@ async fn sdk_client_config(region: &str) -> aws_config::SdkConfig {
 
 /// A failed AWS call: the service's code and message (never a record's content).
 #[cfg(feature = "aws-targets")]
-fn aws_failure<E, R>(call: &'static str, e: aws_smithy_runtime_api::client::result::SdkError<E, R>) -> ShipError
+fn aws_failure<E, R>(
+    call: &'static str,
+    e: aws_smithy_runtime_api::client::result::SdkError<E, R>,
+) -> ShipError
 where
     E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
@@ -302,7 +311,10 @@ mod tests {
         };
         assert_eq!(end_step(None, false), Step::ExecutionSucceeded);
         assert_eq!(end_step(None, true), Step::ExecutionPartiallyFailed);
-        assert_eq!(end_step(Some(&status(429)), false), Step::ExecutionThrottled);
+        assert_eq!(
+            end_step(Some(&status(429)), false),
+            Step::ExecutionThrottled
+        );
         assert_eq!(
             end_step(Some(&TargetError::Timeout(Duration::from_secs(1))), false),
             Step::ExecutionTimeout
@@ -314,6 +326,8 @@ mod tests {
     fn an_execution_without_a_log_logs_nothing() {
         let off = Execution::off();
         assert!(!off.logs(Step::ExecutionFailed));
-        off.log(Step::ExecutionFailed, None, || unreachable!("no data without a log"));
+        off.log(Step::ExecutionFailed, None, || {
+            unreachable!("no data without a log")
+        });
     }
 }

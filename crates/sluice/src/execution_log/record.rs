@@ -176,13 +176,13 @@ impl LogRecord {
         let mut json = self.to_json();
         for name in ["payload", "awsRequest", "awsResponse"] {
             while json.len() > limit {
-                // Every byte of text is at least one byte of JSON, so cutting what is over
-                // (and room for the `truncatedFields` entry) ends within a few rounds.
+                // The cut is measured in JSON bytes (escapes count double or more), so that the
+                // record ends just under the limit, not far below it.
                 let over = json.len() - limit + name.len() + 24;
                 let Some(text) = self.data_mut(name).filter(|t| !t.is_empty()) else {
                     break;
                 };
-                let keep = floor_char_boundary(text, text.len().saturating_sub(over));
+                let keep = prefix_within(text, escaped_len(text).saturating_sub(over));
                 text.truncate(keep);
                 if !self.truncated_fields.contains(&name) {
                     self.truncated_fields.push(name);
@@ -273,13 +273,30 @@ impl LogRecord {
     }
 }
 
-/// The largest index `<= at` that is a char boundary of `s`.
-fn floor_char_boundary(s: &str, at: usize) -> usize {
-    let mut i = at.min(s.len());
-    while !s.is_char_boundary(i) {
-        i -= 1;
+/// How many bytes `c` takes inside a JSON string (as `serde_json` escapes it).
+fn escaped_char_len(c: char) -> usize {
+    match c {
+        '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
+        c if (c as u32) < 0x20 => 6,
+        c => c.len_utf8(),
     }
-    i
+}
+
+/// How many bytes `s` takes inside a JSON string.
+fn escaped_len(s: &str) -> usize {
+    s.chars().map(escaped_char_len).sum()
+}
+
+/// The length of the longest prefix of `s` (at a char boundary) whose JSON form fits in `budget`.
+fn prefix_within(s: &str, budget: usize) -> usize {
+    let mut used = 0;
+    for (i, c) in s.char_indices() {
+        used += escaped_char_len(c);
+        if used > budget {
+            return i;
+        }
+    }
+    s.len()
 }
 
 /// Milliseconds since the epoch as RFC 3339 UTC with milliseconds.
@@ -366,6 +383,14 @@ mod tests {
         assert!(json.len() <= MAX_RECORD_BYTES);
         assert_eq!(r.truncated_fields, ["payload", "awsRequest"]);
         assert_eq!(r.payload.as_deref(), Some(""));
+    }
+
+    #[test]
+    fn escaped_lengths_match_serde_json() {
+        let s = "a\"b\\c\nd\u{1}é€";
+        assert_eq!(escaped_len(s) + 2, serde_json::to_string(s).unwrap().len());
+        assert_eq!(prefix_within(s, 3), 2);
+        assert_eq!(prefix_within("éé", 3), 2);
     }
 
     #[test]

@@ -37,7 +37,12 @@ pub struct S3Place<'a> {
 
 impl S3 {
     /// The client for `place` in `region` (through `endpoint` when given).
-    pub async fn build(place: S3Place<'_>, region: &str, endpoint: Option<&str>, pipe: &str) -> Self {
+    pub async fn build(
+        place: S3Place<'_>,
+        region: &str,
+        endpoint: Option<&str>,
+        pipe: &str,
+    ) -> Self {
         let sdk = sdk_client_config(region).await;
         // Emulators and private endpoints serve buckets by path, not by host name.
         let mut b = aws_sdk_s3::config::Builder::from(&sdk).force_path_style(endpoint.is_some());

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use tokio::io::AsyncWriteExt;
 
-use super::shipper::{Entry, ShipError, Sink};
 use super::lines;
+use super::shipper::{Entry, ShipError, Sink};
 
 /// Writes to standard output.
 #[derive(Debug, Default)]

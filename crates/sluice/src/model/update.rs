@@ -361,13 +361,17 @@ mod tests {
     #[test]
     fn log_configuration_is_replaced_whole_and_kept_when_absent() {
         let mut stored = def(STORED);
-        stored.log_configuration = def(r#"{"LogConfiguration":{"Level":"ERROR","IncludeExecutionData":["ALL"]}}"#).log_configuration;
+        stored.log_configuration =
+            def(r#"{"LogConfiguration":{"Level":"ERROR","IncludeExecutionData":["ALL"]}}"#)
+                .log_configuration;
         let role = r#""RoleArn":"arn:aws:iam::123456789012:role/r""#;
         let kept = merge_update(&stored, &def(&format!("{{{role}}}"))).unwrap();
         assert_eq!(kept.log_configuration, stored.log_configuration);
         let changed = merge_update(
             &stored,
-            &def(&format!(r#"{{{role},"LogConfiguration":{{"Level":"INFO"}}}}"#)),
+            &def(&format!(
+                r#"{{{role},"LogConfiguration":{{"Level":"INFO"}}}}"#
+            )),
         )
         .unwrap();
         let lc = changed.log_configuration.unwrap();

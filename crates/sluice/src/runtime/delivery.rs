@@ -136,7 +136,10 @@ impl<'a, C: Committer> Delivery<'a, C> {
                 payload: Some(body_text(events)),
                 ..Data::default()
             });
-            let attempt = self.processor.attempt(events, &exec).instrument(trace.clone());
+            let attempt = self
+                .processor
+                .attempt(events, &exec)
+                .instrument(trace.clone());
             let result = tokio::select! {
                 biased;
                 _ = self.control.abandon.cancelled() => return Outcome::Abandoned,

@@ -938,7 +938,7 @@ async fn each_attempt_logs_its_steps_at_the_pipes_level() {
         target.clone(),
     );
     h.send(2, br#"{"n":1}"#);
-    h.wait_commits(2).await;
+    h.wait_committed(2).await;
     let records = buffer.drain();
     let steps: Vec<&str> = records
         .iter()
@@ -956,14 +956,28 @@ async fn each_attempt_logs_its_steps_at_the_pipes_level() {
         .into_iter()
         .chain(end)
     };
-    let want: Vec<&str> = attempt(["TargetInvocationFailed", "TargetStageFailed", "ExecutionThrottled"])
-        .chain(attempt(["TargetInvocationSucceeded", "TargetStageSucceeded", "ExecutionSucceeded"]))
-        .collect();
+    let want: Vec<&str> = attempt([
+        "TargetInvocationFailed",
+        "TargetStageFailed",
+        "ExecutionThrottled",
+    ])
+    .chain(attempt([
+        "TargetInvocationSucceeded",
+        "TargetStageSucceeded",
+        "ExecutionSucceeded",
+    ]))
+    .collect();
     assert_eq!(steps, want);
     let (first, _) = records[0].fitted();
     let (retry, _) = records[9].fitted();
-    assert_ne!(first.execution_id, retry.execution_id, "an execution per attempt");
-    assert_eq!(first.payload.as_deref(), Some(r#"[{"v": {"n":1}},{"v": {"n":1}}]"#));
+    assert_ne!(
+        first.execution_id, retry.execution_id,
+        "an execution per attempt"
+    );
+    assert_eq!(
+        first.payload.as_deref(),
+        Some(r#"[{"v": {"n":1}},{"v": {"n":1}}]"#)
+    );
     let (failed, _) = records[6].fitted();
     assert_eq!(failed.error.as_ref().unwrap().http_status_code, Some(429));
 }

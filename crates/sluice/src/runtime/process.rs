@@ -199,16 +199,7 @@ impl BatchProcessor {
             .observe(started.elapsed().as_secs_f64());
     }
 
-    /// The target's `batchItemFailures` in Lambda's shape (for execution data).
-fn item_failures_text(items: &[crate::targets::ItemIdentifier]) -> String {
-    let items: Vec<serde_json::Value> = items
-        .iter()
-        .map(|i| serde_json::json!({"itemIdentifier": {"partition": i.partition, "offset": i.offset}}))
-        .collect();
-    serde_json::json!({ "batchItemFailures": items }).to_string()
-}
-
-/// Keeps the `Concurrency` gauge up while the guard lives.
+    /// Keeps the `Concurrency` gauge up while the guard lives.
     pub fn in_flight(&self) -> ConcurrencyGuard<'_> {
         ConcurrencyGuard::new(&self.metrics)
     }
@@ -313,7 +304,11 @@ fn item_failures_text(items: &[crate::targets::ItemIdentifier]) -> String {
             }
             Err(e) if report && e.failed_entry().is_some() && self.enrichment.is_none() => {
                 m.target_stage_failed.inc();
-                exec.log(Step::TargetInvocationPartiallyFailed, Some(e), Data::default);
+                exec.log(
+                    Step::TargetInvocationPartiallyFailed,
+                    Some(e),
+                    Data::default,
+                );
                 exec.log(Step::TargetStagePartiallyFailed, Some(e), Data::default);
             }
             Err(e) => {
@@ -459,6 +454,15 @@ pub(crate) struct Stages {
 /// Events as the JSON array a batch call carries (for execution data).
 pub(crate) fn body_text(events: &[Event]) -> String {
     String::from_utf8_lossy(&batch_body(events)).into_owned()
+}
+
+/// The target's `batchItemFailures` in Lambda's shape (for execution data).
+fn item_failures_text(items: &[crate::targets::ItemIdentifier]) -> String {
+    let items: Vec<serde_json::Value> = items
+        .iter()
+        .map(|i| serde_json::json!({"itemIdentifier": {"partition": i.partition, "offset": i.offset}}))
+        .collect();
+    serde_json::json!({ "batchItemFailures": items }).to_string()
 }
 
 /// Keeps the `Concurrency` gauge right on every way out of an execution.

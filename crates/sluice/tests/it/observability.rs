@@ -12,7 +12,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use base64::Engine;
 use serde_json::{json, Value};
@@ -73,7 +72,13 @@ fn trace_sequence() -> Vec<&'static str> {
                 "ExecutionFailed",
             )
         };
-        ["TargetStageEntered", "TargetInvocationStarted", inv, stage, end]
+        [
+            "TargetStageEntered",
+            "TargetInvocationStarted",
+            inv,
+            stage,
+            end,
+        ]
     };
     let success: Vec<&str> = std::iter::once("ExecutionStarted")
         .chain(enrich_ok)
@@ -144,7 +149,12 @@ fn firehose_records(moto: &Moto, pipe: &str) -> Vec<Value> {
         .flat_map(|c| c.json()["Records"].as_array().cloned().unwrap_or_default())
         .map(|r| b64.decode(r["Data"].as_str().unwrap()).unwrap())
         .map(|d| serde_json::from_slice::<Value>(&d).unwrap())
-        .filter(|r| r["resourceArn"].as_str().unwrap().ends_with(&format!("pipe/{pipe}")))
+        .filter(|r| {
+            r["resourceArn"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("pipe/{pipe}"))
+        })
         .collect()
 }
 
@@ -394,8 +404,16 @@ async fn each_level_logs_the_steps_of_the_spec_to_every_destination() {
         })
         .await;
         let level = p.level;
-        assert_eq!(steps_of(&cloudwatch_records(&moto, &p.name)), want, "{level} cloudwatch");
-        assert_eq!(steps_of(&firehose_records(&moto, &p.name)), want, "{level} firehose");
+        assert_eq!(
+            steps_of(&cloudwatch_records(&moto, &p.name)),
+            want,
+            "{level} cloudwatch"
+        );
+        assert_eq!(
+            steps_of(&firehose_records(&moto, &p.name)),
+            want,
+            "{level} firehose"
+        );
         assert_eq!(steps_of(&file_records(&p.file)), want, "{level} file");
         let objects = s3_objects(&moto, &p.name, dir.path());
         assert_eq!(s3_steps(&objects, p.s3_format), want, "{level} s3");
@@ -404,7 +422,8 @@ async fn each_level_logs_the_steps_of_the_spec_to_every_destination() {
         }
         let records = file_records(&p.file);
         assert!(records.iter().all(|r| r["logLevel"] == level
-            && r["resourceArn"] == format!("arn:aws:pipes:us-east-1:000000000000:pipe/{}", p.name)));
+            && r["resourceArn"]
+                == format!("arn:aws:pipes:us-east-1:000000000000:pipe/{}", p.name)));
         assert_eq!(
             records.iter().any(|r| r.get("payload").is_some()),
             level == "TRACE",
@@ -442,14 +461,25 @@ fn check_execution_data(records: &[Value]) {
     let cut: Vec<(String, Value)> = big
         .iter()
         .filter(|r| r.get("truncatedFields").is_some())
-        .map(|r| (r["messageType"].as_str().unwrap().to_string(), r["truncatedFields"].clone()))
+        .map(|r| {
+            (
+                r["messageType"].as_str().unwrap().to_string(),
+                r["truncatedFields"].clone(),
+            )
+        })
         .collect();
     assert_eq!(
         cut,
         [
             ("ExecutionStarted".to_string(), json!(["payload"])),
-            ("EnrichmentInvocationStarted".to_string(), json!(["awsRequest"])),
-            ("EnrichmentInvocationSucceeded".to_string(), json!(["awsResponse"])),
+            (
+                "EnrichmentInvocationStarted".to_string(),
+                json!(["awsRequest"])
+            ),
+            (
+                "EnrichmentInvocationSucceeded".to_string(),
+                json!(["awsResponse"])
+            ),
             ("TargetInvocationStarted".to_string(), json!(["awsRequest"])),
         ]
     );
@@ -458,7 +488,10 @@ fn check_execution_data(records: &[Value]) {
         assert!(len <= MAX_RECORD, "{} is {len} bytes", r["messageType"]);
     }
     let started = big[0].to_string().len();
-    assert!(started > MAX_RECORD - 1024, "cut to the limit, not far below: {started}");
+    assert!(
+        started > MAX_RECORD - 1024,
+        "cut to the limit, not far below: {started}"
+    );
 }
 
 /// Neither the SCRAM password nor the API key is in anything a destination received.
@@ -517,9 +550,19 @@ async fn a_log_destination_that_is_down_delays_no_record_and_counts_what_it_drop
         .map(|b| b.as_array().unwrap().len())
         .sum();
     assert_eq!(delivered, 10_000);
-    let dropped = metric(&addr, "sluice_execution_log_dropped_total{pipe=\"logs-down\",destination=\"cloudwatch\"}").await;
-    assert!(dropped > 0.0, "nothing counted as dropped:\n{}", sluice.log_text());
-    assert!(sluice.log_text().contains("execution log records could not be written"));
+    let dropped = metric(
+        &addr,
+        "sluice_execution_log_dropped_total{pipe=\"logs-down\",destination=\"cloudwatch\"}",
+    )
+    .await;
+    assert!(
+        dropped > 0.0,
+        "nothing counted as dropped:\n{}",
+        sluice.log_text()
+    );
+    assert!(sluice
+        .log_text()
+        .contains("execution log records could not be written"));
 }
 
 async fn metric(addr: &str, series: &str) -> f64 {
@@ -629,7 +672,11 @@ mod otlp {
 
         pub fn named(&self, name: &str) -> Vec<Received> {
             let spans = self.spans.lock().unwrap();
-            spans.iter().filter(|r| r.span.name == name).cloned().collect()
+            spans
+                .iter()
+                .filter(|r| r.span.name == name)
+                .cloned()
+                .collect()
         }
     }
 
@@ -695,7 +742,10 @@ async fn executions_are_spans_that_continue_the_records_traces_to_the_target() {
         .map(|k| (k, e.attr(k)))
         .collect();
         let want: HashMap<&str, Option<String>> = [
-            ("pipe.arn", "arn:aws:pipes:us-east-1:000000000000:pipe/traced".to_string()),
+            (
+                "pipe.arn",
+                "arn:aws:pipes:us-east-1:000000000000:pipe/traced".to_string(),
+            ),
             ("messaging.destination.name", "traced".into()),
             ("messaging.destination.partition.id", "0".into()),
             ("messaging.kafka.first_offset", offset.to_string()),
@@ -712,7 +762,11 @@ async fn executions_are_spans_that_continue_the_records_traces_to_the_target() {
     let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
     let (untraced, continued) = (&executions[0].span, &executions[1].span);
     assert_ne!(hex(&untraced.trace_id), trace_id);
-    assert_eq!(hex(&continued.trace_id), trace_id, "the record's trace goes on");
+    assert_eq!(
+        hex(&continued.trace_id),
+        trace_id,
+        "the record's trace goes on"
+    );
     assert_eq!(hex(&continued.parent_span_id), parent);
     let child = collector
         .named("pipe.target")

@@ -125,7 +125,8 @@ impl Target for KafkaTarget {
             if let Some(tp) = crate::traces::current_traceparent() {
                 for r in &mut records {
                     r.headers.retain(|(k, _)| k != "traceparent");
-                    r.headers.push(("traceparent".into(), Some(tp.clone().into_bytes())));
+                    r.headers
+                        .push(("traceparent".into(), Some(tp.clone().into_bytes())));
                 }
             }
             // Everything is enqueued before anything is awaited: the idempotent producer keeps
