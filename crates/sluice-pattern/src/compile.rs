@@ -402,9 +402,38 @@ fn operator(
         },
         "numeric" => Cond::Numeric(numeric(v, path)?),
         "anything-but" => Cond::AnythingBut(anything_but(v, path)?),
-        other => return err(format!("uses unrecognized match type {other:?}")),
+        other => return err(unknown_match_type(other)),
     };
     Ok(Some(c))
+}
+
+/// The match types (operators) a condition object may use.
+const MATCH_TYPES: &[&str] = &[
+    "prefix",
+    "suffix",
+    "equals-ignore-case",
+    "anything-but",
+    "numeric",
+    "exists",
+    "cidr",
+    "wildcard",
+];
+
+/// AWS's message for an unknown operator, plus the closest known one when it looks misspelled.
+fn unknown_match_type(op: &str) -> String {
+    let lower = op.to_ascii_lowercase();
+    let close = MATCH_TYPES
+        .iter()
+        .map(|k| (strsim::levenshtein(&lower, k), *k))
+        .filter(|(d, k)| *d <= (k.len().max(op.len()) / 3).max(1))
+        .min_by_key(|(d, _)| *d);
+    match close {
+        Some((_, k)) => format!("uses unrecognized match type {op:?}; did you mean {k:?}?"),
+        None => format!(
+            "uses unrecognized match type {op:?}; the match types are {}",
+            MATCH_TYPES.join(", ")
+        ),
+    }
 }
 
 /// Parses a `numeric` operand with event-ruler's grammar: `["=", n]`, `["<" | "<=", n]`, or

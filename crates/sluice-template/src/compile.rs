@@ -62,11 +62,17 @@ const RESERVED: &[(&str, Var)] = &[
 ];
 
 fn parse_source(content: &str) -> Result<Var, String> {
-    if content.starts_with('$') {
+    if let Some(rest) = content.strip_prefix('$') {
         let len = content.chars().count();
         if len > MAX_PATH_LEN {
             return Err(format!(
                 "the JSON path is {len} characters long; the limit is {MAX_PATH_LEN}"
+            ));
+        }
+        if !(rest.is_empty() || rest.starts_with(['.', '['])) {
+            return Err(format!(
+                "a JSON path starts with '$.' (<$.{}>)",
+                preview(rest)
             ));
         }
         return JsonPath::parse_syntax(content)
@@ -119,16 +125,29 @@ fn is_json_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
 
-/// A template is JSON-shaped when, without surrounding JSON whitespace, it starts with `{` and
-/// ends with `}`, or starts with `[` and ends with `]`. Returns the pair.
+/// A template is JSON-shaped, and must then be valid JSON (AWS refuses it otherwise), when,
+/// without surrounding JSON whitespace, it starts with `{` and ends with `}` or starts with `[` and
+/// ends with `]`, or when it starts like JSON whatever its end: `{` followed by `"` or `}`, or `[`
+/// followed by a JSON value's first character other than a letter or a placeholder. So a missing
+/// closing brace is an error, while text such as `{name} says ...` or `[INFO] ...` stays text.
+/// Returns the pair.
 pub(crate) fn json_shape(text: &str) -> Option<(char, char)> {
     let t = text.trim_matches(|c: char| c.is_ascii() && is_json_ws(c as u8));
     let pair = match (t.chars().next(), t.chars().next_back()) {
-        (Some('{'), Some('}')) => ('{', '}'),
-        (Some('['), Some(']')) => ('[', ']'),
+        (Some('{'), Some('}')) if t.len() >= 2 => return Some(('{', '}')),
+        (Some('['), Some(']')) if t.len() >= 2 => return Some(('[', ']')),
+        (Some('{'), _) => ('{', '}'),
+        (Some('['), _) => ('[', ']'),
         _ => return None,
     };
-    (t.len() >= 2).then_some(pair)
+    let after = t[1..].trim_start_matches(|c: char| c.is_ascii() && is_json_ws(c as u8));
+    let starts_like_json = match pair.0 {
+        '{' => after.starts_with(['"', '}']),
+        _ => after.starts_with([
+            '"', '{', '[', ']', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9',
+        ]),
+    };
+    starts_like_json.then_some(pair)
 }
 
 /// Decides the mode of every placeholder of a JSON-shaped template, or says why it is not JSON.
@@ -244,6 +263,7 @@ impl Scanner<'_> {
                             ),
                         ))
                     }
+                    b'<' => return Err(self.not_a_placeholder()),
                     _ => {
                         return Err(
                             self.err(self.pos, format!("expected a value, found {}", self.here()))
@@ -336,6 +356,21 @@ impl Scanner<'_> {
             at: Position::of(self.text, at),
             reason: reason.into(),
         }
+    }
+
+    /// `<value.id>` where a value belongs: the path lacks its `$.`.
+    fn not_a_placeholder(&self) -> TemplateError {
+        let rest = &self.text[self.pos + 1..];
+        let inner = rest.find('>').map_or(rest, |end| &rest[..end]);
+        self.err(
+            self.pos,
+            format!(
+                "<{}> is not a placeholder: a JSON path starts with '$.' (<$.{}>), a reserved \
+                 variable with 'aws.pipes.' (<aws.pipes.pipe-name>)",
+                preview(inner),
+                preview(inner.trim_start_matches(['$', '.']))
+            ),
+        )
     }
 
     fn as_key(&self, i: usize) -> TemplateError {

@@ -80,8 +80,8 @@ pub enum TemplateError {
     PlaceholderAsKey { placeholder: String, at: Position },
 
     #[error(
-        "InputTemplate is shaped like JSON (it starts with '{open}' and ends with '{close}') but \
-         is not valid JSON at {at}: {reason}"
+        "InputTemplate starts like JSON (with '{open}'), so it must be valid JSON, but it is not \
+         at {at}: {reason}"
     )]
     InvalidJson {
         open: char,

@@ -286,6 +286,8 @@ fn which_templates_are_json() {
         ("null", Form::StaticString),
         ("{name} says <$.a>", Form::StringWithPaths),
         ("[INFO] <$.a>", Form::StringWithPaths),
+        ("[<$.level>] <$.msg>", Form::StringWithPaths),
+        ("{ name } says <$.a>", Form::StringWithPaths),
         (" <$.a>", Form::StringWithPaths),
         ("<$.a><$.b>", Form::StringWithPaths),
         ("<aws.pipes.pipe-name>", Form::SinglePath),
@@ -373,7 +375,7 @@ fn compile_errors_name_the_place_and_the_reason() {
         ),
         (
             "costs <$5>",
-            "invalid placeholder <$5> at line 1, column 7: expected '.' or '[', found '5' (character 2 of the path)",
+            "invalid placeholder <$5> at line 1, column 7: a JSON path starts with '$.' (<$.5>)",
         ),
         (
             "<$.a b>",
@@ -396,100 +398,120 @@ fn compile_errors_name_the_place_and_the_reason() {
             "<aws.pipes.event.json> at line 1, column 8 can only be used as an unquoted value in a JSON template, for example {\"event\": <aws.pipes.event.json>}",
         ),
         (
+            r#"{"id": <$.value.id>"#,
+            "InputTemplate starts like JSON (with '{'), so it must be valid JSON, but it is not at line 1, column 20: unexpected end of the template (an object or array is not closed)",
+        ),
+        (
+            r#"{"id": <$.value.id>} and more"#,
+            "InputTemplate starts like JSON (with '{'), so it must be valid JSON, but it is not at line 1, column 22: unexpected 'a' after the end of the JSON value",
+        ),
+        (
+            "[1, 2",
+            "InputTemplate starts like JSON (with '['), so it must be valid JSON, but it is not at line 1, column 6: unexpected end of the template (an object or array is not closed)",
+        ),
+        (
+            r#"{"id": <value.id>}"#,
+            "InputTemplate starts like JSON (with '{'), so it must be valid JSON, but it is not at line 1, column 8: <value.id> is not a placeholder: a JSON path starts with '$.' (<$.value.id>), a reserved variable with 'aws.pipes.' (<aws.pipes.pipe-name>)",
+        ),
+        (
+            "Order <$value.id>",
+            "invalid placeholder <$value.id> at line 1, column 7: a JSON path starts with '$.' (<$.value.id>)",
+        ),
+        (
             r#"{"a": 1,}"#,
-            "InputTemplate is shaped like JSON (it starts with '{' and ends with '}') but is not valid JSON at line 1, column 9: expected an object key, found '}' (trailing commas are not allowed)",
+            "InputTemplate starts like JSON (with '{'), so it must be valid JSON, but it is not at line 1, column 9: expected an object key, found '}' (trailing commas are not allowed)",
         ),
         (
             "[1, 2, ]",
-            "InputTemplate is shaped like JSON (it starts with '[' and ends with ']') but is not valid JSON at line 1, column 8: expected a value, found ']' (trailing commas are not allowed)",
+            "InputTemplate starts like JSON (with '['), so it must be valid JSON, but it is not at line 1, column 8: expected a value, found ']' (trailing commas are not allowed)",
         ),
         (
             "{\n  \"key1\": \"value1\"\n  \"key2\": <$.body.key>\n}",
-            "InputTemplate is shaped like JSON (it starts with '{' and ends with '}') but is not valid JSON at line 3, column 3: expected ',' or '}' after an object member, found '\"'",
+            "InputTemplate starts like JSON (with '{'), so it must be valid JSON, but it is not at line 3, column 3: expected ',' or '}' after an object member, found '\"'",
         ),
         (
             r#"{"a" 1}"#,
-            "InputTemplate is shaped like JSON (it starts with '{' and ends with '}') but is not valid JSON at line 1, column 6: expected ':' after the object key, found '1'",
+            "InputTemplate starts like JSON (with '{'), so it must be valid JSON, but it is not at line 1, column 6: expected ':' after the object key, found '1'",
         ),
         (
             r#"{"a" <$.x>}"#,
-            "InputTemplate is shaped like JSON (it starts with '{' and ends with '}') but is not valid JSON at line 1, column 6: expected ':' after the object key, found placeholder <$.x>",
+            "InputTemplate starts like JSON (with '{'), so it must be valid JSON, but it is not at line 1, column 6: expected ':' after the object key, found placeholder <$.x>",
         ),
         (
             r#"{"a": 1 <$.x>}"#,
-            "InputTemplate is shaped like JSON (it starts with '{' and ends with '}') but is not valid JSON at line 1, column 9: expected ',' or '}' after an object member, found placeholder <$.x>",
+            "InputTemplate starts like JSON (with '{'), so it must be valid JSON, but it is not at line 1, column 9: expected ',' or '}' after an object member, found placeholder <$.x>",
         ),
         (
             "[<$.a> <$.b>]",
-            "InputTemplate is shaped like JSON (it starts with '[' and ends with ']') but is not valid JSON at line 1, column 8: expected ',' or ']' after an array element, found placeholder <$.b>",
+            "InputTemplate starts like JSON (with '['), so it must be valid JSON, but it is not at line 1, column 8: expected ',' or ']' after an array element, found placeholder <$.b>",
         ),
         (
             r#"{"a": x}"#,
-            "InputTemplate is shaped like JSON (it starts with '{' and ends with '}') but is not valid JSON at line 1, column 7: expected a value, found 'x'",
+            "InputTemplate starts like JSON (with '{'), so it must be valid JSON, but it is not at line 1, column 7: expected a value, found 'x'",
         ),
         (
             r#"{"a": tru}"#,
-            "InputTemplate is shaped like JSON (it starts with '{' and ends with '}') but is not valid JSON at line 1, column 7: expected a value, found 't'",
+            "InputTemplate starts like JSON (with '{'), so it must be valid JSON, but it is not at line 1, column 7: expected a value, found 't'",
         ),
         (
             r#"{"a": 01}"#,
-            "InputTemplate is shaped like JSON (it starts with '{' and ends with '}') but is not valid JSON at line 1, column 8: expected ',' or '}' after an object member, found '1'",
+            "InputTemplate starts like JSON (with '{'), so it must be valid JSON, but it is not at line 1, column 8: expected ',' or '}' after an object member, found '1'",
         ),
         (
             r#"{"a": -}"#,
-            "InputTemplate is shaped like JSON (it starts with '{' and ends with '}') but is not valid JSON at line 1, column 7: invalid number",
+            "InputTemplate starts like JSON (with '{'), so it must be valid JSON, but it is not at line 1, column 7: invalid number",
         ),
         (
             r#"{"a": 1.}"#,
-            "InputTemplate is shaped like JSON (it starts with '{' and ends with '}') but is not valid JSON at line 1, column 7: invalid number",
+            "InputTemplate starts like JSON (with '{'), so it must be valid JSON, but it is not at line 1, column 7: invalid number",
         ),
         (
             r#"{"a": "x}"#,
-            "InputTemplate is shaped like JSON (it starts with '{' and ends with '}') but is not valid JSON at line 1, column 7: this string is not closed",
+            "InputTemplate starts like JSON (with '{'), so it must be valid JSON, but it is not at line 1, column 7: this string is not closed",
         ),
         (
             r#"{"a": "\q"}"#,
-            "InputTemplate is shaped like JSON (it starts with '{' and ends with '}') but is not valid JSON at line 1, column 8: invalid escape sequence (valid: \\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX)",
+            "InputTemplate starts like JSON (with '{'), so it must be valid JSON, but it is not at line 1, column 8: invalid escape sequence (valid: \\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX)",
         ),
         (
             r#"{"a": "\<$.x>"}"#,
-            "InputTemplate is shaped like JSON (it starts with '{' and ends with '}') but is not valid JSON at line 1, column 8: invalid escape sequence (valid: \\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX)",
+            "InputTemplate starts like JSON (with '{'), so it must be valid JSON, but it is not at line 1, column 8: invalid escape sequence (valid: \\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX)",
         ),
         (
             r#"{"a": "\u12"}"#,
-            "InputTemplate is shaped like JSON (it starts with '{' and ends with '}') but is not valid JSON at line 1, column 8: \\u must be followed by four hex digits",
+            "InputTemplate starts like JSON (with '{'), so it must be valid JSON, but it is not at line 1, column 8: \\u must be followed by four hex digits",
         ),
         (
             r#"{"a": "\ud800"}"#,
-            "InputTemplate is shaped like JSON (it starts with '{' and ends with '}') but is not valid JSON at line 1, column 8: unpaired surrogate in a \\u escape",
+            "InputTemplate starts like JSON (with '{'), so it must be valid JSON, but it is not at line 1, column 8: unpaired surrogate in a \\u escape",
         ),
         (
             r#"{"a": "\udc00\ud800"}"#,
-            "InputTemplate is shaped like JSON (it starts with '{' and ends with '}') but is not valid JSON at line 1, column 8: unpaired surrogate in a \\u escape",
+            "InputTemplate starts like JSON (with '{'), so it must be valid JSON, but it is not at line 1, column 8: unpaired surrogate in a \\u escape",
         ),
         (
             "{\"a\": \"line\nbreak\"}",
-            "InputTemplate is shaped like JSON (it starts with '{' and ends with '}') but is not valid JSON at line 1, column 12: control character U+000A must be escaped in a string",
+            "InputTemplate starts like JSON (with '{'), so it must be valid JSON, but it is not at line 1, column 12: control character U+000A must be escaped in a string",
         ),
         (
             r#"{"a": 1} {"b": 2}"#,
-            "InputTemplate is shaped like JSON (it starts with '{' and ends with '}') but is not valid JSON at line 1, column 10: unexpected '{' after the end of the JSON value",
+            "InputTemplate starts like JSON (with '{'), so it must be valid JSON, but it is not at line 1, column 10: unexpected '{' after the end of the JSON value",
         ),
         (
             "{x} and {y}",
-            "InputTemplate is shaped like JSON (it starts with '{' and ends with '}') but is not valid JSON at line 1, column 2: expected an object key in double quotes, found 'x'",
+            "InputTemplate starts like JSON (with '{'), so it must be valid JSON, but it is not at line 1, column 2: expected an object key in double quotes, found 'x'",
         ),
         (
             "{<b>}",
-            "InputTemplate is shaped like JSON (it starts with '{' and ends with '}') but is not valid JSON at line 1, column 2: expected an object key in double quotes, found '<'",
+            "InputTemplate starts like JSON (with '{'), so it must be valid JSON, but it is not at line 1, column 2: expected an object key in double quotes, found '<'",
         ),
         (
             "{\"a\": [1, {\"b\": 2}}",
-            "InputTemplate is shaped like JSON (it starts with '{' and ends with '}') but is not valid JSON at line 1, column 19: expected ',' or ']' after an array element, found '}'",
+            "InputTemplate starts like JSON (with '{'), so it must be valid JSON, but it is not at line 1, column 19: expected ',' or ']' after an array element, found '}'",
         ),
         (
             "{\"a\": {\"b\": 2}",
-            "InputTemplate is shaped like JSON (it starts with '{' and ends with '}') but is not valid JSON at line 1, column 15: unexpected end of the template (an object or array is not closed)",
+            "InputTemplate starts like JSON (with '{'), so it must be valid JSON, but it is not at line 1, column 15: unexpected end of the template (an object or array is not closed)",
         ),
     ];
     for (template, msg) in cases {

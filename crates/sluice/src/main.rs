@@ -1,5 +1,6 @@
 //! The `sluice` command line.
 
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,6 +14,8 @@ use sluice::metrics::Metrics;
 use sluice::model::{self, ValidationContext};
 use sluice::runtime::{run_pipe, RuntimeOptions};
 use sluice::telemetry::{self, LogFormat};
+use sluice::transforms::record_json::{self, RecordJson};
+use sluice::transforms::Filter;
 
 /// Sluice: EventBridge Pipes for Kafka, self-hosted.
 #[derive(Debug, Parser)]
@@ -43,6 +46,10 @@ enum Command {
         /// AWS endpoints, API destinations, connections; and `missing_topic_grace_seconds`).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Kafka bootstrap servers (host:port[,host:port]) in place of the pipe file's: the
+        /// address of an `smk://` Source, or `SluiceParameters.BootstrapServers` of an MSK source.
+        #[arg(long, env = "SLUICE_BOOTSTRAP_SERVERS")]
+        bootstrap_servers: Option<String>,
     },
     /// Serve the AWS Pipes API and run the pipes it holds, until SIGINT/SIGTERM.
     Serve(ServeArgs),
@@ -61,7 +68,8 @@ enum Command {
         /// The pattern (JSON).
         #[arg(long)]
         event_pattern: String,
-        /// The event (JSON), matched as given.
+        /// The event (JSON). A record as a target receives it (`key`/`value` base64) is decoded
+        /// first, as the pipe does before filtering; anything else is matched as given.
         #[arg(long)]
         event: String,
     },
@@ -70,7 +78,8 @@ enum Command {
         /// The template text.
         #[arg(long)]
         template: String,
-        /// The event (JSON) the template's paths read.
+        /// The event (JSON) the template's paths read. A record as a target receives it is
+        /// decoded first, as the pipe does before applying templates.
         #[arg(long)]
         event: String,
         #[command(flatten)]
@@ -84,9 +93,18 @@ struct ServeArgs {
     /// Address of the AWS Pipes API (port 0 picks a free port; the log says which).
     #[arg(long, default_value = "127.0.0.1:9800")]
     listen: SocketAddr,
-    /// Directory of the durable pipe store.
+    /// Directory of the embedded pipe store (one instance).
     #[arg(long, default_value = "sluice-data")]
     data: PathBuf,
+    /// PostgreSQL database that several instances share (`postgres://USER@HOST[:PORT]/DB`,
+    /// without a password: give it in the config's `[store] password`). Replaces `[store] url`.
+    /// Without either: the embedded store under --data.
+    #[arg(long, value_name = "URL")]
+    store: Option<String>,
+    /// This instance's id in a cluster: labels its metrics, logs and reports. Default: the host
+    /// name and the API port (`host:9800`).
+    #[arg(long)]
+    instance_id: Option<String>,
     /// Serve Prometheus metrics at http://ADDR/metrics.
     #[arg(long)]
     metrics_addr: Option<SocketAddr>,
@@ -126,18 +144,18 @@ impl ArnArgs {
 }
 
 /// The validation context of `run`/`validate`: ARN parts from the flags, `[targets]` from the
-/// configuration file when one is given; and the file's grace period for a missing source topic.
-/// A bad file prints why and gives exit code 2.
+/// configuration file when one is given; and the runtime options the file sets (grace period
+/// for a missing source topic, MSK lookup interval). A bad file prints why and gives exit code 2.
 fn context_with_config(
     arn: &ArnArgs,
     config: Option<&std::path::Path>,
-) -> Result<(ValidationContext, std::time::Duration), ExitCode> {
+) -> Result<(ValidationContext, RuntimeOptions), ExitCode> {
     let mut ctx = arn.context();
-    let mut grace = sluice::runtime::DEFAULT_MISSING_TOPIC_GRACE;
+    let mut options = RuntimeOptions::default();
     if let Some(path) = config {
         match sluice::control::config::ServeConfig::load(path) {
             Ok(c) => {
-                grace = c.missing_topic_grace();
+                options = c.runtime_options();
                 ctx.targets = Arc::new(c.targets);
             }
             Err(e) => {
@@ -146,7 +164,7 @@ fn context_with_config(
             }
         }
     }
-    Ok((ctx, grace))
+    Ok((ctx, options))
 }
 
 fn main() -> ExitCode {
@@ -159,33 +177,35 @@ fn main() -> ExitCode {
             arn,
             shutdown_timeout_secs,
             config,
+            bootstrap_servers,
         } => {
             let tracing = match start_telemetry(log_format, config.as_deref()) {
                 Ok(t) => t,
                 Err(code) => return code,
             };
-            let (ctx, missing_topic_grace) = match context_with_config(&arn, config.as_deref()) {
+            let (ctx, file_options) = match context_with_config(&arn, config.as_deref()) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
             let options = RuntimeOptions {
                 shutdown_timeout: std::time::Duration::from_secs(shutdown_timeout_secs),
-                missing_topic_grace,
-                ..RuntimeOptions::default()
+                ..file_options
             };
-            let code = block_on(run(pipe_file, metrics_addr, ctx, options));
+            let spec = match load(&pipe_file, &ctx, bootstrap_servers.as_deref()) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            let code = block_on(run(spec, metrics_addr, options));
             // Outside the runtime: the exporter's client blocks.
             if let Some(t) = tracing {
                 t.shutdown();
             }
             code
         }
+        // Logging starts once the instance id is known (it labels every line).
         Command::Serve(args) => {
-            let tracing = match start_telemetry(args.log_format, args.config.as_deref()) {
-                Ok(t) => t,
-                Err(code) => return code,
-            };
-            let code = block_on(serve(args));
+            let mut tracing = None;
+            let code = block_on(serve(args, &mut tracing));
             if let Some(t) = tracing {
                 t.shutdown();
             }
@@ -200,7 +220,7 @@ fn main() -> ExitCode {
                 Ok((c, _)) => c,
                 Err(code) => return code,
             };
-            match load(&pipe_file, &ctx) {
+            match load(&pipe_file, &ctx, None) {
                 Ok(spec) => {
                     println!("{}: valid pipe {:?}", pipe_file.display(), spec.name);
                     ExitCode::SUCCESS
@@ -230,7 +250,7 @@ fn start_telemetry(
     let endpoint = config
         .and_then(|p| sluice::control::config::ServeConfig::load(p).ok())
         .and_then(|c| c.telemetry.otlp_endpoint);
-    telemetry::init_logging(format, endpoint.as_deref()).map_err(|e| {
+    telemetry::init_logging(format, None, endpoint.as_deref()).map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::from(2)
     })
@@ -250,16 +270,21 @@ fn block_on(fut: impl std::future::Future<Output = anyhow::Result<ExitCode>>) ->
     };
     match runtime.block_on(fut) {
         Ok(code) => code,
+        // Said once, on stderr (not also as a log line: both go to the same terminal).
         Err(e) => {
-            tracing::error!("{e:#}");
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
 }
 
-/// Load and validate; on failure print the field errors and give the exit code (2).
-fn load(path: &std::path::Path, ctx: &ValidationContext) -> Result<model::PipeSpec, ExitCode> {
+/// Load and validate (with `bootstrap` in place of the file's bootstrap servers, when given); on
+/// failure print the field errors and give the exit code (2).
+fn load(
+    path: &std::path::Path,
+    ctx: &ValidationContext,
+    bootstrap: Option<&str>,
+) -> Result<model::PipeSpec, ExitCode> {
     let invalid = |e: &model::ValidationError| {
         eprintln!("{}: invalid pipe definition", path.display());
         for f in &e.fields {
@@ -272,27 +297,25 @@ fn load(path: &std::path::Path, ctx: &ValidationContext) -> Result<model::PipeSp
         }
         ExitCode::from(2)
     };
-    let def = match model::load_definition(path) {
-        Ok(d) => d,
-        Err(model::LoadError::Invalid(e)) => return Err(invalid(&e)),
+    let check = |d: &model::PipeDefinition| match bootstrap {
+        Some(servers) => model::validate(&d.with_bootstrap_servers(servers), ctx),
+        None => model::validate(d, ctx),
+    };
+    match model::load_and_check(path, check) {
+        Ok(spec) => Ok(spec),
+        Err(model::LoadError::Invalid(e)) => Err(invalid(&e)),
         Err(e) => {
             eprintln!("error: {e}");
-            return Err(ExitCode::from(2));
+            Err(ExitCode::from(2))
         }
-    };
-    model::validate(&def, ctx).map_err(|e| invalid(&e))
+    }
 }
 
 async fn run(
-    pipe_file: PathBuf,
+    spec: model::PipeSpec,
     metrics_addr: Option<SocketAddr>,
-    ctx: ValidationContext,
     options: RuntimeOptions,
 ) -> anyhow::Result<ExitCode> {
-    let spec = match load(&pipe_file, &ctx) {
-        Ok(s) => s,
-        Err(code) => return Ok(code),
-    };
     let shutdown = CancellationToken::new();
     let metrics = Arc::new(Metrics::new());
     if let Some(addr) = metrics_addr {
@@ -305,9 +328,44 @@ async fn run(
         client_id: format!("sluice-{}", spec.name),
         ..options
     };
-    let (status, _) = tokio::sync::watch::channel(sluice::runtime::PipeStatus::Starting);
-    run_pipe(spec, metrics, options, shutdown, status).await?;
-    Ok(ExitCode::SUCCESS)
+    let (status, updates) = tokio::sync::watch::channel(sluice::runtime::PipeStatus::Starting);
+    tokio::spawn(show_state(spec.name.clone(), updates, metrics.clone()));
+    match run_pipe(spec, metrics, options, shutdown, status).await {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        // The runtime logged why ("pipe failed"); saying it again would repeat it.
+        Err(sluice::runtime::RuntimeError::Failed(_)) => Ok(ExitCode::FAILURE),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `sluice_pipe_state` of a pipe run in the foreground: the states `sluice serve` would show
+/// (STARTING, RUNNING, START_FAILED, STOPPED), from what the runtime reports.
+async fn show_state(
+    pipe: String,
+    mut updates: tokio::sync::watch::Receiver<sluice::runtime::PipeStatus>,
+    metrics: Arc<Metrics>,
+) {
+    use sluice::control::state::phase_of;
+    use sluice::store::{Change, CurrentState, Phase};
+    let mut phase = Phase::starting(false);
+    metrics.set_pipe_state(&pipe, CurrentState::Starting.as_str());
+    while updates.changed().await.is_ok() {
+        let status = updates.borrow_and_update().clone();
+        let Some(next) = phase_of(&status, &phase) else {
+            continue;
+        };
+        phase = next;
+        let state = match &phase {
+            Phase::Starting { .. } => Change::Start.transitional(),
+            Phase::Running => CurrentState::Running,
+            Phase::Failed {
+                after_running: false,
+                ..
+            } => Change::Start.failed(),
+            Phase::Failed { .. } | Phase::Stopped => CurrentState::Stopped,
+        };
+        metrics.set_pipe_state(&pipe, state.as_str());
+    }
 }
 
 const DEV_MODE_WARNING: &str = "\
@@ -317,15 +375,31 @@ const DEV_MODE_WARNING: &str = "\
 !! Never use this outside local development.                                  !!
 !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!";
 
-async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+/// `tracing` receives the span exporter, for the caller to shut down outside the runtime.
+async fn serve(
+    args: ServeArgs,
+    tracing: &mut Option<sluice::traces::Tracing>,
+) -> anyhow::Result<ExitCode> {
     use sluice::api::{self, sigv4::Verifier, ApiState, Auth};
-    use sluice::control::{config::ServeConfig, files, PipeManager};
-    use sluice::store::RedbStore;
+    use sluice::control::{config::ServeConfig, files, ClusterOptions, PipeManager};
     use std::time::Duration;
 
-    let config = match &args.config {
+    let mut config = match &args.config {
         Some(path) => ServeConfig::load(path)?,
         None => ServeConfig::default(),
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let bound = listener.local_addr()?;
+    let instance_id = instance_id(args.instance_id.as_deref(), bound.port())?;
+    let endpoint = config.telemetry.otlp_endpoint.as_deref();
+    *tracing = match telemetry::init_logging(args.log_format, Some(&instance_id), endpoint) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(2));
+        }
     };
     let env_keys = std::env::var("SLUICE_ACCESS_KEYS").ok();
     let keys = config.access_keys(env_keys.as_deref(), |v| std::env::var(v).ok())?;
@@ -345,11 +419,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             Duration::from_secs(config.max_clock_skew_seconds),
         ))
     };
-    let store = RedbStore::open(&args.data)?;
-    tracing::info!(path = %store.path().display(), "pipe store open");
+    if let Some(url) = &args.store {
+        config.store.url = Some(url.clone());
+    }
+    let store = open_store(&config, &args.data).await?;
 
     let shutdown = CancellationToken::new();
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::for_instance(&instance_id));
     if let Some(addr) = args.metrics_addr {
         telemetry::serve_metrics(addr, metrics.clone(), shutdown.clone())
             .await
@@ -358,18 +434,21 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let shutdown_timeout = Duration::from_secs(config.shutdown_timeout_seconds);
     let options = RuntimeOptions {
         shutdown_timeout,
-        missing_topic_grace: config.missing_topic_grace(),
-        ..RuntimeOptions::default()
+        ..config.runtime_options()
     };
     let ctx = ValidationContext {
         region: config.region.clone(),
         account: config.account.clone(),
         targets: Arc::new(config.targets.clone()),
     };
-    let manager = PipeManager::open(Arc::new(store), ctx, metrics, options)?;
-    tracing::info!(pipes = manager.list().len(), "pipes loaded");
+    let cluster = ClusterOptions {
+        instance_id,
+        ..ClusterOptions::default()
+    };
+    let manager = PipeManager::open(store, ctx, metrics, options, cluster).await?;
+    tracing::info!(pipes = manager.list().await?.len(), "pipes loaded");
     if let Some(dir) = &args.pipes_dir {
-        match tokio::task::block_in_place(|| files::reconcile(dir, &manager)) {
+        match files::reconcile(dir, &manager).await {
             Ok(done) => tracing::info!(created = ?done.created, updated = ?done.updated,
                 deleted = ?done.deleted, dir = %dir.display(), "pipe files applied"),
             Err(e) => {
@@ -379,10 +458,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let bound = listener.local_addr()?;
     tracing::info!(%bound, "api listening on http://{bound}");
     tokio::spawn(wait_for_signal(shutdown.clone()));
     let state = Arc::new(ApiState {
@@ -395,6 +470,40 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .shutdown(shutdown_timeout + Duration::from_secs(5))
         .await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--instance-id`, or the host name and the API's port.
+fn instance_id(given: Option<&str>, port: u16) -> anyhow::Result<String> {
+    let id = match given {
+        Some(id) => id.to_string(),
+        None => format!("{}:{port}", gethostname::gethostname().to_string_lossy()),
+    };
+    if id.is_empty() || id.len() > 200 || id.chars().any(|c| c.is_control() || c == ' ') {
+        anyhow::bail!("--instance-id must be 1-200 characters without spaces, not {id:?}");
+    }
+    Ok(id)
+}
+
+/// PostgreSQL when `[store] url` (or `--store`) is given, else redb under `data`.
+async fn open_store(
+    config: &sluice::control::config::ServeConfig,
+    data: &std::path::Path,
+) -> anyhow::Result<Arc<dyn sluice::store::PipeStore>> {
+    use sluice::store::{PostgresStore, RedbStore};
+    match config.store.validate().map_err(anyhow::Error::msg)? {
+        Some(settings) => {
+            let store = PostgresStore::connect(&settings)
+                .await
+                .with_context(|| format!("cannot open the pipe store {}", settings.url))?;
+            tracing::info!(url = %settings.url, "pipe store open (PostgreSQL)");
+            Ok(Arc::new(store))
+        }
+        None => {
+            let store = RedbStore::open(data)?;
+            tracing::info!(path = %store.path().display(), "pipe store open");
+            Ok(Arc::new(store))
+        }
+    }
 }
 
 /// First SIGINT/SIGTERM: graceful stop. A second one: exit at once.
@@ -424,20 +533,52 @@ async fn wait_for_signal(shutdown: CancellationToken) {
 fn test_event_pattern(pattern: &str, event: &str) -> ExitCode {
     let matcher = match sluice_pattern::Matcher::compile(pattern) {
         Ok(m) => m,
-        Err(e) => {
-            eprintln!("InvalidEventPatternException: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return usage_error(&format!("--event-pattern is invalid: {e}")),
     };
-    match matcher.matches_json(event.as_bytes()) {
-        Ok(r) => {
-            println!("{}", serde_json::json!({ "Result": r }));
-            ExitCode::SUCCESS
+    let record = match read_event(event) {
+        Ok((_, record)) => record,
+        Err(code) => return code,
+    };
+    let result = match record {
+        Some((json, rec)) => match Filter::compile(&[pattern]) {
+            Ok(filter) => filter.matches(&json, &rec),
+            Err(e) => return usage_error(&format!("--event-pattern is invalid: {e}")),
+        },
+        None => match matcher.matches_json(event.as_bytes()) {
+            Ok(r) => r,
+            Err(e) => return usage_error(&format!("--event is not valid JSON: {e}")),
+        },
+    };
+    println!("{}", serde_json::json!({ "Result": result }));
+    ExitCode::SUCCESS
+}
+
+/// Print a usage error (bad pattern, template or event) and give exit code 2.
+fn usage_error(message: &str) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(2)
+}
+
+/// A record as a target receives it, read back into the pipe's view of it.
+type Delivered = (RecordJson, sluice::record::SourceRecord);
+
+/// Parse `--event`, worded the same for both test commands; a record as a target receives it is
+/// also read back (and said so on stderr), since the pipe filters and templates it decoded.
+fn read_event(event: &str) -> Result<(serde_json::Value, Option<Delivered>), ExitCode> {
+    let json: serde_json::Value = serde_json::from_str(event)
+        .map_err(|e| usage_error(&format!("--event is not valid JSON: {e}")))?;
+    match record_json::from_wire(&json) {
+        Ok(Some(record)) => {
+            eprintln!(
+                "note: --event is a record as a target receives it; key and value are decoded \
+                 from base64 (and parsed when they are JSON), as the pipe does"
+            );
+            Ok((json, Some(record)))
         }
-        Err(e) => {
-            eprintln!("InvalidEventException: {e}");
-            ExitCode::from(2)
-        }
+        Ok(None) => Ok((json, None)),
+        Err(why) => Err(usage_error(&format!(
+            "--event looks like a record as a target receives it, but {why}"
+        ))),
     }
 }
 
@@ -467,17 +608,12 @@ struct TemplateArgs {
 fn test_input_template(template: &str, event: &str, a: &TemplateArgs) -> ExitCode {
     let t = match sluice_template::Template::compile(template) {
         Ok(t) => t,
-        Err(e) => {
-            eprintln!("invalid template: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return usage_error(&format!("--template is invalid: {e}")),
     };
-    let json: serde_json::Value = match serde_json::from_str(event) {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("invalid event: {e}");
-            return ExitCode::from(2);
-        }
+    let json = match read_event(event) {
+        Ok((_, Some((record_json, rec)))) => record_json.decoded(&rec),
+        Ok((json, None)) => json,
+        Err(code) => return code,
     };
     let now = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
@@ -495,6 +631,12 @@ fn test_input_template(template: &str, event: &str, a: &TemplateArgs) -> ExitCod
             event_json: &json,
         },
     );
-    print!("{out}");
+    // The output exactly; on a terminal a line break after it, so the prompt starts on a line
+    // of its own.
+    if std::io::stdout().is_terminal() && !out.ends_with('\n') {
+        println!("{out}");
+    } else {
+        print!("{out}");
+    }
     ExitCode::SUCCESS
 }

@@ -2,6 +2,7 @@
 //! `observability.md` (snake_case, a `pipe` label, prefix `sluice_`), plus per-partition consumer
 //! lag and our own counters. [`Metrics::encode`] renders the Prometheus text format.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use prometheus_client::encoding::text::encode;
@@ -68,6 +69,12 @@ pub mod names {
     pub const COMMITTED_OFFSET: &str = "sluice_committed_offset";
     /// Execution log records dropped, per destination: its buffer was full, or it kept failing.
     pub const EXECUTION_LOG_DROPPED: &str = "sluice_execution_log_dropped";
+    /// The pipe's `CurrentState`: one series per pipe, value 1, label `state`.
+    pub const PIPE_STATE: &str = "sluice_pipe_state";
+    /// 1 while the last look at the source cluster got an answer from a broker, else 0.
+    pub const SOURCE_CONNECTED: &str = "sluice_source_connected";
+    /// 1 once the consumer group assigned this pipe its partitions, else 0 (starting, stopped).
+    pub const SOURCE_JOINED: &str = "sluice_source_joined";
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -85,6 +92,12 @@ struct ConditionLabels {
 struct DestinationLabels {
     pipe: String,
     destination: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    pipe: String,
+    state: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -131,6 +144,20 @@ pub struct Metrics {
     partition_lag: Family<PartitionLabels, Gauge>,
     committed_offset: Family<PartitionLabels, Gauge>,
     execution_log_dropped: Family<DestinationLabels, Counter>,
+    pipe_state: Family<StateLabels, Gauge>,
+    source_connected: Family<PipeLabels, Gauge>,
+    source_joined: Family<PipeLabels, Gauge>,
+    /// The labelled series of each pipe beyond its `pipe` label, so that a deleted pipe's can go.
+    series: Mutex<PipeSeries>,
+}
+
+/// The series of each pipe whose labels are more than the pipe's name.
+#[derive(Default)]
+struct PipeSeries {
+    partitions: HashSet<PartitionLabels>,
+    conditions: HashSet<ConditionLabels>,
+    states: HashMap<String, StateLabels>,
+    destinations: HashSet<DestinationLabels>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -148,9 +175,23 @@ impl Default for Metrics {
 impl Metrics {
     /// A registry with every metric registered.
     pub fn new() -> Self {
+        Self::with_registry(Registry::default())
+    }
+
+    /// Every series also labelled `instance="<id>"` (`sluice serve --instance-id`), so the
+    /// instances of a cluster can be told apart when their metrics are scraped together.
+    pub fn for_instance(instance: &str) -> Self {
+        let label = (
+            std::borrow::Cow::Borrowed("instance"),
+            std::borrow::Cow::Owned(instance.to_string()),
+        );
+        Self::with_registry(Registry::with_labels(std::iter::once(label)))
+    }
+
+    fn with_registry(registry: Registry) -> Self {
         let hist: fn() -> Histogram = duration_histogram;
         let m = Self {
-            registry: Mutex::new(Registry::default()),
+            registry: Mutex::new(registry),
             invocations: Family::default(),
             event_count: Family::default(),
             event_size: Family::default(),
@@ -178,6 +219,10 @@ impl Metrics {
             partition_lag: Family::default(),
             committed_offset: Family::default(),
             execution_log_dropped: Family::default(),
+            pipe_state: Family::default(),
+            source_connected: Family::default(),
+            source_joined: Family::default(),
+            series: Mutex::default(),
         };
         {
             let mut r = m.registry.lock().unwrap_or_else(|e| e.into_inner());
@@ -313,8 +358,116 @@ impl Metrics {
                 "Execution log records dropped (the destination's buffer was full or it kept failing)",
                 m.execution_log_dropped.clone(),
             );
+            r.register(
+                PIPE_STATE,
+                "The pipe's CurrentState (value 1, label state)",
+                m.pipe_state.clone(),
+            );
+            r.register(
+                SOURCE_CONNECTED,
+                "1 while a broker of the source cluster answers",
+                m.source_connected.clone(),
+            );
+            r.register(
+                SOURCE_JOINED,
+                "1 while the consumer group has assigned the pipe its partitions",
+                m.source_joined.clone(),
+            );
         }
         m
+    }
+
+    fn series(&self) -> std::sync::MutexGuard<'_, PipeSeries> {
+        self.series.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Show `state` as the pipe's state (its previous state's series goes).
+    pub fn set_pipe_state(&self, pipe: &str, state: &str) {
+        let labels = StateLabels {
+            pipe: pipe.to_string(),
+            state: state.to_string(),
+        };
+        if let Some(old) = self
+            .series()
+            .states
+            .insert(pipe.to_string(), labels.clone())
+        {
+            if old != labels {
+                self.pipe_state.remove(&old);
+            }
+        }
+        self.pipe_state.get_or_create(&labels).set(1);
+    }
+
+    /// Forget every series of a deleted pipe. (A family added to the struct belongs here too; the
+    /// unit test below finds one that is not.)
+    pub fn remove_pipe(&self, pipe: &str) {
+        let l = PipeLabels {
+            pipe: pipe.to_string(),
+        };
+        for f in [
+            &self.invocations,
+            &self.event_count,
+            &self.event_size,
+            &self.execution_failed,
+            &self.execution_throttled,
+            &self.execution_timeout,
+            &self.target_stage_failed,
+            &self.target_stage_skipped,
+            &self.enrichment_stage_failed,
+            &self.records_filtered,
+            &self.records_delivered,
+            &self.retries,
+            &self.bisections,
+            &self.partial_batch_failures,
+            &self.records_discarded,
+            &self.target_throttled,
+        ] {
+            f.remove(&l);
+        }
+        for f in [
+            &self.concurrency,
+            &self.target_concurrency_limit,
+            &self.target_inflight,
+            &self.offset_lag,
+            &self.source_connected,
+            &self.source_joined,
+        ] {
+            f.remove(&l);
+        }
+        for f in [
+            &self.duration,
+            &self.target_stage_duration,
+            &self.enrichment_stage_duration,
+        ] {
+            f.remove(&l);
+        }
+        let mut series = self.series();
+        series.partitions.retain(|p| {
+            let keep = p.pipe != pipe;
+            if !keep {
+                self.partition_lag.remove(p);
+                self.committed_offset.remove(p);
+            }
+            keep
+        });
+        series.conditions.retain(|c| {
+            let keep = c.pipe != pipe;
+            if !keep {
+                self.records_dead_lettered.remove(c);
+            }
+            keep
+        });
+        if let Some(s) = series.states.remove(pipe) {
+            self.pipe_state.remove(&s);
+        }
+        series.destinations.retain(|d| {
+            let keep = d.pipe != pipe;
+            if !keep {
+                self.execution_log_dropped.remove(d);
+            }
+            keep
+        });
     }
 
     /// Handles for one pipe's series.
@@ -348,6 +501,8 @@ impl Metrics {
             target_inflight: self.target_inflight.get_or_create(&l).clone(),
             target_throttled: self.target_throttled.get_or_create(&l).clone(),
             offset_lag: self.offset_lag.get_or_create(&l).clone(),
+            source_connected: self.source_connected.get_or_create(&l).clone(),
+            source_joined: self.source_joined.get_or_create(&l).clone(),
         }
     }
 
@@ -412,6 +567,10 @@ pub struct PipeMetrics {
     pub target_throttled: Counter,
     /// Total lag.
     pub offset_lag: Gauge,
+    /// Whether a broker of the source cluster answers.
+    pub source_connected: Gauge,
+    /// Whether the consumer group has assigned the pipe its partitions.
+    pub source_joined: Gauge,
 }
 
 impl std::fmt::Debug for PipeMetrics {
@@ -429,6 +588,7 @@ impl PipeMetrics {
             pipe: self.pipe.clone(),
             condition: condition.to_string(),
         };
+        self.registry.series().conditions.insert(l.clone());
         self.registry
             .records_dead_lettered
             .get_or_create(&l)
@@ -441,6 +601,7 @@ impl PipeMetrics {
             pipe: self.pipe.clone(),
             destination: destination.to_string(),
         };
+        self.registry.series().destinations.insert(l.clone());
         self.registry
             .execution_log_dropped
             .get_or_create(&l)
@@ -454,6 +615,7 @@ impl PipeMetrics {
             topic: topic.to_string(),
             partition: partition.to_string(),
         };
+        self.registry.series().partitions.insert(l.clone());
         self.registry.partition_lag.get_or_create(&l).set(lag);
         self.registry
             .committed_offset
@@ -470,6 +632,7 @@ impl PipeMetrics {
         };
         self.registry.partition_lag.remove(&l);
         self.registry.committed_offset.remove(&l);
+        self.registry.series().partitions.remove(&l);
     }
 }
 
@@ -499,5 +662,48 @@ mod tests {
         );
         p.remove_partition("t", 2);
         assert!(!m.encode().contains("partition=\"2\""));
+    }
+
+    #[test]
+    fn an_instance_label_is_on_every_series() {
+        let m = Arc::new(Metrics::for_instance("b:9800"));
+        m.pipe("orders").invocations.inc();
+        let text = m.encode();
+        assert!(
+            text.contains("sluice_invocations_total{instance=\"b:9800\",pipe=\"orders\"} 1")
+                || text.contains("sluice_invocations_total{pipe=\"orders\",instance=\"b:9800\"} 1"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_pipe_shows_one_state_and_a_deleted_pipe_leaves_no_series() {
+        let m = Arc::new(Metrics::new());
+        m.set_pipe_state("orders", "CREATING");
+        m.set_pipe_state("orders", "RUNNING");
+        let other = m.pipe("other");
+        other.invocations.inc();
+        let p = m.pipe("orders");
+        p.invocations.inc();
+        p.source_joined.set(1);
+        p.set_partition("t", 0, 5, 1);
+        p.dead_lettered("MaximumRetryAttempts").inc();
+        let text = m.encode();
+        assert!(
+            text.contains("sluice_pipe_state{pipe=\"orders\",state=\"RUNNING\"} 1"),
+            "{text}"
+        );
+        assert!(!text.contains("state=\"CREATING\""), "{text}");
+        assert!(
+            text.contains("sluice_source_joined{pipe=\"orders\"} 1"),
+            "{text}"
+        );
+        m.remove_pipe("orders");
+        let text = m.encode();
+        assert!(!text.contains("pipe=\"orders\""), "{text}");
+        assert!(
+            text.contains("sluice_invocations_total{pipe=\"other\"} 1"),
+            "{text}"
+        );
     }
 }

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use super::sigv4::AuthError;
 use crate::control::ControlError;
 use crate::model::{FieldError, ValidationError};
+use crate::store::StoreError;
 
 /// An error answer of the API.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +69,12 @@ impl From<ControlError> for ApiError {
                 resource_id: name,
             },
             ControlError::Validation(v) => ApiError::Validation(v),
+            ControlError::Store(s @ StoreError::Unavailable(_)) => {
+                tracing::warn!(error = %s, "request failed: the pipe store is unavailable");
+                ApiError::Internal(
+                    "The pipe store is unavailable; try again (see the engine's log).".into(),
+                )
+            }
             ControlError::Store(s) => {
                 tracing::error!(error = %s, "pipe store failed");
                 ApiError::Internal("The pipe store failed; see the engine's log.".into())

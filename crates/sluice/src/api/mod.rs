@@ -20,10 +20,10 @@ use percent_encoding::percent_decode_str;
 use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::control::PipeManager;
+use crate::control::{PipeManager, PipeView};
 use crate::model::{self, update, PipeDefinition};
+use crate::store::Origin;
 use crate::store::{CurrentState, DesiredState};
-use crate::store::{Origin, PipeRecord};
 use error::{json_response, ApiError};
 use sigv4::{RequestParts, Verifier};
 
@@ -79,9 +79,7 @@ async fn handle(
             return ApiError::Auth(e).into_response();
         }
     }
-    // Store writes are synchronous (fsync); keep them off the async workers' hot path.
-    let result =
-        tokio::task::block_in_place(|| route(&state.manager, &method, raw_path, raw_query, &body));
+    let result = route(&state.manager, &method, raw_path, raw_query, &body).await;
     match result {
         Ok(v) => json_response(StatusCode::OK, &v),
         Err(e) => {
@@ -91,7 +89,7 @@ async fn handle(
     }
 }
 
-fn route(
+async fn route(
     m: &PipeManager,
     method: &Method,
     raw_path: &str,
@@ -101,33 +99,37 @@ fn route(
     let segments: Vec<&str> = raw_path.trim_start_matches('/').split('/').collect();
     let query = parse_query(raw_query.unwrap_or(""))?;
     match (method.as_str(), segments.as_slice()) {
-        ("GET", ["v1", "pipes"] | ["v1", "pipes", ""]) => list_pipes(m, &query),
+        ("GET", ["v1", "pipes"] | ["v1", "pipes", ""]) => list_pipes(m, &query).await,
         ("POST", ["v1", "pipes", name]) => {
             let name = path_name(name)?;
-            let def = parse_body(body)?;
+            let def = parse_create_body(m, &name, body)?;
             if def.name.as_ref().is_some_and(|n| *n != name) {
                 return Err(ApiError::field("Name", "must match the name in the path"));
             }
             update::check_create_request(&def)?;
-            Ok(summary(m, &m.create(&name, def, Origin::Api)?))
+            Ok(summary(m, &m.create(&name, def, Origin::Api).await?))
         }
-        ("GET", ["v1", "pipes", name]) => Ok(describe(m, &m.get(&path_name(name)?)?)),
+        ("GET", ["v1", "pipes", name]) => Ok(describe(m, &m.get(&path_name(name)?).await?)),
         ("PUT", ["v1", "pipes", name]) => {
             let name = path_name(name)?;
             let def = parse_body(body)?;
-            Ok(summary(m, &m.update(&name, &def)?))
+            Ok(summary(m, &m.update(&name, &def).await?))
         }
-        ("DELETE", ["v1", "pipes", name]) => Ok(summary(m, &m.delete(&path_name(name)?)?)),
-        ("POST", ["v1", "pipes", name, "start"]) => Ok(summary(m, &m.start(&path_name(name)?)?)),
-        ("POST", ["v1", "pipes", name, "stop"]) => Ok(summary(m, &m.stop(&path_name(name)?)?)),
+        ("DELETE", ["v1", "pipes", name]) => Ok(summary(m, &m.delete(&path_name(name)?).await?)),
+        ("POST", ["v1", "pipes", name, "start"]) => {
+            Ok(summary(m, &m.start(&path_name(name)?).await?))
+        }
+        ("POST", ["v1", "pipes", name, "stop"]) => {
+            Ok(summary(m, &m.stop(&path_name(name)?).await?))
+        }
         ("GET", ["tags", arn]) => {
-            let rec = m.get(&pipe_of_arn(m, arn)?)?;
-            Ok(json!({ "tags": rec.definition.tags.unwrap_or_default() }))
+            let view = m.get(&pipe_of_arn(m, arn)?).await?;
+            Ok(json!({ "tags": view.record.definition.tags.unwrap_or_default() }))
         }
         ("POST", ["tags", arn]) => {
             let name = pipe_of_arn(m, arn)?;
             let tags = parse_tag_body(body)?;
-            m.tag(&name, &tags)?;
+            m.tag(&name, &tags).await?;
             Ok(json!({}))
         }
         ("DELETE", ["tags", arn]) => {
@@ -140,7 +142,7 @@ fn route(
             if keys.is_empty() {
                 return Err(ApiError::field("tagKeys", "is required"));
             }
-            m.untag(&name, &keys)?;
+            m.untag(&name, &keys).await?;
             Ok(json!({}))
         }
         _ => Err(ApiError::NotFound(format!(
@@ -189,10 +191,37 @@ fn pipe_of_arn(m: &PipeManager, segment: &str) -> Result<String, ApiError> {
     }
 }
 
-fn parse_body(body: &[u8]) -> Result<PipeDefinition, ApiError> {
+fn body_text(body: &[u8]) -> Result<&str, ApiError> {
     let text = std::str::from_utf8(body).map_err(|_| ApiError::field("", "body is not UTF-8"))?;
-    let text = if text.trim().is_empty() { "{}" } else { text };
-    Ok(model::parse_definition(text, false)?)
+    Ok(if text.trim().is_empty() { "{}" } else { text })
+}
+
+fn parse_body(body: &[u8]) -> Result<PipeDefinition, ApiError> {
+    Ok(model::parse_definition(body_text(body)?, false)?)
+}
+
+/// A CreatePipe body; when its shape is wrong, the field errors of the rest (the create rules
+/// and validation) come in the same ValidationException.
+fn parse_create_body(m: &PipeManager, name: &str, body: &[u8]) -> Result<PipeDefinition, ApiError> {
+    let parsed = model::parse_lenient(body_text(body)?, false)?;
+    if parsed.errors.is_empty() {
+        return Ok(parsed.value);
+    }
+    let checked = parsed.check(|d| {
+        let mut d = d.clone();
+        d.name = Some(name.to_string());
+        let mut errs = update::check_create_request(&d)
+            .err()
+            .map_or(Vec::new(), |e| e.fields);
+        errs.extend(m.compile(&d).err().map_or(Vec::new(), |e| e.fields));
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(errs)
+        }
+    });
+    let fields = checked.err().unwrap_or_default();
+    Err(model::ValidationError { fields }.into())
 }
 
 fn parse_tag_body(body: &[u8]) -> Result<BTreeMap<String, String>, ApiError> {
@@ -222,27 +251,28 @@ fn seconds(ms: u64) -> Value {
     json!(ms as f64 / 1000.0)
 }
 
-fn summary(m: &PipeManager, r: &PipeRecord) -> Value {
+fn summary(m: &PipeManager, v: &PipeView) -> Value {
+    let r = &v.record;
     json!({
         "Arn": m.arn(&r.name),
         "Name": r.name,
         "DesiredState": r.desired_state.as_str(),
-        "CurrentState": r.current_state.as_str(),
+        "CurrentState": v.current_state.as_str(),
         "CreationTime": seconds(r.creation_time_ms),
         "LastModifiedTime": seconds(r.last_modified_time_ms),
     })
 }
 
-fn describe(m: &PipeManager, r: &PipeRecord) -> Value {
-    let mut v = match serde_json::to_value(&r.definition) {
+fn describe(m: &PipeManager, view: &PipeView) -> Value {
+    let mut v = match serde_json::to_value(&view.record.definition) {
         Ok(Value::Object(o)) => o,
         _ => Map::new(),
     };
     v.retain(|_, val| !val.is_null());
-    if let Value::Object(s) = summary(m, r) {
+    if let Value::Object(s) = summary(m, view) {
         v.extend(s);
     }
-    if let Some(reason) = &r.state_reason {
+    if let Some(reason) = &view.state_reason {
         v.insert("StateReason".into(), json!(reason));
     }
     if !v.contains_key("Tags") {
@@ -253,7 +283,7 @@ fn describe(m: &PipeManager, r: &PipeRecord) -> Value {
 
 const NEXT_TOKEN_PREFIX: &str = "sluice-v1:";
 
-fn list_pipes(m: &PipeManager, query: &[(String, String)]) -> Result<Value, ApiError> {
+async fn list_pipes(m: &PipeManager, query: &[(String, String)]) -> Result<Value, ApiError> {
     let get = |k: &str| query.iter().find(|(q, _)| q == k).map(|(_, v)| v.as_str());
     let limit = match get("Limit") {
         None => 100,
@@ -293,28 +323,34 @@ fn list_pipes(m: &PipeManager, query: &[(String, String)]) -> Result<Value, ApiE
     let prefix = |field: Option<&str>, value: &Option<String>| {
         get(field.unwrap_or_default()).is_none_or(|p| value.as_deref().unwrap_or("").starts_with(p))
     };
-    let matching: Vec<PipeRecord> = m
+    let matching: Vec<PipeView> = m
         .list()
+        .await?
         .into_iter()
-        .filter(|r| after.as_ref().is_none_or(|a| r.name.as_str() > a.as_str()))
-        .filter(|r| get("NamePrefix").is_none_or(|p| r.name.starts_with(p)))
-        .filter(|r| prefix(Some("SourcePrefix"), &r.definition.source))
-        .filter(|r| prefix(Some("TargetPrefix"), &r.definition.target))
-        .filter(|r| desired.is_none_or(|d| r.desired_state == d))
-        .filter(|r| current.is_none_or(|c| r.current_state == c))
+        .filter(|v| {
+            after
+                .as_ref()
+                .is_none_or(|a| v.record.name.as_str() > a.as_str())
+        })
+        .filter(|v| get("NamePrefix").is_none_or(|p| v.record.name.starts_with(p)))
+        .filter(|v| prefix(Some("SourcePrefix"), &v.record.definition.source))
+        .filter(|v| prefix(Some("TargetPrefix"), &v.record.definition.target))
+        .filter(|v| desired.is_none_or(|d| v.record.desired_state == d))
+        .filter(|v| current.is_none_or(|c| v.current_state == c))
         .collect();
     let more = matching.len() > limit;
     let page = &matching[..matching.len().min(limit)];
     let pipes: Vec<Value> = page
         .iter()
-        .map(|r| {
-            let mut item = summary(m, r);
+        .map(|view| {
+            let mut item = summary(m, view);
+            let r = &view.record;
             if let Value::Object(o) = &mut item {
                 for (k, v) in [
                     ("Source", &r.definition.source),
                     ("Target", &r.definition.target),
                     ("Enrichment", &r.definition.enrichment),
-                    ("StateReason", &r.state_reason),
+                    ("StateReason", &view.state_reason),
                 ] {
                     if let Some(v) = v {
                         o.insert(k.into(), json!(v));
@@ -328,7 +364,7 @@ fn list_pipes(m: &PipeManager, query: &[(String, String)]) -> Result<Value, ApiE
     if more {
         if let Some(last) = page.last() {
             out["NextToken"] = json!(base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .encode(format!("{NEXT_TOKEN_PREFIX}{}", last.name)));
+                .encode(format!("{NEXT_TOKEN_PREFIX}{}", last.record.name)));
         }
     }
     Ok(out)

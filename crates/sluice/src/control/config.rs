@@ -5,6 +5,7 @@
 //! region = "eu-west-1"
 //! account = "123456789012"
 //! missing_topic_grace_seconds = 60      # a pipe whose topic is still missing then fails
+//! msk_lookup_again_after_seconds = 60   # no broker of an MSK cluster looked up by ARN answers
 //!
 //! [telemetry]
 //! otlp_endpoint = "http://127.0.0.1:4318"   # traces over OTLP/HTTP (else OTEL_EXPORTER_OTLP_ENDPOINT)
@@ -12,11 +13,18 @@
 //! [[access_keys]]
 //! access_key_id = "AKIDEXAMPLE"
 //! secret_access_key_env = "SLUICE_SECRET_AKIDEXAMPLE"   # or secret_access_key_file = "/run/secrets/k"
+//!
+//! [store]                                  # several instances share pipes in PostgreSQL
+//! url = "postgres://sluice@db.example/sluice"
+//! password = "env:SLUICE_DB_PASSWORD"      # a secret reference
 //! ```
 //!
+//! The `[store]` section is described in `store::PostgresConfig`; without it (and without
+//! `--store`) pipes live in the embedded store under `--data`.
+//!
 //! The `[targets]` section (AWS endpoints, API destinations, connections) is described in
-//! `targets::config`; `sluice run --config` reads it, and `missing_topic_grace_seconds`, from a
-//! file of this same format.
+//! `targets::config`; `sluice run --config` reads it, `missing_topic_grace_seconds` and
+//! `msk_lookup_again_after_seconds` from a file of this same format.
 //!
 //! Access keys may also come from `SLUICE_ACCESS_KEYS=AKID:SECRET,AKID2:SECRET2`. Secret keys are
 //! held in [`Secret`], whose `Debug` never shows them.
@@ -73,6 +81,10 @@ pub struct ServeConfig {
     /// reason in `StateReason`). Topics are often created just after the pipe. Default 60.
     #[serde(default = "default_missing_topic_grace")]
     pub missing_topic_grace_seconds: u64,
+    /// How long no broker of an MSK cluster looked up by its ARN may answer before its brokers
+    /// are looked up again (MSK replaced them), in seconds, at least 1. Default 60.
+    #[serde(default = "default_msk_lookup_again_after")]
+    pub msk_lookup_again_after_seconds: u64,
     /// Targets and enrichments: AWS endpoints, API destinations, connections (see
     /// `targets::config`). `sluice run --config` reads the same section.
     #[serde(default)]
@@ -80,6 +92,10 @@ pub struct ServeConfig {
     /// Traces: where spans are exported.
     #[serde(default)]
     pub telemetry: TelemetryConfig,
+    /// The PostgreSQL database several instances share (see `store::PostgresConfig`); absent,
+    /// the embedded store under `--data`.
+    #[serde(default)]
+    pub store: crate::store::PostgresConfig,
 }
 
 /// `[telemetry]`.
@@ -101,8 +117,10 @@ impl Default for ServeConfig {
             max_clock_skew_seconds: default_skew(),
             shutdown_timeout_seconds: default_shutdown(),
             missing_topic_grace_seconds: default_missing_topic_grace(),
+            msk_lookup_again_after_seconds: default_msk_lookup_again_after(),
             targets: Default::default(),
             telemetry: TelemetryConfig::default(),
+            store: Default::default(),
         }
     }
 }
@@ -121,6 +139,10 @@ fn default_shutdown() -> u64 {
 }
 fn default_missing_topic_grace() -> u64 {
     crate::runtime::DEFAULT_MISSING_TOPIC_GRACE.as_secs()
+}
+
+fn default_msk_lookup_again_after() -> u64 {
+    crate::runtime::DEFAULT_MSK_LOOKUP_AGAIN_AFTER.as_secs()
 }
 
 /// Largest `missing_topic_grace_seconds` (a week).
@@ -243,12 +265,30 @@ impl ServeConfig {
                 "missing_topic_grace_seconds must be at most {MAX_MISSING_TOPIC_GRACE_SECONDS} (a week)"
             ));
         }
+        if !(1..=MAX_MISSING_TOPIC_GRACE_SECONDS).contains(&self.msk_lookup_again_after_seconds) {
+            return Err(format!(
+                "msk_lookup_again_after_seconds must be between 1 and {MAX_MISSING_TOPIC_GRACE_SECONDS} (a week)"
+            ));
+        }
+        self.store.validate()?;
         Ok(())
     }
 
     /// How long a pipe waits for its source topic to exist.
     pub fn missing_topic_grace(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.missing_topic_grace_seconds)
+    }
+
+    /// The runtime options this file sets (the rest at their defaults).
+    pub fn runtime_options(&self) -> crate::runtime::RuntimeOptions {
+        crate::runtime::RuntimeOptions {
+            shutdown_timeout: std::time::Duration::from_secs(self.shutdown_timeout_seconds),
+            missing_topic_grace: self.missing_topic_grace(),
+            msk_lookup_again_after: std::time::Duration::from_secs(
+                self.msk_lookup_again_after_seconds,
+            ),
+            ..crate::runtime::RuntimeOptions::default()
+        }
     }
 
     /// Resolve every access key: the file's, then `env_keys` (the value of `SLUICE_ACCESS_KEYS`).
@@ -388,6 +428,22 @@ secret_access_key_file = "{}"
             .unwrap_err()
             .to_string()
             .contains("missing_topic_grace_seconds"));
+        std::fs::write(&path, r#"{"store":{"url":"postgres://u:pw@db/x"}}"#).unwrap();
+        let err = ServeConfig::load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("store.url must not contain a password"),
+            "{err}"
+        );
+        assert!(!err.contains("pw@"), "{err}");
+        std::fs::write(
+            &path,
+            r#"{"store":{"url":"postgres://u@db/x","pasword":"env:P"}}"#,
+        )
+        .unwrap();
+        assert!(ServeConfig::load(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown field"));
         std::fs::write(&path, r#"{"missing_topic_grace_secs":5}"#).unwrap();
         assert!(ServeConfig::load(&path)
             .unwrap_err()

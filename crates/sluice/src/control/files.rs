@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use super::{ControlError, PipeManager};
 use crate::model::{self, LoadError, PipeDefinition, ValidationError};
-use crate::store::Origin;
+use crate::store::{DesiredState, Origin};
 
 /// Why the directory could not be applied.
 #[derive(Debug, thiserror::Error)]
@@ -112,7 +112,8 @@ pub fn load_dir(
             path: path.display().to_string(),
             error,
         };
-        let def = match model::load_definition(&path) {
+        let checked = model::load_and_check(&path, |d| manager.compile(d).map(|_| d.clone()));
+        let def = match checked {
             Ok(d) => d,
             Err(LoadError::Invalid(e)) => return Err(invalid(e)),
             Err(LoadError::Io { source, .. }) => {
@@ -122,7 +123,6 @@ pub fn load_dir(
                 })
             }
         };
-        manager.compile(&def).map_err(invalid)?;
         let name = def.name.clone().unwrap_or_default();
         if let Some((first, _)) = out.get(&name) {
             return Err(FilesError::Duplicate {
@@ -136,44 +136,85 @@ pub fn load_dir(
     Ok(out)
 }
 
-/// Reconcile the manager's pipes with the files of `dir` (see the module docs).
-pub fn reconcile(dir: &Path, manager: &PipeManager) -> Result<Reconciled, FilesError> {
+/// Reconcile the manager's pipes with the files of `dir` (see the module docs). Several instances
+/// reconciling the same directory converge: the writes are conditional, a create that another
+/// instance won is compared with the winner's pipe, and an unchanged pipe is not written.
+pub async fn reconcile(dir: &Path, manager: &PipeManager) -> Result<Reconciled, FilesError> {
     let files = load_dir(dir, manager)?;
     let mut done = Reconciled::default();
     for (name, (path, def)) in &files {
         let origin = Origin::File {
             path: path.display().to_string(),
         };
-        let apply = |source| FilesError::Apply {
-            path: path.display().to_string(),
-            source,
-        };
-        match manager.get(name) {
-            Err(ControlError::NotFound(_)) => {
-                manager.create(name, def.clone(), origin).map_err(apply)?;
-                done.created.push(name.clone());
-            }
-            Err(e) => return Err(apply(e)),
-            Ok(rec) if rec.definition == *def && rec.origin == origin => {}
-            Ok(_) => {
-                let desired = super::desired_of(def);
-                manager
-                    .replace(name, def.clone(), Some(origin), Some(desired))
-                    .map_err(apply)?;
-                done.updated.push(name.clone());
-            }
+        let applied = apply_file(manager, name, def, origin)
+            .await
+            .map_err(|source| FilesError::Apply {
+                path: path.display().to_string(),
+                source,
+            })?;
+        match applied {
+            Some(Applied::Created) => done.created.push(name.clone()),
+            Some(Applied::Updated) => done.updated.push(name.clone()),
+            None => {}
         }
     }
-    for rec in manager.list() {
-        if matches!(rec.origin, Origin::File { .. }) && !files.contains_key(&rec.name) {
-            manager
-                .delete(&rec.name)
-                .map_err(|source| FilesError::Apply {
-                    path: dir.display().to_string(),
-                    source,
-                })?;
-            done.deleted.push(rec.name);
+    let in_dir = |source| FilesError::Apply {
+        path: dir.display().to_string(),
+        source,
+    };
+    for view in manager.list().await.map_err(in_dir)? {
+        let rec = view.record;
+        if matches!(rec.origin, Origin::File { .. })
+            && !files.contains_key(&rec.name)
+            && rec.desired_state != DesiredState::Deleted
+        {
+            match manager.delete(&rec.name).await {
+                Ok(_) => done.deleted.push(rec.name),
+                // Another instance deleted it first.
+                Err(ControlError::NotFound(_) | ControlError::Conflict { .. }) => {}
+                Err(e) => return Err(in_dir(e)),
+            }
         }
     }
     Ok(done)
+}
+
+enum Applied {
+    Created,
+    Updated,
+}
+
+/// Bring one pipe to its file's definition.
+async fn apply_file(
+    manager: &PipeManager,
+    name: &str,
+    def: &PipeDefinition,
+    origin: Origin,
+) -> Result<Option<Applied>, ControlError> {
+    let mut lost_create = false;
+    loop {
+        match manager.get(name).await {
+            Err(ControlError::NotFound(_)) if !lost_create => {
+                match manager.create(name, def.clone(), origin.clone()).await {
+                    Ok(_) => return Ok(Some(Applied::Created)),
+                    // Another instance created it meanwhile: compare with its pipe.
+                    Err(ControlError::Conflict { .. }) => lost_create = true,
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+            Ok(view) if view.record.definition == *def && view.record.origin == origin => {
+                return Ok(None)
+            }
+            Ok(view) => {
+                let desired = super::desired_of(def);
+                let before = view.record.version;
+                let after = manager
+                    .replace(name, def.clone(), Some(origin), Some(desired))
+                    .await?;
+                let changed = after.record.version != before;
+                return Ok(changed.then_some(Applied::Updated));
+            }
+        }
+    }
 }

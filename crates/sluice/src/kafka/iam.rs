@@ -79,6 +79,17 @@ pub fn presign(
     };
     use aws_sigv4::sign::v4;
 
+    // The region becomes part of the URL: anything but a region's characters could add query
+    // parameters to the token or change its host.
+    let usable = !region.is_empty()
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !usable {
+        return Err(IamError::Signing(format!(
+            "{region:?} is not a usable region"
+        )));
+    }
     let mut url = url::Url::parse(&format!("https://kafka.{region}.amazonaws.com/"))
         .map_err(|_| IamError::Signing(format!("{region:?} is not a usable region")))?;
     url.query_pairs_mut().append_pair("Action", ACTION);
@@ -248,6 +259,24 @@ mod tests {
             .decode(token.expose())
             .unwrap();
         url::Url::parse(std::str::from_utf8(&bytes).unwrap()).unwrap()
+    }
+
+    /// Found by the `msk_iam_token` fuzz target: a "region" holding `?` and `&` turned into query
+    /// text of the token's URL (an injected `X-Amz-Security-Token`).
+    #[test]
+    fn fuzz_msk_iam_token_query_in_region_is_refused() {
+        let at = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        for region in [
+            "?&X-Amz-Security-Token&",
+            "eu-west-1/x",
+            "\n",
+            "",
+            "EU-WEST-1",
+        ] {
+            let e = presign(region, &creds(None), at).unwrap_err();
+            assert!(matches!(e, IamError::Signing(_)), "{region:?}: {e}");
+        }
+        assert!(presign("eu-west-1", &creds(None), at).is_ok());
     }
 
     #[test]

@@ -53,6 +53,25 @@ pub struct PipeDefinition {
     pub sluice_parameters: Option<SluiceParameters>,
 }
 
+impl PipeDefinition {
+    /// The same pipe reading from other bootstrap servers (`host:port[,host:port]`): an `smk://`
+    /// Source gets them as its address, any other source (an MSK cluster ARN) as
+    /// `SluiceParameters.BootstrapServers`. Validation checks them as if they had been written.
+    pub fn with_bootstrap_servers(&self, servers: &str) -> PipeDefinition {
+        let mut def = self.clone();
+        match def.source.as_deref() {
+            Some(s) if s.starts_with("smk://") => def.source = Some(format!("smk://{servers}")),
+            _ => {
+                let list = servers.split(',').map(|s| s.trim().to_string()).collect();
+                def.sluice_parameters
+                    .get_or_insert_with(Default::default)
+                    .bootstrap_servers = Some(list);
+            }
+        }
+        def
+    }
+}
+
 /// `SourceParameters`. Unknown keys land in `other` (serde cannot deny them next to a flatten);
 /// validation rejects them by name.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -169,10 +188,20 @@ pub struct HttpParameters {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct SluiceParameters {
-    /// Bootstrap servers (`host:port`) for an MSK source given by ARN, which cannot be resolved
-    /// without AWS.
+    /// Bootstrap servers (`host:port`) for an MSK source given by ARN. Absent, the brokers are
+    /// looked up with the MSK API (`kafka:GetBootstrapBrokers`); given, no lookup is made.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bootstrap_servers: Option<Vec<String>>,
+    /// Which broker strings of an MSK cluster looked up by ARN are used: `PRIVATE` (default, from
+    /// inside the cluster's VPC), `PUBLIC` (public access) or `VPC_CONNECTIVITY` (multi-VPC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub msk_broker_access: Option<String>,
+    /// Where a consumer group without committed offsets starts (Lambda's `AT_TIMESTAMP`): each
+    /// partition at its first record whose timestamp is at or after this one, or at its end when
+    /// there is none. Epoch seconds (a number, or digits in a string) or RFC 3339 text; not in the
+    /// future. Overrides `StartingPosition`; cannot change after creation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub starting_position_timestamp: Option<StartingTimestamp>,
     /// HTTP target delivery: `PER_RECORD` (default; one request per record, as API destinations)
     /// or `BATCH` (the whole batch as one JSON array, as a Lambda target receives it).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -294,6 +323,17 @@ pub struct S3LogDestination {
     pub prefix: Option<String>,
 }
 
+/// `SluiceParameters.StartingPositionTimestamp` as written: a JSON number of epoch seconds or a
+/// string (digits or RFC 3339). Checked by validation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum StartingTimestamp {
+    /// Seconds since the Unix epoch (fractions allowed).
+    EpochSeconds(f64),
+    /// Epoch seconds as digits, or an RFC 3339 date and time.
+    Text(String),
+}
+
 /// `DeadLetterConfig`, in the shape of Pipes' own stream-source parameters.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
@@ -301,4 +341,32 @@ pub struct DeadLetterConfig {
     /// `kafka://<topic>` (the source cluster), `kafka://<cluster>/<topic>` (a declared cluster),
     /// an SQS queue ARN, an SNS topic ARN or an S3 bucket ARN.
     pub arn: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bootstrap_servers_replace_the_address_of_the_source() {
+        let smk = PipeDefinition {
+            source: Some("smk://127.0.0.1:9092".into()),
+            ..Default::default()
+        };
+        let moved = smk.with_bootstrap_servers("127.0.0.1:40001,127.0.0.1:40002");
+        assert_eq!(
+            moved.source.as_deref(),
+            Some("smk://127.0.0.1:40001,127.0.0.1:40002")
+        );
+        let msk = PipeDefinition {
+            source: Some("arn:aws:kafka:us-east-1:1:cluster/c/u".into()),
+            ..Default::default()
+        };
+        let moved = msk.with_bootstrap_servers("b1:9098, b2:9098");
+        assert_eq!(moved.source, msk.source);
+        assert_eq!(
+            moved.sluice_parameters.unwrap().bootstrap_servers.unwrap(),
+            ["b1:9098", "b2:9098"]
+        );
+    }
 }

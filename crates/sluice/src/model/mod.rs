@@ -5,6 +5,8 @@
 pub mod concurrency;
 pub mod definition;
 pub mod failure;
+pub mod parse;
+pub mod timestamp;
 pub mod update;
 pub mod validate;
 
@@ -64,27 +66,42 @@ pub enum LoadError {
 }
 
 /// Parse a definition from JSON or YAML text. Syntax and shape errors (wrong type, unknown field)
-/// come back as a field error naming the path.
+/// come back as field errors naming the path, every one of them.
 pub fn parse_definition(text: &str, yaml: bool) -> Result<PipeDefinition, ValidationError> {
-    let result = if yaml {
-        let de = serde_yaml::Deserializer::from_str(text);
-        serde_path_to_error::deserialize(de)
-            .map_err(|e| (e.path().to_string(), e.inner().to_string()))
+    let parsed = parse_lenient(text, yaml)?;
+    if parsed.errors.is_empty() {
+        Ok(parsed.value)
     } else {
-        let mut de = serde_json::Deserializer::from_str(text);
-        serde_path_to_error::deserialize(&mut de)
-            .map_err(|e| (e.path().to_string(), e.inner().to_string()))
-    };
-    result.map_err(|(path, msg)| ValidationError {
-        fields: vec![FieldError::new(
-            if path == "." { String::new() } else { path },
-            msg,
-        )],
-    })
+        Err(ValidationError {
+            fields: parsed.errors,
+        })
+    }
 }
 
-/// Read a pipe file; `.yaml`/`.yml` files are YAML, anything else JSON.
-pub fn load_definition(path: &Path) -> Result<PipeDefinition, LoadError> {
+/// Parse a definition as far as its shape allows: the definition without its wrongly shaped
+/// fields, and an error for each of them (see [`parse`]). Only a syntax error fails outright.
+pub fn parse_lenient(
+    text: &str,
+    yaml: bool,
+) -> Result<parse::Lenient<PipeDefinition>, ValidationError> {
+    let tree = parse::syntax(text, yaml).map_err(|e| ValidationError { fields: vec![e] })?;
+    Ok(parse::lenient(tree, ""))
+}
+
+/// Parse and validate in one pass: every shape error and every validation error of the fields
+/// whose shape was right. `check` is the validation (`validate`, or the API's rules).
+pub fn parse_and_check<R>(
+    text: &str,
+    yaml: bool,
+    check: impl FnOnce(&PipeDefinition) -> Result<R, ValidationError>,
+) -> Result<R, ValidationError> {
+    parse_lenient(text, yaml)?
+        .check(|def| check(def).map_err(|e| e.fields))
+        .map_err(|fields| ValidationError { fields })
+}
+
+/// Read a pipe file's text and whether it is YAML (`.yaml`/`.yml`; anything else is JSON).
+pub fn read_definition(path: &Path) -> Result<(String, bool), LoadError> {
     let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
         path: path.display().to_string(),
         source,
@@ -93,7 +110,22 @@ pub fn load_definition(path: &Path) -> Result<PipeDefinition, LoadError> {
         path.extension().and_then(|e| e.to_str()),
         Some("yaml" | "yml")
     );
+    Ok((text, yaml))
+}
+
+/// Read a pipe file; `.yaml`/`.yml` files are YAML, anything else JSON.
+pub fn load_definition(path: &Path) -> Result<PipeDefinition, LoadError> {
+    let (text, yaml) = read_definition(path)?;
     Ok(parse_definition(&text, yaml)?)
+}
+
+/// Read and validate a pipe file, reporting every shape and validation error at once.
+pub fn load_and_check<R>(
+    path: &Path,
+    check: impl FnOnce(&PipeDefinition) -> Result<R, ValidationError>,
+) -> Result<R, LoadError> {
+    let (text, yaml) = read_definition(path)?;
+    Ok(parse_and_check(&text, yaml, check)?)
 }
 
 #[cfg(test)]
@@ -125,6 +157,26 @@ mod tests {
         assert_eq!(
             err.fields[0].name,
             "SourceParameters.SelfManagedKafkaParameters.BatchSize"
+        );
+    }
+
+    #[test]
+    fn one_pass_reports_shape_and_validation_errors_together() {
+        let err = parse_and_check(
+            r#"{"Name":"bad name!","Source":"smk://h:1","Target":"http://x/",
+               "SourceParameters":{"SelfManagedKafkaParameters":{"TopicName":"t","BatchSize":"ten","StartingPostion":"LATEST"}}}"#,
+            false,
+            |d| validate(d, &ValidationContext::default()),
+        )
+        .unwrap_err();
+        let names: Vec<&str> = err.fields.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "SourceParameters.SelfManagedKafkaParameters.BatchSize",
+                "SourceParameters.SelfManagedKafkaParameters.StartingPostion",
+                "Name",
+            ]
         );
     }
 

@@ -7,7 +7,9 @@
 
 use std::collections::BTreeMap;
 
-use super::definition::{DeadLetterConfig, KafkaParameters, PipeDefinition, SluiceParameters};
+use super::definition::{
+    DeadLetterConfig, KafkaParameters, PipeDefinition, SluiceParameters, StartingTimestamp,
+};
 use super::{FieldError, ValidationError};
 
 /// Tags whose key starts with this set a [`SluiceParameters`] field (`sluice:HttpDelivery`).
@@ -16,6 +18,8 @@ pub const EXTENSION_TAG_PREFIX: &str = "sluice:";
 /// The [`SluiceParameters`] fields reachable through tags, in the order they are documented.
 pub const EXTENSION_TAGS: &[&str] = &[
     "BootstrapServers",
+    "MskBrokerAccess",
+    "StartingPositionTimestamp",
     "HttpDelivery",
     "HttpTimeoutSeconds",
     "MaximumRetryBackoffSeconds",
@@ -149,7 +153,47 @@ pub fn merge_update(
         out.sluice_parameters = update.sluice_parameters.clone();
     }
     invalid(errs)?;
+    check_fixed_extensions(stored, &out)?;
     Ok(out)
+}
+
+/// The extensions that, like `StartingPosition`, cannot change after creation
+/// (`StartingPositionTimestamp`, in `SluiceParameters` or its `sluice:` tag): a different value in
+/// `new` (an update, or the pipe's tags after `TagResource`/`UntagResource`) is a field error.
+/// Definitions whose tags do not parse are left to validation.
+pub fn check_fixed_extensions(
+    stored: &PipeDefinition,
+    new: &PipeDefinition,
+) -> Result<(), ValidationError> {
+    let timestamp = |d: &PipeDefinition| -> Option<Option<StartingTimestamp>> {
+        let d = with_tag_extensions(d).ok()?;
+        Some(
+            d.sluice_parameters
+                .and_then(|s| s.starting_position_timestamp),
+        )
+    };
+    let (Some(before), Some(after)) = (timestamp(stored), timestamp(new)) else {
+        return Ok(());
+    };
+    // The same instant written another way (a number, digits, RFC 3339) is the same value.
+    let ms = |t: &Option<StartingTimestamp>| {
+        t.as_ref()
+            .map(|t| super::timestamp::starting_timestamp_ms(t, i64::MAX).map_err(|_| t.clone()))
+    };
+    if ms(&before) == ms(&after) {
+        return Ok(());
+    }
+    let tag = format!("{EXTENSION_TAG_PREFIX}StartingPositionTimestamp");
+    let by_tag = |d: &PipeDefinition| d.tags.as_ref().is_some_and(|t| t.contains_key(&tag));
+    let field = if by_tag(stored) || by_tag(new) {
+        format!("Tags.{tag}")
+    } else {
+        super::timestamp::FIELD.to_string()
+    };
+    invalid(vec![FieldError::new(
+        field,
+        "cannot be changed after the pipe was created; create a new pipe instead",
+    )])
 }
 
 /// The Kafka block of an update: mutable fields from `new`, immutable ones from `stored` (a
@@ -280,6 +324,10 @@ pub fn with_tag_extensions(def: &PipeDefinition) -> Result<PipeDefinition, Valid
                         .filter(|s| !s.is_empty())
                         .collect(),
                 )
+            }
+            "MskBrokerAccess" => ext.msk_broker_access = Some(value.clone()),
+            "StartingPositionTimestamp" => {
+                ext.starting_position_timestamp = Some(StartingTimestamp::Text(value.clone()))
             }
             "HttpDelivery" => ext.http_delivery = Some(value.clone()),
             "HttpTimeoutSeconds" => ext.http_timeout_seconds = seconds(&mut errs),
@@ -477,5 +525,44 @@ mod tests {
         assert_eq!(err.fields[0].name, "Tags.sluice:HttpTimeoutSeconds");
         assert_eq!(err.fields[1].name, "Tags.sluice:Nope");
         assert!(same_extensions(&def(r#"{"Tags":{"a":"1"}}"#), &def("{}")));
+    }
+
+    #[test]
+    fn the_starting_timestamp_cannot_change_after_creation() {
+        let role = r#""RoleArn":"arn:aws:iam::123456789012:role/r""#;
+        let stored = def(&STORED.replace(
+            "\"RoleArn\"",
+            "\"SluiceParameters\":{\"StartingPositionTimestamp\":1714564800},\"RoleArn\"",
+        ));
+        // The same instant in another form is no change; another instant is.
+        let same = format!(
+            r#"{{{role},"SluiceParameters":{{"StartingPositionTimestamp":"2024-05-01T12:00:00Z"}}}}"#
+        );
+        merge_update(&stored, &def(&same)).unwrap();
+        let other = format!(
+            r#"{{{role},"SluiceParameters":{{"StartingPositionTimestamp":"2024-05-01T12:00:01Z"}}}}"#
+        );
+        let err = merge_update(&stored, &def(&other)).unwrap_err();
+        assert_eq!(
+            err.fields[0].name,
+            "SluiceParameters.StartingPositionTimestamp"
+        );
+        assert!(err.fields[0].message.contains("cannot be changed"));
+        let dropped = format!(r#"{{{role},"SluiceParameters":{{}}}}"#);
+        assert!(merge_update(&stored, &def(&dropped)).is_err());
+        // Through tags: set at creation, then changed with TagResource.
+        let tagged = def(r#"{"Tags":{"sluice:StartingPositionTimestamp":"1714564800"}}"#);
+        let retagged = def(r#"{"Tags":{"sluice:StartingPositionTimestamp":"1714564801"}}"#);
+        let err = check_fixed_extensions(&tagged, &retagged).unwrap_err();
+        assert_eq!(err.fields[0].name, "Tags.sluice:StartingPositionTimestamp");
+        check_fixed_extensions(&tagged, &tagged).unwrap();
+        let ext = with_tag_extensions(&tagged)
+            .unwrap()
+            .sluice_parameters
+            .unwrap();
+        assert_eq!(
+            ext.starting_position_timestamp,
+            Some(StartingTimestamp::Text("1714564800".into()))
+        );
     }
 }

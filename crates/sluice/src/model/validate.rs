@@ -115,6 +115,50 @@ pub struct KafkaSourceSpec {
     /// Authentication method, TLS and CA, decided from `Credentials`, `ServerRootCaCertificate`
     /// and `SluiceParameters` (see `sources::kafka::auth`).
     pub security: crate::sources::kafka::auth::KafkaSecurity,
+    /// For an MSK cluster given by ARN alone: how its brokers are looked up when the pipe starts
+    /// (`sources::kafka::msk`). Until then `bootstrap_servers` is empty, and for a source without
+    /// a secret the method and TLS are those of the listener the lookup finds.
+    pub msk_lookup: Option<crate::sources::kafka::msk::MskLookup>,
+    /// `SluiceParameters.StartingPositionTimestamp` in milliseconds: where partitions without a
+    /// committed offset start (overrides `starting_position`).
+    pub starting_timestamp_ms: Option<i64>,
+}
+
+#[cfg(test)]
+impl KafkaSourceSpec {
+    /// A self-managed source of `topic` with every default, for unit tests.
+    pub fn for_tests(topic: &str) -> Self {
+        Self {
+            kind: KafkaSourceKind::SelfManaged,
+            bootstrap_servers: Vec::new(),
+            topic: topic.to_string(),
+            starting_position: StartingPosition::Latest,
+            batch_size: 100,
+            batching_window: Duration::ZERO,
+            consumer_group_id: format!("sluice-{topic}"),
+            credentials: BTreeMap::new(),
+            security: Default::default(),
+            msk_lookup: None,
+            starting_timestamp_ms: None,
+        }
+    }
+}
+
+impl PipeSpec {
+    /// The pipe with `source` as resolved when it starts (an MSK cluster's brokers looked up): a
+    /// dead-letter topic on the source cluster goes to the same brokers.
+    pub fn with_source(&self, source: KafkaSourceSpec) -> PipeSpec {
+        let mut out = self.clone();
+        if let Some(DeadLetterConfig::Kafka {
+            producer,
+            on_source_cluster: true,
+        }) = &mut out.dead_letter
+        {
+            producer.bootstrap_servers = source.bootstrap_servers.clone();
+        }
+        out.source = source;
+        out
+    }
 }
 
 /// How the HTTP target receives a batch.
@@ -141,6 +185,13 @@ const OTHER_AWS_SOURCES: &[&str] = &[
     "KinesisStreamParameters",
     "RabbitMQBrokerParameters",
     "SqsQueueParameters",
+];
+
+/// The fields of `SourceParameters` a Kafka pipe may have (for suggestions).
+const SOURCE_PARAMETER_FIELDS: &[&str] = &[
+    "FilterCriteria",
+    "SelfManagedKafkaParameters",
+    "ManagedStreamingKafkaParameters",
 ];
 
 const CREDENTIAL_KINDS_SELF_MANAGED: &[&str] = &[
@@ -188,7 +239,7 @@ pub fn validate(
         check_tags(tags, &mut errs);
     }
 
-    let source = validate_source(def, &name, &mut errs);
+    let source = validate_source(def, &name, ctx, &mut errs);
     let filter = validate_filter(def, &mut errs);
 
     let target_template = def
@@ -205,10 +256,12 @@ pub fn validate(
     let enrichment = crate::enrichment::validate(def, &ctx.targets, &mut errs);
 
     let batch_size = source.as_ref().map(|s| s.batch_size).unwrap_or(1);
+    let batch_size_field = format!("{}.BatchSize", kafka_block_path(def));
     let target = targets::validate(
         def,
         &targets::TargetContext {
             batch_size,
+            batch_size_field: &batch_size_field,
             config: &ctx.targets,
         },
         &mut errs,
@@ -332,6 +385,7 @@ fn check_tags(tags: &BTreeMap<String, String>, errs: &mut Vec<FieldError>) {
 fn validate_source(
     def: &PipeDefinition,
     name: &str,
+    ctx: &ValidationContext,
     errs: &mut Vec<FieldError>,
 ) -> Option<KafkaSourceSpec> {
     let Some(source) = def.source.as_deref().filter(|s| !s.is_empty()) else {
@@ -341,9 +395,9 @@ fn validate_source(
     let params = def.source_parameters.clone().unwrap_or_default();
     for other in params.other.keys() {
         let msg = if OTHER_AWS_SOURCES.contains(&other.as_str()) {
-            "only Kafka sources are supported (SelfManagedKafkaParameters or ManagedStreamingKafkaParameters)"
+            "only Kafka sources are supported (SelfManagedKafkaParameters or ManagedStreamingKafkaParameters)".to_string()
         } else {
-            "unknown field"
+            super::parse::unknown_field_message(other, SOURCE_PARAMETER_FIELDS)
         };
         errs.push(FieldError::new(format!("SourceParameters.{other}"), msg));
     }
@@ -384,10 +438,10 @@ fn validate_source(
                 "an MSK cluster source takes ManagedStreamingKafkaParameters",
             ));
         }
-        if extension_servers.is_none() {
+        if extension_servers.is_none() && !cfg!(feature = "aws-msk") {
             errs.push(FieldError::new(
                 "SluiceParameters.BootstrapServers",
-                "an MSK cluster ARN cannot be resolved to brokers without AWS: list the cluster's bootstrap servers here",
+                "is required for an MSK cluster ARN in this build of Sluice, which has no MSK API client to look the brokers up (build it with the `aws-msk` feature, a default one): list the cluster's bootstrap servers here",
             ));
         }
         (
@@ -428,15 +482,77 @@ fn validate_source(
         KafkaSourceKind::Msk { arn } => arn.split(':').nth(3).map(str::to_string),
         KafkaSourceKind::SelfManaged => None,
     };
+    let lookup = msk_lookup(def, &kind, msk_region.as_deref(), ctx, errs);
     let mut spec = validate_kafka_params(&kp, &path, kind, name, servers, errs)?;
     spec.security = crate::sources::kafka::auth::validate_security(
         &kp,
         def.sluice_parameters.as_ref(),
         msk_region.as_deref(),
+        lookup.is_some(),
         &path,
         errs,
     );
+    spec.msk_lookup = lookup;
+    spec.starting_timestamp_ms = def
+        .sluice_parameters
+        .as_ref()
+        .and_then(|sp| sp.starting_position_timestamp.as_ref())
+        .and_then(|t| {
+            match super::timestamp::starting_timestamp_ms(t, super::timestamp::now_ms()) {
+                Ok(ms) => Some(ms),
+                Err(problem) => {
+                    errs.push(FieldError::new(super::timestamp::FIELD, problem));
+                    None
+                }
+            }
+        });
     Some(spec)
+}
+
+/// How an MSK cluster given by ARN alone (no `SluiceParameters.BootstrapServers`) is looked up;
+/// `None` for any other source. `MskBrokerAccess` applies only to such a source.
+fn msk_lookup(
+    def: &PipeDefinition,
+    kind: &KafkaSourceKind,
+    region: Option<&str>,
+    ctx: &ValidationContext,
+    errs: &mut Vec<FieldError>,
+) -> Option<crate::sources::kafka::msk::MskLookup> {
+    use crate::sources::kafka::msk::{MskBrokerAccess, MskLookup};
+    const FIELD: &str = "SluiceParameters.MskBrokerAccess";
+    let sp = def.sluice_parameters.clone().unwrap_or_default();
+    let looked_up = matches!(kind, KafkaSourceKind::Msk { .. })
+        && sp.bootstrap_servers.is_none()
+        && cfg!(feature = "aws-msk");
+    let access = match sp.msk_broker_access.as_deref() {
+        None => MskBrokerAccess::default(),
+        Some(_) if !looked_up => {
+            errs.push(FieldError::new(
+                FIELD,
+                "applies only to an MSK cluster ARN without SluiceParameters.BootstrapServers (whose brokers are looked up)",
+            ));
+            return None;
+        }
+        Some(text) => match MskBrokerAccess::parse(text) {
+            Some(a) => a,
+            None => {
+                errs.push(FieldError::new(
+                    FIELD,
+                    format!("must be PRIVATE, PUBLIC or VPC_CONNECTIVITY, not {text:?}"),
+                ));
+                MskBrokerAccess::default()
+            }
+        },
+    };
+    let KafkaSourceKind::Msk { arn } = kind else {
+        return None;
+    };
+    looked_up.then(|| MskLookup {
+        arn: arn.clone(),
+        region: region.unwrap_or_default().to_string(),
+        access,
+        endpoint: ctx.targets.aws.endpoint_for("kafka"),
+    })
 }
 
 fn validate_kafka_params(
@@ -574,6 +690,8 @@ fn validate_kafka_params(
         consumer_group_id,
         credentials,
         security: Default::default(),
+        msk_lookup: None,
+        starting_timestamp_ms: None,
     })
 }
 
@@ -604,8 +722,8 @@ fn validate_filter(def: &PipeDefinition, errs: &mut Vec<FieldError>) -> Option<A
                 format!("{field}[{i}].Pattern"),
                 format!("must be at most {MAX_PATTERN_CHARS} characters"),
             )),
-            Some(p) => match Filter::compile(&[p]) {
-                Ok(_) => patterns.push(p),
+            Some(p) => match Filter::check(p) {
+                Ok(()) => patterns.push(p),
                 Err(e) => errs.push(FieldError::new(format!("{field}[{i}].Pattern"), e)),
             },
         }
@@ -643,13 +761,44 @@ pub(crate) fn compile_template(
     }
 }
 
+/// The path of the source's Kafka parameter block, as the `Source` string decides it.
+fn kafka_block_path(def: &PipeDefinition) -> &'static str {
+    match def.source.as_deref() {
+        Some(s) if is_msk_arn(s) => "SourceParameters.ManagedStreamingKafkaParameters",
+        _ => "SourceParameters.SelfManagedKafkaParameters",
+    }
+}
+
 fn is_msk_arn(s: &str) -> bool {
     let parts: Vec<&str> = s.splitn(6, ':').collect();
     parts.len() == 6
         && parts[0] == "arn"
         && parts[1].starts_with("aws")
         && parts[2] == "kafka"
+        && is_region(parts[3])
         && parts[5].starts_with("cluster/")
+}
+
+/// AWS's region shape (`[a-z]{2}(-gov|-iso|-isob)?-[a-z]+-[0-9]`): the region signs MSK IAM tokens
+/// and names their host, so anything else (a newline the URL parser drops) must not get that far.
+fn is_region(region: &str) -> bool {
+    let parts: Vec<&str> = region.split('-').collect();
+    let letters = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase());
+    let (first, rest) = match parts.as_slice() {
+        [first, rest @ ..] => (*first, rest),
+        [] => return false,
+    };
+    let middle = match rest {
+        [middle @ .., digit] if digit.len() == 1 && digit.bytes().all(|b| b.is_ascii_digit()) => {
+            middle
+        }
+        _ => return false,
+    };
+    let middle = match middle {
+        ["gov" | "iso" | "isob", name] | [name] => *name,
+        _ => return false,
+    };
+    first.len() == 2 && letters(first) && letters(middle)
 }
 
 #[cfg(test)]
@@ -714,21 +863,164 @@ mod tests {
         assert_eq!(errs[0].message, "must be between 1 and 10000, not 10001");
     }
 
+    /// Found by the `msk_iam_token` fuzz target: a region of "\n" passed validation, and the
+    /// token was then signed for region "\n" but named the host `kafka..amazonaws.com`.
     #[test]
-    fn msk_arn_needs_bootstrap_servers_from_the_extension() {
-        let base = r#"{"Name":"m","Source":"arn:aws:kafka:us-east-1:123456789012:cluster/c/abc-1","Target":"http://x:1/",
+    fn fuzz_msk_iam_token_newline_region_is_refused() {
+        let source = |region: &str| {
+            format!(
+                r#"{{"Name":"m","Source":"arn:aws:kafka:{region}:123456789012:cluster/c/abc-1","Target":"http://x:1/",
+                "SourceParameters":{{"ManagedStreamingKafkaParameters":{{"TopicName":"t"}}}},
+                "SluiceParameters":{{"BootstrapServers":["b-1.c.kafka.local:9098"]}}}}"#
+            )
+        };
+        for region in [
+            "\\n",
+            "",
+            "US-EAST-1",
+            "us-east-",
+            "us east 1",
+            "us-east-1a",
+        ] {
+            let errs = errors(&source(region));
+            assert!(
+                errs.iter().any(|e| e.name == "Source"),
+                "{region:?}: {errs:?}"
+            );
+        }
+        for region in [
+            "us-east-1",
+            "eu-central-2",
+            "us-gov-west-1",
+            "ap-southeast-4",
+        ] {
+            assert!(
+                validate(&def(&source(region)), &ValidationContext::default()).is_ok(),
+                "{region}"
+            );
+        }
+    }
+
+    const MSK: &str = r#"{"Name":"m","Source":"arn:aws:kafka:eu-west-1:123456789012:cluster/c/abc-1","Target":"http://x:1/",
             "SourceParameters":{"ManagedStreamingKafkaParameters":{"TopicName":"t"}}"#;
-        let errs = errors(&format!("{base}}}"));
-        assert_eq!(errs[0].name, "SluiceParameters.BootstrapServers");
+
+    fn msk(sluice: &str) -> String {
+        format!("{MSK},\"SluiceParameters\":{sluice}}}")
+    }
+
+    #[test]
+    fn an_msk_arn_alone_is_looked_up_and_explicit_servers_skip_the_lookup() {
+        let alone = validate(&def(&format!("{MSK}}}")), &ValidationContext::default());
+        if cfg!(feature = "aws-msk") {
+            let spec = alone.unwrap();
+            let lookup = spec.source.msk_lookup.unwrap();
+            assert_eq!(lookup.region, "eu-west-1");
+            assert_eq!(
+                lookup.access,
+                crate::sources::kafka::msk::MskBrokerAccess::Private
+            );
+            assert!(spec.source.bootstrap_servers.is_empty());
+        } else {
+            let errs = alone.unwrap_err().fields;
+            assert_eq!(errs[0].name, "SluiceParameters.BootstrapServers");
+            assert!(errs[0].message.contains("`aws-msk` feature"), "{errs:?}");
+        }
         let spec = validate(
-            &def(&format!(
-                "{base},\"SluiceParameters\":{{\"BootstrapServers\":[\"b1:9092\",\"b2:9092\"]}}}}"
-            )),
+            &def(&msk(r#"{"BootstrapServers":["b1:9092","b2:9092"]}"#)),
             &ValidationContext::default(),
         )
         .unwrap();
         assert_eq!(spec.source.bootstrap_servers, vec!["b1:9092", "b2:9092"]);
+        assert!(spec.source.msk_lookup.is_none());
         assert!(matches!(spec.source.kind, KafkaSourceKind::Msk { .. }));
+    }
+
+    #[test]
+    #[cfg(feature = "aws-msk")]
+    fn broker_access_and_transport_settings_fit_only_their_kind_of_msk_source() {
+        let ctx = ValidationContext::default();
+        let public = validate(&def(&msk(r#"{"MskBrokerAccess":"PUBLIC"}"#)), &ctx).unwrap();
+        assert_eq!(
+            public.source.msk_lookup.unwrap().access,
+            crate::sources::kafka::msk::MskBrokerAccess::Public
+        );
+        let e = errors(&msk(r#"{"MskBrokerAccess":"INTERNET"}"#));
+        assert_eq!(e[0].name, "SluiceParameters.MskBrokerAccess");
+        assert!(e[0].message.contains("PRIVATE, PUBLIC or VPC_CONNECTIVITY"));
+        let e = errors(&msk(
+            r#"{"MskBrokerAccess":"PUBLIC","BootstrapServers":["b:1"]}"#,
+        ));
+        assert_eq!(e[0].name, "SluiceParameters.MskBrokerAccess");
+        let e = errors(&msk(r#"{"KafkaTls":false,"KafkaAuthentication":"NONE"}"#));
+        let names: Vec<&str> = e.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "SluiceParameters.KafkaTls",
+                "SluiceParameters.KafkaAuthentication"
+            ]
+        );
+        assert!(e[0]
+            .message
+            .contains("only with SluiceParameters.BootstrapServers"));
+    }
+
+    #[test]
+    fn a_starting_timestamp_is_milliseconds_and_never_in_the_future() {
+        let ctx = ValidationContext::default();
+        let sp = |t: &str| {
+            GOOD.replace(
+                "\"SourceParameters\"",
+                &format!("\"SluiceParameters\":{{\"StartingPositionTimestamp\":{t}}},\"SourceParameters\""),
+            )
+        };
+        let spec = validate(&def(&sp("1714564800")), &ctx).unwrap();
+        assert_eq!(spec.source.starting_timestamp_ms, Some(1_714_564_800_000));
+        let spec = validate(&def(&sp("\"2024-05-01T12:00:00.5Z\"")), &ctx).unwrap();
+        assert_eq!(spec.source.starting_timestamp_ms, Some(1_714_564_800_500));
+        let e = errors(&sp("\"2999-01-01T00:00:00Z\""));
+        assert_eq!(e[0].name, "SluiceParameters.StartingPositionTimestamp");
+        assert!(e[0].message.starts_with("is in the future"), "{e:?}");
+        assert!(validate(&def(GOOD), &ctx)
+            .unwrap()
+            .source
+            .starting_timestamp_ms
+            .is_none());
+    }
+
+    #[test]
+    fn a_batch_size_over_the_target_limit_names_the_kafka_block() {
+        let errs = errors(
+            &GOOD
+                .replace(
+                    "\"http://127.0.0.1:8080/in\"",
+                    "\"arn:aws:sqs:us-east-1:123456789012:q\"",
+                )
+                .replace("\"BatchSize\":10", "\"BatchSize\":11"),
+        );
+        assert_eq!(
+            errs[0].name,
+            "SourceParameters.SelfManagedKafkaParameters.BatchSize"
+        );
+        assert!(
+            errs[0].message.contains("at most 10"),
+            "{}",
+            errs[0].message
+        );
+    }
+
+    #[test]
+    fn a_bad_filter_is_named_once_by_its_index() {
+        let errs = errors(&GOOD.replace(
+            "\"SelfManagedKafkaParameters\"",
+            r#""FilterCriteria":{"Filters":[{"Pattern":"{\"a\":[1]}"},{"Pattern":"{\"a\":5}"}]},"SelfManagedKafkaParameters""#,
+        ));
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(
+            errs[0].name,
+            "SourceParameters.FilterCriteria.Filters[1].Pattern"
+        );
+        assert!(!errs[0].message.contains("Filter "), "{}", errs[0].message);
     }
 
     #[test]

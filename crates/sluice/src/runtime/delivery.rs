@@ -200,7 +200,13 @@ impl<'a, C: Committer> Delivery<'a, C> {
                             state: span.state,
                             len: span.end - span.start,
                         };
-                        self.commit(self.position(span.start), Some(&stored)).await;
+                        // The next owner resumes from the stored count: no attempt is made
+                        // until it holds this one (a commit fails during a rebalance).
+                        while !self.commit(self.position(span.start), Some(&stored)).await {
+                            if !self.pause(wait).await {
+                                return Outcome::Abandoned;
+                            }
+                        }
                     }
                     if !self.pause(wait).await {
                         return Outcome::Abandoned;
@@ -419,18 +425,26 @@ impl<'a, C: Committer> Delivery<'a, C> {
         (self.kept[span.start].offset, self.kept[span.end - 1].offset)
     }
 
-    async fn commit(&self, next_offset: i64, retry: Option<&StoredRetry>) {
+    /// Commit `next_offset`; whether it was committed.
+    async fn commit(&self, next_offset: i64, retry: Option<&StoredRetry>) -> bool {
         let partition = self.control.partition;
         match self.committer.commit(partition, next_offset, retry).await {
-            Ok(()) => self.control.record_commit(next_offset),
+            Ok(()) => {
+                self.control.record_commit(next_offset);
+                true
+            }
             Err(CommitError::Closed) => {
                 tracing::debug!(
                     partition,
                     next_offset,
                     "consumer closed; offset not committed"
-                )
+                );
+                false
             }
-            Err(e) => tracing::warn!(partition, next_offset, error = %e, "offset commit failed"),
+            Err(e) => {
+                tracing::warn!(partition, next_offset, error = %e, "offset commit failed");
+                false
+            }
         }
     }
 }

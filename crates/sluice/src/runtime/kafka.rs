@@ -262,6 +262,12 @@ impl PartitionHandler for RebalanceHooks {
         self.registry.revoke(partitions);
     }
 
+    fn start_failed(&self, reason: String) {
+        self.health.fail(format!(
+            "the partitions could not be started at StartingPositionTimestamp: {reason}"
+        ));
+    }
+
     fn client_error(&self, error: &KafkaError, reason: &str) {
         if is_unknown_topic(error) {
             self.health.check_source_soon();

@@ -226,6 +226,8 @@ struct RecordingCommitter {
     commits: Arc<watch::Sender<Vec<Commit>>>,
     /// What `committed` answers (the previous owner's commit).
     stored: Option<(i64, Option<StoredRetry>)>,
+    /// How many of the next commits fail (a rebalance in progress), recorded or not.
+    failing: Arc<AtomicUsize>,
 }
 
 impl Committer for RecordingCommitter {
@@ -235,6 +237,13 @@ impl Committer for RecordingCommitter {
         next_offset: i64,
         retry: Option<&StoredRetry>,
     ) -> Result<(), CommitError> {
+        let fail = self
+            .failing
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if fail {
+            return Err(CommitError::Failed("rebalance in progress".into()));
+        }
         self.commits.send_modify(|c| {
             c.push(Commit {
                 offset: next_offset,
@@ -275,6 +284,8 @@ struct Setup<'a> {
     log: Option<Arc<crate::execution_log::ExecutionLog>>,
     /// What the committer says was committed before the lane started.
     stored: Option<(i64, Option<StoredRetry>)>,
+    /// How many of the first commits fail.
+    failing_commits: usize,
 }
 
 impl Harness {
@@ -315,6 +326,7 @@ impl Harness {
         let committer = RecordingCommitter {
             commits: commits.clone(),
             stored: setup.stored,
+            failing: Arc::new(AtomicUsize::new(setup.failing_commits)),
         };
         let lane = match processor.parallelization() {
             1 => tokio::spawn(
@@ -626,6 +638,7 @@ fn with_sink(source: &str, extra: &str) -> (Setup<'static>, Arc<FakeSink>) {
         sink: Some(sink.clone()),
         log: None,
         stored: None,
+        failing_commits: 0,
     };
     (setup, sink)
 }
@@ -652,6 +665,35 @@ async fn bounded_retries_discard_the_batch_and_the_partition_moves_on() {
     h.send(5, b"{}");
     h.wait_committed(10).await;
     assert_eq!(target.calls().last().unwrap().offsets, vec![5, 6, 7, 8, 9]);
+}
+
+/// Found by `attempts_survive_a_rebalance_through_the_commit_metadata` (9 attempts of 6 allowed):
+/// while a rebalance made the commits of the attempt count fail, the lane went on attempting, and
+/// the partition's next owner resumed from a count that missed those attempts. An attempt is now
+/// made only once the previous failure's count is committed.
+#[tokio::test(start_paused = true)]
+async fn regression_retries_went_on_while_the_attempt_count_could_not_be_committed() {
+    let target = FakeTarget::poisoned(&[(0, Poison::Rejected)]);
+    let extra = sluice(r#""MaximumRetryAttempts":5"#);
+    let setup = Setup {
+        source: &kafka(1, 0),
+        extra: &extra,
+        failing_commits: 3,
+        ..Setup::default()
+    };
+    let mut h = Harness::with(setup, target.clone());
+    h.send(1, b"{}");
+    h.wait_committed(1).await;
+    // 1 + 5 attempts however many commits failed; every retry's count was committed before the
+    // next attempt, so each stored count is one more than the last.
+    assert_eq!(target.calls().len(), 6);
+    let counts: Vec<u32> = h
+        .commits
+        .borrow()
+        .iter()
+        .filter_map(|c| c.retry.map(|r| r.state.attempts))
+        .collect();
+    assert_eq!(counts, vec![1, 2, 3, 4, 5]);
 }
 
 #[tokio::test(start_paused = true)]

@@ -32,9 +32,9 @@ use crate::dead_letter::letter::Origin;
 use crate::dead_letter::SinkContext;
 use crate::kafka::ResolvedSecurity;
 use crate::metrics::Metrics;
-use crate::model::{KafkaSourceKind, PipeSpec};
-use crate::sources::kafka::auth;
+use crate::model::{KafkaSourceKind, KafkaSourceSpec, PipeSpec};
 use crate::sources::kafka::SourceContext;
+use crate::sources::kafka::{auth, msk};
 use crate::sources::kafka::{client_config, create_consumer, record_from_message, KafkaConsumer};
 use crate::targets::TargetError;
 use crate::transforms::event::EventBuilder;
@@ -65,7 +65,14 @@ pub struct RuntimeOptions {
     /// How long a TLS/plaintext mismatch with the brokers' listener must persist before the pipe
     /// fails.
     pub listener_mismatch_grace: Duration,
+    /// How long no broker of an MSK cluster looked up by ARN may answer before its brokers are
+    /// looked up again (they may have been replaced).
+    pub msk_lookup_again_after: Duration,
 }
+
+/// Default of [`RuntimeOptions::msk_lookup_again_after`] (and of the config file's
+/// `msk_lookup_again_after_seconds`): a minute, as `kafka-source.md` says.
+pub const DEFAULT_MSK_LOOKUP_AGAIN_AFTER: Duration = Duration::from_secs(60);
 
 /// Default of [`RuntimeOptions::missing_topic_grace`] (and of the config file's
 /// `missing_topic_grace_seconds`).
@@ -82,6 +89,7 @@ impl Default for RuntimeOptions {
             client_id: "sluice".into(),
             missing_topic_grace: DEFAULT_MISSING_TOPIC_GRACE,
             listener_mismatch_grace: Duration::from_secs(10),
+            msk_lookup_again_after: DEFAULT_MSK_LOOKUP_AGAIN_AFTER,
         }
     }
 }
@@ -91,6 +99,12 @@ impl Default for RuntimeOptions {
 pub enum PipeStatus {
     /// Connecting and joining the consumer group.
     Starting,
+    /// Not running yet, and waiting on something outside the pipe (brokers that do not answer, a
+    /// topic that does not exist yet); it keeps trying. The reason says what to check.
+    Waiting {
+        /// What the pipe waits for, and what to check.
+        reason: String,
+    },
     /// Joined the group and received an assignment (possibly of no partition), and the topic is
     /// known to exist.
     Running,
@@ -137,7 +151,9 @@ impl RuntimeError {
 /// Run a validated pipe until `shutdown` is cancelled, then stop gracefully: stop polling, let
 /// batches in flight finish (bounded), commit what was delivered, close the consumer. Progress is
 /// reported on `status`; an error only the user can fix stops the pipe with
-/// [`RuntimeError::Failed`] (and [`PipeStatus::Failed`]).
+/// [`RuntimeError::Failed`] (and [`PipeStatus::Failed`]). An MSK cluster given by ARN alone has its
+/// brokers looked up first, and again when none answered for
+/// [`RuntimeOptions::msk_lookup_again_after`]: brokers that moved get a new consumer.
 pub async fn run_pipe(
     spec: PipeSpec,
     metrics: Arc<Metrics>,
@@ -146,17 +162,67 @@ pub async fn run_pipe(
     status: tokio::sync::watch::Sender<PipeStatus>,
 ) -> Result<(), RuntimeError> {
     status.send_replace(PipeStatus::Starting);
-    let health = Arc::new(PipeHealth::new(&spec.name, status));
-    let (security, processor) = match prepare(&spec, &metrics).await {
-        Ok(prepared) => prepared,
-        Err(RuntimeError::Failed(reason)) => {
-            health.fail(reason.clone());
-            health.report_end();
-            return Err(RuntimeError::Failed(reason));
+    let health = Arc::new(PipeHealth::new(&spec, status, metrics.pipe(&spec.name)));
+    let mut resolved = None;
+    loop {
+        let source = match resolved.take() {
+            Some(source) => source,
+            None => match resolve_source(&spec, &shutdown).await {
+                Some(Ok(source)) => source,
+                Some(Err(e)) => return Err(fail_at_start(&health, e)),
+                None => break,
+            },
+        };
+        let current = spec.with_source(source);
+        match serve(&spec, &current, &metrics, &options, &shutdown, &health).await {
+            Ok(Some(moved)) => resolved = Some(moved),
+            Ok(None) => break,
+            Err(e) => return Err(fail_at_start(&health, e)),
         }
-        Err(e) => return Err(e),
-    };
-    let topic = &spec.source.topic;
+    }
+    match health.report_end() {
+        Some(reason) => Err(RuntimeError::Failed(reason)),
+        None => {
+            tracing::info!(pipe = %spec.name, "pipe stopped");
+            Ok(())
+        }
+    }
+}
+
+/// An error before the pipe ran: one only the user can fix is reported as the pipe's failure.
+fn fail_at_start(health: &PipeHealth, e: RuntimeError) -> RuntimeError {
+    if let RuntimeError::Failed(reason) = &e {
+        health.fail(reason.clone());
+        health.report_end();
+    }
+    e
+}
+
+/// The source with an MSK cluster's brokers looked up (`sources::kafka::msk`); `None` when
+/// `shutdown` came first. Throttling is retried for as long as it lasts.
+async fn resolve_source(
+    spec: &PipeSpec,
+    shutdown: &CancellationToken,
+) -> Option<Result<KafkaSourceSpec, RuntimeError>> {
+    tokio::select! {
+        r = msk::resolve(&spec.source) => Some(r.map_err(|e| RuntimeError::Failed(e.to_string()))),
+        _ = shutdown.cancelled() => None,
+    }
+}
+
+/// One consumer's life: prepare, connect, serve group events until shutdown, a fatal error or
+/// (for a cluster looked up by ARN) brokers that moved, then the bounded stop. `Ok(Some(source))`
+/// is the source at its new brokers; `current` is `spec` with its brokers resolved.
+async fn serve(
+    spec: &PipeSpec,
+    current: &PipeSpec,
+    metrics: &Arc<Metrics>,
+    options: &RuntimeOptions,
+    shutdown: &CancellationToken,
+    health: &Arc<PipeHealth>,
+) -> Result<Option<KafkaSourceSpec>, RuntimeError> {
+    let (security, processor) = prepare(current, metrics).await?;
+    let topic = &current.source.topic;
     let pipe_metrics = processor.metrics().clone();
     let execution_log = processor.execution_log().cloned();
     let registry = Arc::new(LaneRegistry::new(
@@ -170,7 +236,7 @@ pub async fn run_pipe(
         processor,
         health.clone(),
     ));
-    let consumer = connect(&spec, &options, &security, hooks.clone())?;
+    let consumer = connect(current, options, &security, hooks.clone())?;
     drop(security);
     let weak = Arc::downgrade(&consumer);
     let lag = tokio::spawn(watch::report_lag(
@@ -180,19 +246,40 @@ pub async fn run_pipe(
         pipe_metrics,
         weak.clone(),
     ));
+    let (unreachable, unreachable_rx) = tokio::sync::watch::channel(None);
     let source_check = tokio::spawn(watch::watch_source(
-        spec.source.clone(),
+        current.source.clone(),
         options.clone(),
         health.clone(),
         weak,
+        unreachable,
     ));
-    poll(&consumer, &shutdown, &health).await;
+    // Polling stops on shutdown, or when the brokers of a cluster looked up by ARN moved.
+    let stop = shutdown.child_token();
+    let moved = Arc::new(std::sync::Mutex::new(None));
+    let lookup_again = spec.source.msk_lookup.is_some().then(|| {
+        tokio::spawn(watch_moved_brokers(
+            spec.source.clone(),
+            current.source.bootstrap_servers.clone(),
+            options.msk_lookup_again_after,
+            unreachable_rx,
+            health.clone(),
+            MovedSignal {
+                stop: stop.clone(),
+                source: moved.clone(),
+            },
+        ))
+    });
+    poll(&consumer, &stop, health).await;
     tracing::info!(pipe = %spec.name, "stopping: finishing batches in flight");
     let timeout = options.shutdown_timeout;
     let r = registry.clone();
     let _ = tokio::task::spawn_blocking(move || r.stop_all(timeout)).await;
     lag.abort();
     source_check.abort();
+    if let Some(task) = lookup_again {
+        task.abort();
+    }
     registry.close();
     hooks.clear();
     // Closing leaves the group (a last revoke callback); it blocks, so not on a worker thread.
@@ -200,11 +287,73 @@ pub async fn run_pipe(
     if let Some(log) = execution_log {
         log.close().await;
     }
-    match health.report_end() {
-        Some(reason) => Err(RuntimeError::Failed(reason)),
-        None => {
-            tracing::info!(pipe = %spec.name, "pipe stopped");
-            Ok(())
+    let moved = moved.lock().unwrap_or_else(|e| e.into_inner()).take();
+    Ok(moved.filter(|_| !shutdown.is_cancelled() && health.failure().is_none()))
+}
+
+/// How [`watch_moved_brokers`] says the brokers moved: the source at its new brokers, then the
+/// consumer's polling stopped.
+struct MovedSignal {
+    stop: CancellationToken,
+    source: Arc<std::sync::Mutex<Option<KafkaSourceSpec>>>,
+}
+
+/// While no broker answers the source check for `after`, look the cluster's brokers up again
+/// (`source` is the definition's, unresolved); when the chosen brokers are others than `servers`,
+/// hand over the new source and stop the consumer. An AWS error fails the pipe.
+async fn watch_moved_brokers(
+    source: KafkaSourceSpec,
+    servers: Vec<String>,
+    after: Duration,
+    mut unreachable: tokio::sync::watch::Receiver<Option<Instant>>,
+    health: Arc<PipeHealth>,
+    moved: MovedSignal,
+) {
+    let mut not_before = Instant::now();
+    loop {
+        if unreachable_for(&mut unreachable, after, not_before)
+            .await
+            .is_none()
+        {
+            return;
+        }
+        tracing::warn!(pipe = %health.pipe(), after_secs = after.as_secs(),
+            "no broker of the MSK cluster answers: looking its brokers up again");
+        match msk::resolve(&source).await {
+            Ok(new) if new.bootstrap_servers != servers => {
+                tracing::info!(pipe = %health.pipe(), servers = %new.bootstrap_servers.join(","),
+                    "the MSK cluster's brokers moved: reconnecting");
+                *moved.source.lock().unwrap_or_else(|e| e.into_inner()) = Some(new);
+                moved.stop.cancel();
+                return;
+            }
+            Ok(_) => not_before = Instant::now(),
+            Err(e) => {
+                health.fail(e.to_string());
+                return;
+            }
+        }
+    }
+}
+
+/// Wait until the source check has seen no broker answer for `after`, counting from no earlier
+/// than `not_before`; `None` when the check is gone.
+async fn unreachable_for(
+    since: &mut tokio::sync::watch::Receiver<Option<Instant>>,
+    after: Duration,
+    not_before: Instant,
+) -> Option<()> {
+    loop {
+        let current = *since.borrow_and_update();
+        match current {
+            Some(t) => {
+                let deadline = t.max(not_before) + after;
+                tokio::select! {
+                    _ = tokio::time::sleep_until(deadline.into()) => return Some(()),
+                    r = since.changed() => r.ok()?,
+                }
+            }
+            None => since.changed().await.ok()?,
         }
     }
 }
@@ -302,8 +451,9 @@ fn connect(
     security: &ResolvedSecurity,
     hooks: Arc<RebalanceHooks>,
 ) -> Result<Arc<KafkaConsumer>, RuntimeError> {
-    let context =
-        SourceContext::new(&spec.source.topic, hooks.clone()).with_oauth(security.oauth.clone());
+    let context = SourceContext::new(&spec.source.topic, hooks.clone())
+        .with_oauth(security.oauth.clone())
+        .with_starting_timestamp(spec.source.starting_timestamp_ms);
     let mut cfg = client_config(&spec.source, &options.client_id);
     // The per-partition prefetch bound: librdkafka stops fetching a partition whose own queue
     // holds this many records or kilobytes, so a slow lane keeps its backlog in Kafka.
@@ -321,8 +471,9 @@ fn connect(
     drop(cfg);
     hooks.attach(&consumer);
     consumer.subscribe(&[&spec.source.topic])?;
+    // `pipe running` follows once the group has assigned partitions and the topic is known.
     tracing::info!(pipe = %spec.name, topic = %spec.source.topic, group = %spec.source.consumer_group_id,
-        target = %spec.definition.target.as_deref().unwrap_or_default(), "pipe running");
+        "subscribed; joining the consumer group");
     Ok(consumer)
 }
 

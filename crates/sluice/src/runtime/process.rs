@@ -223,7 +223,7 @@ impl BatchProcessor {
         if self.enrichment.is_some() {
             kept.iter().map(|r| self.events.for_enrichment(r)).collect()
         } else {
-            kept.iter().map(|r| self.events.for_target(r)).collect()
+            self.events.for_targets(kept)
         }
     }
 

@@ -1,6 +1,8 @@
 //! The pipe's health as its runtime sees it: the status it reports to the control plane
-//! ([`PipeStatus`]), the first fatal reason (which stops the pipe), and the two facts that make a
-//! pipe RUNNING (the consumer joined its group, the topic is known to exist).
+//! ([`PipeStatus`]: starting, waiting and why, running, failed), the first fatal reason (which
+//! stops the pipe), the two facts that make a pipe RUNNING (the consumer joined its group, the
+//! topic is known to exist), and the gauges that show them (`sluice_source_connected`,
+//! `sluice_source_joined`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -9,12 +11,17 @@ use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::PipeStatus;
+use crate::metrics::PipeMetrics;
+use crate::model::PipeSpec;
 
 /// One pipe's health, shared by the poll loop, the rebalance hooks and the source checks.
 #[derive(Debug)]
 pub(crate) struct PipeHealth {
     pipe: String,
+    /// What `pipe running` says about the pipe: topic, group, target.
+    running_line: (String, String, String),
     status: watch::Sender<PipeStatus>,
+    metrics: PipeMetrics,
     /// Cancelled when a fatal error was reported; `fatal_reason` says which.
     failed: CancellationToken,
     fatal_reason: Mutex<Option<String>>,
@@ -27,10 +34,18 @@ pub(crate) struct PipeHealth {
 }
 
 impl PipeHealth {
-    pub fn new(pipe: &str, status: watch::Sender<PipeStatus>) -> Self {
+    pub fn new(spec: &PipeSpec, status: watch::Sender<PipeStatus>, metrics: PipeMetrics) -> Self {
+        metrics.source_connected.set(0);
+        metrics.source_joined.set(0);
         Self {
-            pipe: pipe.to_string(),
+            pipe: spec.name.clone(),
+            running_line: (
+                spec.source.topic.clone(),
+                spec.source.consumer_group_id.clone(),
+                spec.definition.target.clone().unwrap_or_default(),
+            ),
             status,
+            metrics,
             failed: CancellationToken::new(),
             fatal_reason: Mutex::new(None),
             joined: AtomicBool::new(false),
@@ -70,6 +85,8 @@ impl PipeHealth {
     /// The group assigned partitions (possibly none) to us.
     pub fn joined(&self) {
         self.joined.store(true, Ordering::SeqCst);
+        self.metrics.source_joined.set(1);
+        self.metrics.source_connected.set(1);
         self.report_running();
     }
 
@@ -77,6 +94,28 @@ impl PipeHealth {
     pub fn topic_seen(&self) {
         self.topic_seen.store(true, Ordering::SeqCst);
         self.report_running();
+    }
+
+    /// Whether the last look at the cluster got an answer from a broker.
+    pub fn connected(&self, connected: bool) {
+        self.metrics.source_connected.set(i64::from(connected));
+    }
+
+    /// Say why a pipe that is not running yet waits (`None`: it no longer waits on anything the
+    /// user should hear about). Once running, or failed, the status stays as it is.
+    pub fn waiting(&self, reason: Option<String>) {
+        let next = match reason {
+            Some(reason) => PipeStatus::Waiting { reason },
+            None => PipeStatus::Starting,
+        };
+        self.status.send_if_modified(|s| {
+            let change =
+                matches!(s, PipeStatus::Starting | PipeStatus::Waiting { .. }) && *s != next;
+            if change {
+                *s = next;
+            }
+            change
+        });
     }
 
     /// Ask for a source check now.
@@ -91,6 +130,8 @@ impl PipeHealth {
 
     /// Report the final status: failed with the reason, or stopped.
     pub fn report_end(&self) -> Option<String> {
+        self.metrics.source_connected.set(0);
+        self.metrics.source_joined.set(0);
         let failure = self.failure();
         self.status.send_replace(match &failure {
             Some(reason) => PipeStatus::Failed {
@@ -105,11 +146,17 @@ impl PipeHealth {
     /// consumer of a missing topic may join with no partition; that pipe is not running yet).
     fn report_running(&self) {
         if self.joined.load(Ordering::SeqCst) && self.topic_seen.load(Ordering::SeqCst) {
-            self.status.send_if_modified(|s| {
-                let changed = *s != PipeStatus::Running;
-                *s = PipeStatus::Running;
+            let changed = self.status.send_if_modified(|s| {
+                let changed = matches!(s, PipeStatus::Starting | PipeStatus::Waiting { .. });
+                if changed {
+                    *s = PipeStatus::Running;
+                }
                 changed
             });
+            if changed {
+                let (topic, group, target) = &self.running_line;
+                tracing::info!(pipe = %self.pipe, %topic, %group, %target, "pipe running");
+            }
         }
     }
 }

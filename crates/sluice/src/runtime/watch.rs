@@ -1,6 +1,8 @@
 //! The runtime's periodic looks at the cluster, beside the lanes: [`watch_source`] fails the pipe on
 //! what only the user can fix (a missing topic, TLS against a plaintext listener: judged by
-//! `sources::kafka::health`), and [`report_lag`] measures each assigned partition's lag.
+//! `sources::kafka::health`), says meanwhile what a pipe not yet running waits for (its
+//! `StateReason`, a WARN each minute while no broker answers), and [`report_lag`] measures each
+//! assigned partition's lag.
 
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -23,16 +25,20 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 /// How often the source is checked while all is well (a topic deleted under a running pipe).
 const HEALTHY_CHECK_INTERVAL: Duration = Duration::from_secs(15);
+/// How often a cluster that stays unreachable is said again at WARN.
+const UNREACHABLE_WARN_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Check the source periodically and fail the pipe on what only the user can fix (judged by
 /// [`SourceHealth`]): the topic's metadata says whether it exists; when no broker answers, a probe
 /// of the bootstrap servers says whether their listeners speak the other protocol (TLS vs
-/// plaintext). An unreachable cluster is never fatal: librdkafka keeps reconnecting.
+/// plaintext). An unreachable cluster is never fatal: librdkafka keeps reconnecting; since when
+/// no broker answered is published on `unreachable` (for the MSK lookup that finds moved brokers).
 pub(crate) async fn watch_source(
     source: KafkaSourceSpec,
     options: RuntimeOptions,
     health: Arc<PipeHealth>,
     consumer: Weak<KafkaConsumer>,
+    unreachable: tokio::sync::watch::Sender<Option<Instant>>,
 ) {
     let mut judge = SourceHealth::new(
         &source.topic,
@@ -42,15 +48,25 @@ pub(crate) async fn watch_source(
     // While something is wrong, look often enough to fail close to the end of the grace period.
     let eager =
         (options.missing_topic_grace / 4).clamp(Duration::from_millis(200), Duration::from_secs(2));
+    let mut warned_unreachable: Option<Instant> = None;
     loop {
         let Some(observation) = observe(&source, &health, &consumer).await else {
             return;
         };
         let healthy = observation == Some(Observation::TopicExists);
+        let none_answered = matches!(observation, Some(Observation::Unreachable(_)));
+        unreachable.send_if_modified(|since| match (none_answered, *since) {
+            (true, None) => since.replace(Instant::now()).is_none(),
+            (false, Some(_)) => since.take().is_some(),
+            _ => false,
+        });
         if let Some(observation) = observation {
             if !judge_observation(&mut judge, observation, &source, &options, &health) {
                 return;
             }
+            health.connected(judge.unreachable_since().is_none());
+            health.waiting(judge.waiting_reason(&source.bootstrap_servers));
+            warn_unreachable(&judge, &source, &health, &mut warned_unreachable);
         }
         let pause = if healthy {
             HEALTHY_CHECK_INTERVAL
@@ -127,6 +143,32 @@ fn judge_observation(
             "the brokers' listener seems to speak the other protocol (TLS vs plaintext); the pipe fails if this lasts");
     }
     true
+}
+
+/// Say at WARN that no broker answers, when it starts and then once a minute while it lasts
+/// (librdkafka's own lines only say `Connection refused`), and when it is over.
+fn warn_unreachable(
+    judge: &SourceHealth,
+    source: &KafkaSourceSpec,
+    health: &PipeHealth,
+    warned: &mut Option<Instant>,
+) {
+    let servers = source.bootstrap_servers.join(",");
+    match (judge.unreachable_since(), *warned) {
+        (Some(since), last) if last.is_none_or(|at| at.elapsed() >= UNREACHABLE_WARN_INTERVAL) => {
+            tracing::warn!(pipe = %health.pipe(), bootstrap_servers = %servers,
+                "cannot reach {servers} for {} s; check BootstrapServers / the listener (still trying)",
+                // The look that found it unreachable had already waited this long.
+                (since.elapsed() + METADATA_TIMEOUT).as_secs());
+            *warned = Some(Instant::now());
+        }
+        (None, Some(_)) => {
+            tracing::info!(pipe = %health.pipe(), bootstrap_servers = %servers,
+                "the Kafka cluster answers again");
+            *warned = None;
+        }
+        _ => {}
+    }
 }
 
 /// What the metadata of `topic` says about it; `None` for other topic errors (leader election,

@@ -1,6 +1,7 @@
-//! The states of a stored pipe as the AWS API names them: [`DesiredState`] (what the user asked
-//! for) and [`CurrentState`] (where the pipe is), with their wire names. Stored data, so the store
-//! owns them; the transitions between them are the control plane's (`control::state`).
+//! The states of a stored pipe: [`DesiredState`] (what the user asked for) and [`CurrentState`]
+//! (where the pipe is) with their AWS wire names, the [`Change`] the last write asked for, and the
+//! [`Phase`] an instance reports for its runtime of a pipe. Stored data, so the store owns them;
+//! deriving `CurrentState` from them is the control plane's (`control::state`).
 
 use std::fmt;
 
@@ -113,6 +114,102 @@ impl CurrentState {
     }
 }
 
+/// What the last write of a pipe asked of the instances' runtimes. Names the transitional state
+/// (`CREATING`, `UPDATING`, ...) and the failure state of a runtime that fails at that version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Change {
+    /// `CreatePipe` (or a pipe file that created the pipe).
+    Create,
+    /// `UpdatePipe`, a pipe file's new definition, or a `sluice:` tag change of a running pipe.
+    Update,
+    /// `StartPipe`.
+    Start,
+    /// `StopPipe`.
+    Stop,
+    /// `DeletePipe`.
+    Delete,
+}
+
+impl Change {
+    /// The state a pipe shows while the instances carry the change out.
+    pub fn transitional(self) -> CurrentState {
+        match self {
+            Change::Create => CurrentState::Creating,
+            Change::Update => CurrentState::Updating,
+            Change::Start => CurrentState::Starting,
+            Change::Stop => CurrentState::Stopping,
+            Change::Delete => CurrentState::Deleting,
+        }
+    }
+
+    /// The state of a pipe whose runtime failed before it ran, after this change.
+    pub fn failed(self) -> CurrentState {
+        match self {
+            Change::Create => CurrentState::CreateFailed,
+            Change::Update => CurrentState::UpdateFailed,
+            Change::Start => CurrentState::StartFailed,
+            Change::Stop => CurrentState::StopFailed,
+            Change::Delete => CurrentState::DeleteFailed,
+        }
+    }
+}
+
+/// Where one instance's runtime of one pipe is, as that instance reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "Phase", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Phase {
+    /// Connecting and joining the consumer group.
+    Starting {
+        /// Started because the instance started (not because of a change): shows as STARTING.
+        #[serde(rename = "Booted", default)]
+        booted: bool,
+        /// What it waits for, outside the pipe (brokers that do not answer, a topic not created
+        /// yet), in words for `StateReason`; `None` while it waits on nothing the user should
+        /// hear about.
+        #[serde(rename = "Waiting", default, skip_serializing_if = "Option::is_none")]
+        waiting: Option<String>,
+    },
+    /// In the group, delivering.
+    Running,
+    /// Not running (stopped, or never started here).
+    Stopped,
+    /// Ended on an error only the user can fix.
+    Failed {
+        /// What to fix, without secrets.
+        #[serde(rename = "Reason")]
+        reason: String,
+        /// Whether it had reached `Running` first (then the pipe shows STOPPED with the reason).
+        #[serde(rename = "AfterRunning", default)]
+        after_running: bool,
+    },
+}
+
+impl Phase {
+    /// A runtime starting, waiting on nothing yet.
+    pub fn starting(booted: bool) -> Phase {
+        Phase::Starting {
+            booted,
+            waiting: None,
+        }
+    }
+
+    /// Whether a runtime exists (a deleted pipe waits until no live instance has one).
+    pub fn is_active(&self) -> bool {
+        matches!(self, Phase::Starting { .. } | Phase::Running)
+    }
+
+    /// The name stored beside the observation, for queries.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Phase::Starting { .. } => "STARTING",
+            Phase::Running => "RUNNING",
+            Phase::Stopped => "STOPPED",
+            Phase::Failed { .. } => "FAILED",
+        }
+    }
+}
+
 impl fmt::Display for CurrentState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -134,5 +231,32 @@ mod tests {
         }
         assert_eq!(DesiredState::parse("STOPPED"), Some(DesiredState::Stopped));
         assert_eq!(DesiredState::parse("stopped"), None);
+    }
+
+    #[test]
+    fn phases_round_trip_and_say_whether_a_runtime_exists() {
+        for p in [
+            Phase::Starting {
+                booted: true,
+                waiting: None,
+            },
+            Phase::Starting {
+                booted: false,
+                waiting: Some("the source topic t does not exist".into()),
+            },
+            Phase::Running,
+            Phase::Stopped,
+            Phase::Failed {
+                reason: "r".into(),
+                after_running: true,
+            },
+        ] {
+            let text = serde_json::to_string(&p).unwrap();
+            assert!(text.contains(p.as_str()), "{text}");
+            assert_eq!(serde_json::from_str::<Phase>(&text).unwrap(), p);
+        }
+        assert!(Phase::Running.is_active() && !Phase::Stopped.is_active());
+        assert_eq!(Change::Start.failed(), CurrentState::StartFailed);
+        assert_eq!(Change::Update.transitional(), CurrentState::Updating);
     }
 }

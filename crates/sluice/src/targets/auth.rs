@@ -179,6 +179,37 @@ impl ConnectionAuth {
         })
     }
 
+    /// `text` (a target's answer, for a log line) with every secret of the connection replaced by
+    /// `***`: an endpoint may echo the request's authorization back.
+    pub async fn redact(&self, text: &str) -> String {
+        let mut secrets: Vec<String> = Vec::new();
+        match self {
+            ConnectionAuth::ApiKey { value, .. } => secrets.push(value.expose().to_string()),
+            ConnectionAuth::Basic(v) => {
+                let header = v.expose();
+                secrets.push(header.to_string());
+                secrets.extend(header.strip_prefix("Basic ").map(str::to_string));
+            }
+            ConnectionAuth::OAuth(o) => {
+                secrets.push(o.client_secret.expose().to_string());
+                if let Some((token, _)) = o.token.lock().await.as_ref() {
+                    secrets.push(token.expose().to_string());
+                }
+            }
+        }
+        // Longest first, so a secret inside another is not left half-shown.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        let mut out = text.to_string();
+        for s in secrets.iter().filter(|s| !s.is_empty()) {
+            out = out.replace(s.as_str(), "***");
+        }
+        // The copies were secrets too.
+        for s in &mut secrets {
+            zeroize::Zeroize::zeroize(s);
+        }
+        out
+    }
+
     /// The endpoint refused our authorization: forget a cached token so the retry fetches one.
     pub async fn rejected(&self) {
         if let ConnectionAuth::OAuth(o) = self {

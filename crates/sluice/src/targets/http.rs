@@ -39,6 +39,18 @@ pub const API_DESTINATION_KIND: TargetKind = TargetKind {
     validate,
 };
 
+/// The start of a failed answer's body for the log line next to the status: at most
+/// [`ERROR_DETAIL_MAX`] characters (`...` when cut), control characters and line breaks dropped so
+/// that it stays one line.
+fn failure_detail(body: &str) -> String {
+    let mut chars = body.trim().chars().filter(|c| !c.is_control());
+    let mut detail: String = chars.by_ref().take(ERROR_DETAIL_MAX).collect();
+    if chars.next().is_some() {
+        detail.push_str("...");
+    }
+    detail
+}
+
 /// Whether `s` is an API destination ARN.
 pub fn is_api_destination(s: &str) -> bool {
     s.starts_with("arn:aws:events:") && s.contains(":api-destination/")
@@ -262,10 +274,11 @@ fn validate(
     };
     let tp = def.target_parameters.clone().unwrap_or_default();
     for k in tp.other.keys() {
-        errs.push(FieldError::new(
-            format!("TargetParameters.{k}"),
-            "does not apply to an HTTP target",
-        ));
+        let msg = match crate::model::parse::suggest(k, &["InputTemplate", "HttpParameters"]) {
+            Some(s) => format!("unknown field `{k}`; did you mean `{s}`?"),
+            None => "does not apply to an HTTP target".into(),
+        };
+        errs.push(FieldError::new(format!("TargetParameters.{k}"), msg));
     }
     let params = tp.http_parameters.unwrap_or_default();
     if let Some(ep) = &endpoint {
@@ -485,10 +498,12 @@ impl HttpCaller {
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
         let body = resp.bytes().await.unwrap_or_default();
-        let detail: String = String::from_utf8_lossy(&body[..body.len().min(ERROR_DETAIL_MAX)])
-            .chars()
-            .filter(|c| !c.is_control())
-            .collect();
+        let text = String::from_utf8_lossy(&body);
+        let text = match &self.auth {
+            Some(auth) => auth.redact(&text).await,
+            None => text.into_owned(),
+        };
+        let detail = failure_detail(&text);
         Err(TargetError::Status {
             status: status.as_u16(),
             retry_after,
@@ -588,6 +603,18 @@ mod tests {
         let body = batch_body(&[ev("{\"a\":1}", true), ev("he said \"hi\"", false)]);
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v, serde_json::json!([{"a": 1}, "he said \"hi\""]));
+    }
+
+    #[test]
+    fn a_failure_detail_is_one_bounded_line() {
+        assert_eq!(
+            failure_detail("  {\"error\":\n \"no\"}\n"),
+            "{\"error\": \"no\"}"
+        );
+        let long = "é".repeat(500);
+        let d = failure_detail(&long);
+        assert_eq!(d.chars().count(), ERROR_DETAIL_MAX + 3);
+        assert!(d.ends_with("..."));
     }
 
     #[test]

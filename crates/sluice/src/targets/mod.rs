@@ -346,6 +346,9 @@ pub const MAX_BATCH_SIZE: usize = 10_000;
 pub struct TargetContext<'a> {
     /// The pipe's batch size.
     pub batch_size: usize,
+    /// Where the batch size is set in the definition
+    /// (`SourceParameters.SelfManagedKafkaParameters.BatchSize`), for messages.
+    pub batch_size_field: &'a str,
     /// Sluice's `[targets]` configuration (API destinations, connections, AWS endpoints).
     pub config: &'a TargetsConfig,
 }
@@ -409,7 +412,7 @@ pub(crate) fn check_batch_size(
 ) {
     if ctx.batch_size > limit {
         errs.push(FieldError::new(
-            "SourceParameters.BatchSize",
+            ctx.batch_size_field,
             format!(
                 "is {} but a {what} target accepts at most {limit} records per batch",
                 ctx.batch_size

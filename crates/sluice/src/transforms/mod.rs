@@ -25,6 +25,17 @@ impl Filter {
             .map_err(|e| e.to_string())
     }
 
+    /// Check one filter's pattern with the Kafka rules. The message carries no filter number:
+    /// the caller names the filter (`Filters[2].Pattern`).
+    pub fn check(pattern: &str) -> Result<(), String> {
+        Matcher::compile_kafka(&[pattern])
+            .map(|_| ())
+            .map_err(|e| match e {
+                sluice_pattern::PatternError::InFilter { inner, .. } => inner.to_string(),
+                other => other.to_string(),
+            })
+    }
+
     /// Whether the record passes (any filter matches).
     pub fn matches(&self, json: &RecordJson, rec: &SourceRecord) -> bool {
         let mut headers = Vec::new();

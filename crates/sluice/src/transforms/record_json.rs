@@ -14,7 +14,7 @@ use base64::Engine;
 use serde_json::{Map, Value};
 use sluice_pattern::KafkaRecord;
 
-use crate::record::SourceRecord;
+use crate::record::{SourceRecord, TimestampType};
 
 /// The per-pipe constant part of every record's JSON (`eventSource` and where it came from), and
 /// the writers of the record's forms.
@@ -22,8 +22,11 @@ use crate::record::SourceRecord;
 pub struct RecordJson {
     /// Topic name.
     pub topic: String,
-    /// Prebuilt `{"eventSource":...,"bootstrapServers"|"eventSourceArn":...` prefix.
+    /// Prebuilt `{"eventSource":...,"bootstrapServers"|"eventSourceArn":...,"eventSourceKey":"TOPIC-`
+    /// (the topic escaped once per pipe, not once per record).
     prefix: Vec<u8>,
+    /// Prebuilt `","topic":"TOPIC","partition":"`.
+    topic_field: Vec<u8>,
     /// `eventSource` value.
     pub event_source: &'static str,
     /// `bootstrapServers` (self-managed) as written in the record.
@@ -65,29 +68,31 @@ impl RecordJson {
             prefix.extend_from_slice(b",\"bootstrapServers\":");
             json_str(&mut prefix, servers);
         }
+        prefix.extend_from_slice(b",\"eventSourceKey\":\"");
+        json_str_inner(&mut prefix, topic);
+        prefix.push(b'-');
+        let mut topic_field = b"\",\"topic\":".to_vec();
+        json_str(&mut topic_field, topic);
+        topic_field.extend_from_slice(b",\"partition\":\"");
         Self {
             topic: topic.to_string(),
             prefix,
+            topic_field,
             event_source,
             bootstrap_servers,
             event_source_arn,
         }
     }
 
-    /// Append the record's wire JSON object to `out`.
+    /// Append the record's wire JSON object to `out` (callers size `out` with [`Self::wire_len_hint`],
+    /// once per batch where there is one).
     pub fn write_wire(&self, rec: &SourceRecord, out: &mut Vec<u8>) {
         let mut n = itoa::Buffer::new();
         let mut p = itoa::Buffer::new();
         let partition = p.format(rec.partition).as_bytes();
-        out.reserve(self.wire_len_hint(rec));
         out.extend_from_slice(&self.prefix);
-        out.extend_from_slice(b",\"eventSourceKey\":\"");
-        json_str_inner(out, &self.topic);
-        out.push(b'-');
         out.extend_from_slice(partition);
-        out.extend_from_slice(b"\",\"topic\":");
-        json_str(out, &self.topic);
-        out.extend_from_slice(b",\"partition\":\"");
+        out.extend_from_slice(&self.topic_field);
         out.extend_from_slice(partition);
         out.extend_from_slice(b"\",\"offset\":");
         out.extend_from_slice(n.format(rec.offset).as_bytes());
@@ -129,7 +134,7 @@ impl RecordJson {
 
     /// About the length of the record's wire JSON (base64 grows bytes by 4/3; a header byte is up
     /// to 5 characters), so it is written without reallocating.
-    fn wire_len_hint(&self, rec: &SourceRecord) -> usize {
+    pub fn wire_len_hint(&self, rec: &SourceRecord) -> usize {
         let bytes = |b: &Option<Vec<u8>>| b.as_ref().map_or(4, |b| b.len().div_ceil(3) * 4 + 2);
         let headers: usize = rec
             .headers
@@ -137,8 +142,8 @@ impl RecordJson {
             .map(|(k, v)| k.len() + 8 + v.as_ref().map_or(4, |v| v.len() * 5))
             .sum();
         self.prefix.len()
-            + 2 * self.topic.len()
-            + 160
+            + self.topic_field.len()
+            + 140
             + bytes(&rec.key)
             + bytes(&rec.value)
             + headers
@@ -146,7 +151,7 @@ impl RecordJson {
 
     /// The record's wire JSON as a string.
     pub fn wire_string(&self, rec: &SourceRecord) -> String {
-        let mut out = Vec::with_capacity(256);
+        let mut out = Vec::with_capacity(self.wire_len_hint(rec));
         self.write_wire(rec, &mut out);
         // Everything written is ASCII or valid UTF-8 from `json_str`.
         String::from_utf8(out).unwrap_or_default()
@@ -217,6 +222,92 @@ impl RecordJson {
             event_source_arn: self.event_source_arn.as_deref(),
         }
     }
+}
+
+/// A record as a target received it (the wire form), read back into the pipe's view of it, so
+/// that a delivered record can be tried against a pattern or a template as the pipe sees it.
+/// `Ok(None)` when `v` is not shaped like a delivered record (no `eventSource` of a Kafka source);
+/// `Err` says which of its fields cannot be read.
+pub fn from_wire(v: &Value) -> Result<Option<(RecordJson, SourceRecord)>, String> {
+    let Some(m) = v.as_object() else {
+        return Ok(None);
+    };
+    let source = m.get("eventSource").and_then(Value::as_str);
+    if !matches!(source, Some("SelfManagedKafka" | "aws:kafka")) {
+        return Ok(None);
+    }
+    let text = |k: &str| m.get(k).and_then(Value::as_str);
+    let topic = text("topic").ok_or("its topic is missing or not a string")?;
+    let json = match source {
+        Some("aws:kafka") => RecordJson::msk(topic, text("eventSourceArn").unwrap_or_default()),
+        _ => RecordJson::self_managed(topic, text("bootstrapServers").unwrap_or_default()),
+    };
+    let partition = match m.get("partition") {
+        Some(Value::String(p)) => p.parse().ok(),
+        Some(p) => p.as_i64().and_then(|p| i32::try_from(p).ok()),
+        None => None,
+    }
+    .ok_or("its partition is missing or not a number")?;
+    let timestamp_type = match text("timestampType") {
+        Some("LOG_APPEND_TIME") => TimestampType::LogAppendTime,
+        _ => TimestampType::CreateTime,
+    };
+    let rec = SourceRecord {
+        partition,
+        offset: m.get("offset").and_then(Value::as_i64).unwrap_or(0),
+        timestamp: m.get("timestamp").and_then(Value::as_i64).unwrap_or(-1),
+        timestamp_type,
+        key: base64_field(m.get("key"), "key")?,
+        value: base64_field(m.get("value"), "value")?,
+        headers: wire_headers(m.get("headers"))?,
+    };
+    Ok(Some((json, rec)))
+}
+
+fn base64_field(v: Option<&Value>, name: &str) -> Result<Option<Vec<u8>>, String> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => base64::engine::general_purpose::STANDARD
+            .decode(s)
+            .map(Some)
+            .map_err(|e| format!("its {name} is not base64 ({e}); a target receives key and value base64-encoded")),
+        Some(_) => Err(format!(
+            "its {name} is not a base64 string, as a target receives it"
+        )),
+    }
+}
+
+/// A record's headers: name and bytes (`None` for a null value), in record order.
+type Headers = Vec<(String, Option<Vec<u8>>)>;
+
+fn wire_headers(v: Option<&Value>) -> Result<Headers, String> {
+    let bad = || "its headers must be a list of {\"name\": [bytes]} objects".to_string();
+    let Some(v) = v else { return Ok(Vec::new()) };
+    let list = v.as_array().ok_or_else(bad)?;
+    let mut out = Vec::with_capacity(list.len());
+    for h in list {
+        let (k, bytes) = h
+            .as_object()
+            .filter(|o| o.len() == 1)
+            .and_then(|o| o.iter().next())
+            .ok_or_else(bad)?;
+        let bytes = match bytes {
+            Value::Null => None,
+            Value::Array(a) => Some(
+                a.iter()
+                    .map(|b| {
+                        b.as_i64()
+                            .filter(|b| (-128..=255).contains(b))
+                            .map(|b| b as u8)
+                    })
+                    .collect::<Option<Vec<u8>>>()
+                    .ok_or_else(bad)?,
+            ),
+            _ => return Err(bad()),
+        };
+        out.push((k.clone(), bytes));
+    }
+    Ok(out)
 }
 
 /// Header bytes as Java's signed bytes (0xC3 is -61), as Pipes writes them.
@@ -303,7 +394,6 @@ fn json_str_inner(out: &mut Vec<u8>, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::TimestampType;
     use serde_json::json;
     use sluice_pattern::Matcher;
 
@@ -327,6 +417,24 @@ mod tests {
 
     fn wire(ctx: &RecordJson, r: &SourceRecord) -> Value {
         serde_json::from_str(&ctx.wire_string(r)).unwrap()
+    }
+
+    #[test]
+    fn a_delivered_record_reads_back_as_the_record_it_was() {
+        for ctx in [
+            RecordJson::self_managed("orders", "b1:9092,b2:9092"),
+            RecordJson::msk("orders", "arn:aws:kafka:us-east-1:1:cluster/c/u"),
+        ] {
+            let mut r = record();
+            r.value = Some(br#"{"n": 7}"#.to_vec());
+            let (back_ctx, back) = from_wire(&wire(&ctx, &r)).unwrap().unwrap();
+            assert_eq!(back, r);
+            assert_eq!(back_ctx.wire_string(&back), ctx.wire_string(&r));
+        }
+        assert!(from_wire(&json!({"value": {"n": 7}})).unwrap().is_none());
+        let bad = json!({"eventSource": "SelfManagedKafka", "topic": "t", "partition": "0",
+            "value": "not base64!"});
+        assert!(from_wire(&bad).unwrap_err().contains("value is not base64"));
     }
 
     #[test]

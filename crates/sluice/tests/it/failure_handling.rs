@@ -6,23 +6,20 @@
 //! since the test broker drops commit metadata); a dead-letter destination that is down.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
 use serde_json::{json, Value};
 
+use crate::support::mock::MockCluster;
 use crate::support::moto::{
     aws_endpoint_config, aws_env, sns_topic_with_queue, sqs_receive_all, JsonService, Moto, ACCOUNT,
 };
 
 use crate::support::{
-    committed, create_topics, produce, wait_committed, wait_for, Broker, BrokerOptions, Launch,
-    Rec, Receiver, Reply, Sluice, WAIT,
+    committed, create_topics, produce, read_topic, wait_committed, wait_for, Broker, BrokerOptions,
+    Launch, Rec, Receiver, Reply, Sluice, WAIT,
 };
 
 /// A log line without its terminal colours.
@@ -143,40 +140,16 @@ async fn read(cfg: ClientConfig, topic: &str, n: usize) -> Vec<Consumed> {
         .unwrap()
 }
 
-fn read_blocking(mut cfg: ClientConfig, topic: &str, n: usize) -> Vec<Consumed> {
-    cfg.set("group.id", format!("reader-{topic}"))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false");
-    let c: BaseConsumer = cfg.create().unwrap();
-    c.subscribe(&[topic]).unwrap();
-    let deadline = std::time::Instant::now() + WAIT;
-    let mut out = Vec::new();
-    while out.len() < n {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "only {} of {n} records in {topic}",
-            out.len()
-        );
-        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
-            let text =
-                |b: Option<&[u8]>| String::from_utf8_lossy(b.unwrap_or_default()).into_owned();
-            let headers = m
-                .headers()
-                .map(|h| {
-                    h.iter()
-                        .map(|x| (x.key.to_string(), text(x.value)))
-                        .collect()
-                })
-                .unwrap_or_default();
-            out.push(Consumed {
-                key: text(m.key()),
-                value: text(m.payload()),
-                headers,
-                timestamp: m.timestamp().to_millis(),
-            });
-        }
-    }
-    out
+fn read_blocking(cfg: ClientConfig, topic: &str, n: usize) -> Vec<Consumed> {
+    read_topic(cfg, topic, n)
+        .into_iter()
+        .map(|r| Consumed {
+            key: r.key,
+            value: r.value,
+            headers: r.headers.into_iter().collect(),
+            timestamp: r.timestamp,
+        })
+        .collect()
 }
 
 /// One poison record among 1,000 (BatchSize 100, bisection, 3 retries, a Kafka dead-letter
@@ -549,79 +522,6 @@ async fn partial_batch_failures_resend_only_from_the_first_failed_record() {
         .collect();
     // SQS takes 10 per call: the first call, then entries 7, 8 and 9 again.
     assert_eq!(batches, vec![10, 3]);
-}
-
-/// librdkafka's mock cluster in a helper process (`examples/mock_cluster.rs`), which keeps commit
-/// metadata; `down`/`up` steer its broker. Stopped when dropped.
-struct MockCluster {
-    child: Child,
-    stdin: ChildStdin,
-    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
-    bootstrap: String,
-}
-
-impl MockCluster {
-    fn start(topics: &[&str]) -> MockCluster {
-        let exe = mock_cluster_exe();
-        let mut cmd = Command::new(exe);
-        for t in topics {
-            cmd.args(["--topic", t]);
-        }
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("mock_cluster");
-        let stdin = child.stdin.take().unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = lines.next().unwrap().unwrap();
-        let bootstrap = first.strip_prefix("BOOTSTRAP=").unwrap().to_string();
-        MockCluster {
-            child,
-            stdin,
-            lines,
-            bootstrap,
-        }
-    }
-
-    fn client_config(&self) -> ClientConfig {
-        let mut c = ClientConfig::new();
-        c.set("bootstrap.servers", &self.bootstrap);
-        c
-    }
-
-    fn command(&mut self, line: &str) {
-        writeln!(self.stdin, "{line}").unwrap();
-        let answer = self.lines.next().unwrap().unwrap();
-        assert_eq!(answer, "ok", "mock cluster: {line}");
-    }
-}
-
-impl Drop for MockCluster {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The `mock_cluster` example beside the test binary, built first when it is not there yet
-/// (`cargo test --test it` alone builds no examples).
-fn mock_cluster_exe() -> std::path::PathBuf {
-    let deps = std::env::current_exe().unwrap();
-    let exe = deps
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples/mock_cluster");
-    if !exe.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "sluice", "--example", "mock_cluster"])
-            .status()
-            .unwrap();
-        assert!(status.success(), "cannot build the mock_cluster example");
-    }
-    exe
 }
 
 /// Produce `orders(n)` to the mock cluster.

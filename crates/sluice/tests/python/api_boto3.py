@@ -1,15 +1,18 @@
 """Drive a `sluice serve` with boto3 (botocore from PyPI): shapes, paging, and every error case
-raising the botocore exception AWS would raise. Env: SLUICE_ENDPOINT, AKID, SECRET.
+raising the botocore exception AWS would raise. Env: SLUICE_ENDPOINT (or several, comma-separated:
+the instances of a cluster, which then get the requests in turn), AKID, SECRET.
 
 Pipes here point at an unreachable broker and are created STOPPED (or stay STARTING), so no broker
 is needed. Prints one line per check; exits non-zero on the first failure.
 """
 
 import datetime
+import itertools
 import json
 import os
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import boto3
@@ -21,7 +24,23 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-ENDPOINT = os.environ["SLUICE_ENDPOINT"]
+ENDPOINTS = os.environ["SLUICE_ENDPOINT"].split(",")
+ENDPOINT = ENDPOINTS[0]
+_turns = itertools.cycle(ENDPOINTS)
+_sent = {e: 0 for e in ENDPOINTS}
+
+
+def next_endpoint():
+    e = next(_turns)
+    _sent[e] += 1
+    return e
+
+
+def alternate(request, **_kwargs):
+    """Send each request to the next instance (before signing, so the signature covers it)."""
+    target = urllib.parse.urlsplit(next_endpoint())
+    url = urllib.parse.urlsplit(request.url)
+    request.url = urllib.parse.urlunsplit(url._replace(scheme=target.scheme, netloc=target.netloc))
 AKID = os.environ["AKID"]
 SECRET = os.environ["SECRET"]
 ROLE = "arn:aws:iam::123456789012:role/sluice"
@@ -30,7 +49,7 @@ TARGET = "http://127.0.0.1:9/in"
 
 
 def client(secret=SECRET, akid=AKID):
-    return boto3.client(
+    c = boto3.client(
         "pipes",
         endpoint_url=ENDPOINT,
         region_name="us-east-1",
@@ -38,6 +57,8 @@ def client(secret=SECRET, akid=AKID):
         aws_secret_access_key=secret,
         config=Config(retries={"max_attempts": 1, "mode": "standard"}),
     )
+    c.meta.events.register("before-sign.pipes.*", alternate)
+    return c
 
 
 pipes = client()
@@ -148,7 +169,7 @@ for label, c, code in [
               and e.response["ResponseMetadata"]["HTTPStatusCode"] == 403, e.response)
 
 try:
-    urllib.request.urlopen(ENDPOINT + "/v1/pipes")
+    urllib.request.urlopen(next_endpoint() + "/v1/pipes")
     check("unsigned request is refused", False, "request succeeded")
 except urllib.error.HTTPError as e:
     check("unsigned request is refused with 403 UnrecognizedClientException",
@@ -172,7 +193,7 @@ finally:
 
 def signed(method, path, body=b"", query=""):
     """A raw request signed like botocore signs it (boto3 cannot send fields outside the model)."""
-    url = ENDPOINT + path + (("?" + query) if query else "")
+    url = next_endpoint() + path + (("?" + query) if query else "")
     req = AWSRequest(method=method, url=url, data=body,
                      headers={"Content-Type": "application/json"} if body else {})
     SigV4Auth(Credentials(AKID, SECRET), "pipes", "us-east-1").add_auth(req)
@@ -255,4 +276,7 @@ check("stop answers STOPPING", r["CurrentState"] == "STOPPING" and r["DesiredSta
 r = pipes.delete_pipe(Name="b3-page-1")
 check("delete answers DELETING", r["CurrentState"] == "DELETING" and r["DesiredState"] == "DELETED", r)
 
+if len(ENDPOINTS) > 1:
+    check("every instance answered requests", min(_sent.values()) > 10, _sent)
+    print(f"alternating between {len(ENDPOINTS)} endpoints")
 print("all boto3 checks passed")

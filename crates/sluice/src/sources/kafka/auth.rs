@@ -106,12 +106,15 @@ impl KafkaSecurity {
 }
 
 /// Decide a source's security from its definition, adding field errors to `errs`. `msk_region` is
-/// the region of an MSK cluster ARN (None for self-managed sources). Assumes `Credentials` was
-/// already checked for count and kind names; unknown kinds are ignored here.
+/// the region of an MSK cluster ARN (None for self-managed sources); `looked_up` says that the
+/// cluster's brokers are looked up by ARN, which then decides the method of a source without a
+/// secret ([`super::msk`]). Assumes `Credentials` was already checked for count and kind names;
+/// unknown kinds are ignored here.
 pub(crate) fn validate_security(
     kp: &KafkaParameters,
     sluice: Option<&SluiceParameters>,
     msk_region: Option<&str>,
+    looked_up: bool,
     path: &str,
     errs: &mut Vec<FieldError>,
 ) -> KafkaSecurity {
@@ -162,6 +165,19 @@ pub(crate) fn validate_security(
 
     let sp = sluice.cloned().unwrap_or_default();
     let has_secret = !credentials.is_empty();
+    if let Some(ep) = &sp.secrets_manager_endpoint {
+        if !(ep.starts_with("http://") || ep.starts_with("https://"))
+            || url::Url::parse(ep).is_err()
+        {
+            errs.push(FieldError::new(
+                "SluiceParameters.SecretsManagerEndpoint",
+                "must be an http:// or https:// URL",
+            ));
+        }
+    }
+    if looked_up {
+        return looked_up_security(from_secret, &sp, path, errs);
+    }
     let tls = sp
         .kafka_tls
         .unwrap_or(msk || has_secret || kp.server_root_ca_certificate.is_some());
@@ -216,20 +232,35 @@ pub(crate) fn validate_security(
             ));
         }
     }
-    if let Some(ep) = &sp.secrets_manager_endpoint {
-        if !(ep.starts_with("http://") || ep.starts_with("https://"))
-            || url::Url::parse(ep).is_err()
-        {
-            errs.push(FieldError::new(
-                "SluiceParameters.SecretsManagerEndpoint",
-                "must be an http:// or https:// URL",
-            ));
-        }
-    }
     KafkaSecurity {
         method,
         tls,
         server_ca,
+        params_path: path.to_string(),
+        secrets_manager_endpoint: sp.secrets_manager_endpoint.clone(),
+    }
+}
+
+/// The security of an MSK source whose brokers are looked up: the secret's method over TLS, or,
+/// without a secret, none yet (the lookup picks the cluster's strongest listener). The transport
+/// settings of explicit brokers do not apply.
+fn looked_up_security(
+    from_secret: Option<AuthMethod>,
+    sp: &SluiceParameters,
+    path: &str,
+    errs: &mut Vec<FieldError>,
+) -> KafkaSecurity {
+    let why = "applies only with SluiceParameters.BootstrapServers: the brokers of an MSK cluster looked up by ARN are reached through the listener of the strongest method it has";
+    if sp.kafka_tls.is_some() {
+        errs.push(FieldError::new("SluiceParameters.KafkaTls", why));
+    }
+    if sp.kafka_authentication.is_some() {
+        errs.push(FieldError::new("SluiceParameters.KafkaAuthentication", why));
+    }
+    KafkaSecurity {
+        method: from_secret.unwrap_or(AuthMethod::None),
+        tls: true,
+        server_ca: None,
         params_path: path.to_string(),
         secrets_manager_endpoint: sp.secrets_manager_endpoint.clone(),
     }
@@ -389,7 +420,7 @@ mod tests {
         msk: Option<&str>,
     ) -> (KafkaSecurity, Vec<FieldError>) {
         let mut errs = Vec::new();
-        let s = validate_security(kp, sp.as_ref(), msk, "P", &mut errs);
+        let s = validate_security(kp, sp.as_ref(), msk, false, "P", &mut errs);
         (s, errs)
     }
 

@@ -11,6 +11,9 @@
 //! - **TLS / plaintext mismatch**: nothing connects, and a probe shows the listener speaks the other
 //!   protocol, again and again for `mismatch_grace`. An unreachable broker (refused, timed out,
 //!   answering neither way) is never fatal: the consumer keeps retrying.
+//!
+//! Meanwhile [`SourceHealth::waiting_reason`] says what a pipe that is not running yet waits for
+//! (brokers that do not answer, a topic that does not exist yet), for its `StateReason`.
 
 use std::time::{Duration, Instant};
 
@@ -82,6 +85,7 @@ pub struct SourceHealth {
     mismatch_grace: Duration,
     missing_since: Option<Instant>,
     mismatch_since: Option<(Instant, SourceProblem)>,
+    unreachable_since: Option<Instant>,
 }
 
 impl SourceHealth {
@@ -94,7 +98,34 @@ impl SourceHealth {
             mismatch_grace,
             missing_since: None,
             mismatch_since: None,
+            unreachable_since: None,
         }
+    }
+
+    /// Since when no broker has answered, while none does.
+    pub fn unreachable_since(&self) -> Option<Instant> {
+        self.unreachable_since
+    }
+
+    /// What the pipe waits for, in words for `StateReason`: brokers that do not answer (at
+    /// `servers`), or a topic that does not exist yet; `None` when it waits on neither.
+    pub fn waiting_reason(&self, servers: &[String]) -> Option<String> {
+        if self.unreachable_since.is_some() {
+            return Some(format!(
+                "cannot reach the Kafka cluster at {}: no broker answers; still trying (check the \
+                 bootstrap servers, in Source or SluiceParameters.BootstrapServers, and that the \
+                 broker listens there)",
+                servers.join(",")
+            ));
+        }
+        self.missing_since.map(|_| {
+            format!(
+                "the source topic {} does not exist; waiting up to {} s for it to be created, \
+                 then the pipe fails (create it, or fix TopicName)",
+                self.topic,
+                self.topic_grace.as_secs()
+            )
+        })
     }
 
     /// Whether the topic was last seen missing.
@@ -109,6 +140,11 @@ impl SourceHealth {
 
     /// Take one observation made at `now`; `Some` when the pipe must fail.
     pub fn observe(&mut self, observation: Observation, now: Instant) -> Option<SourceProblem> {
+        if matches!(observation, Observation::Unreachable(_)) {
+            self.unreachable_since.get_or_insert(now);
+        } else {
+            self.unreachable_since = None;
+        }
         match observation {
             Observation::TopicExists => {
                 self.missing_since = None;
@@ -194,6 +230,31 @@ mod tests {
         // A zero grace period fails at the first answer.
         let mut h = SourceHealth::new("orders", Duration::ZERO, 10 * S);
         assert!(h.observe(Observation::TopicMissing, t0).is_some());
+    }
+
+    #[test]
+    fn the_reason_to_wait_names_the_servers_or_the_topic_until_it_is_over() {
+        let t0 = Instant::now();
+        let servers = ["127.0.0.1:1".to_string()];
+        let mut h = SourceHealth::new("orders", 60 * S, 10 * S);
+        assert_eq!(h.waiting_reason(&servers), None);
+        h.observe(Observation::Unreachable(None), t0);
+        h.observe(Observation::Unreachable(None), t0 + 5 * S);
+        assert_eq!(h.unreachable_since(), Some(t0));
+        let r = h.waiting_reason(&servers).unwrap();
+        assert!(
+            r.starts_with("cannot reach the Kafka cluster at 127.0.0.1:1"),
+            "{r}"
+        );
+        h.observe(Observation::TopicMissing, t0 + 6 * S);
+        assert_eq!(h.unreachable_since(), None);
+        let r = h.waiting_reason(&servers).unwrap();
+        assert!(
+            r.contains("orders does not exist; waiting up to 60 s"),
+            "{r}"
+        );
+        h.observe(Observation::TopicExists, t0 + 7 * S);
+        assert_eq!(h.waiting_reason(&servers), None);
     }
 
     #[test]

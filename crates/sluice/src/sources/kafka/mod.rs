@@ -19,8 +19,10 @@
 
 pub mod auth;
 pub mod health;
+pub mod msk;
 pub mod probe;
 pub mod record;
+pub mod start;
 
 // Kept where `SourceContext` and the MSK IAM tests find them; they live in `crate::kafka`.
 pub use crate::kafka::{iam, log_to_tracing};
@@ -31,10 +33,11 @@ use std::sync::Arc;
 
 use rdkafka::client::{ClientContext, OAuthToken};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
-use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::consumer::RebalanceProtocol;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::topic_partition_list::TopicPartitionList;
-use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 
 use crate::model::{KafkaSourceSpec, StartingPosition};
 
@@ -50,6 +53,11 @@ pub trait PartitionHandler: Send + Sync {
     fn revoking(&self, consumer: &BaseConsumer<SourceContext>, partitions: &[i32]);
     /// A fatal or persistent client error (authentication, unknown topic...).
     fn client_error(&self, error: &KafkaError, reason: &str);
+    /// The partitions could not be started where the definition says (the lookups of
+    /// `StartingPositionTimestamp` failed). Logged by default; the runtime stops the pipe.
+    fn start_failed(&self, reason: String) {
+        tracing::error!(%reason, "partitions could not be started at StartingPositionTimestamp");
+    }
 }
 
 /// librdkafka callbacks, forwarded to the runtime.
@@ -57,6 +65,7 @@ pub struct SourceContext {
     topic: String,
     handler: Arc<dyn PartitionHandler>,
     oauth: Option<Arc<iam::IamTokenSource>>,
+    starting_timestamp_ms: Option<i64>,
 }
 
 impl std::fmt::Debug for SourceContext {
@@ -74,7 +83,15 @@ impl SourceContext {
             topic: topic.to_string(),
             handler,
             oauth: None,
+            starting_timestamp_ms: None,
         }
+    }
+
+    /// Start partitions without a committed offset at this timestamp (ms), not at
+    /// `auto.offset.reset` ([`start`]).
+    pub fn with_starting_timestamp(mut self, timestamp_ms: Option<i64>) -> Self {
+        self.starting_timestamp_ms = timestamp_ms;
+        self
     }
 
     /// Answer librdkafka's OAUTHBEARER token requests with MSK IAM tokens from `source`.
@@ -126,6 +143,43 @@ impl ClientContext for SourceContext {
 }
 
 impl ConsumerContext for SourceContext {
+    // rust-rdkafka hands `pre_rebalance` the assignment read-only; starting at a timestamp sets
+    // its offsets, so this is rust-rdkafka's own sequence (pre-hook, assign or unassign, post-hook)
+    // through the public consumer API, with that one step added before the assign.
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let assign = err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
+        if let (true, Some(ts)) = (assign, self.starting_timestamp_ms) {
+            if let Err(reason) = start::set_starting_offsets(consumer, &self.topic, tpl, ts) {
+                self.handler.start_failed(reason);
+            }
+        }
+        let rebalance = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => Rebalance::Assign(tpl),
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => Rebalance::Revoke(tpl),
+            _ => Rebalance::Error(KafkaError::Rebalance(err.into())),
+        };
+        self.pre_rebalance(consumer, &rebalance);
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let done = match (&rebalance, cooperative) {
+            (Rebalance::Assign(tpl), true) => consumer.incremental_assign(tpl),
+            (Rebalance::Assign(tpl), false) => consumer.assign(tpl),
+            (_, true) => consumer.incremental_unassign(tpl),
+            (_, false) => consumer.unassign(),
+        };
+        if let Err(e) = done {
+            tracing::warn!(topic = %self.topic, error = %e, "applying the rebalance failed");
+        }
+        self.post_rebalance(consumer, &rebalance);
+    }
+
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Revoke(tpl) => {
@@ -176,9 +230,11 @@ pub fn client_config(spec: &KafkaSourceSpec, client_id: &str) -> ClientConfig {
         .set("enable.auto.offset.store", "false")
         .set(
             "auto.offset.reset",
-            match spec.starting_position {
-                StartingPosition::TrimHorizon => "earliest",
-                StartingPosition::Latest => "latest",
+            // With a starting timestamp the assignment carries the offsets; should its lookup
+            // fail (the pipe then stops), earliest repeats records rather than skipping them.
+            match (spec.starting_position, spec.starting_timestamp_ms) {
+                (_, Some(_)) | (StartingPosition::TrimHorizon, None) => "earliest",
+                (StartingPosition::Latest, None) => "latest",
             },
         )
         // With a queue per partition, `queued.max.messages.kbytes` bounds each partition, but

@@ -271,13 +271,7 @@ fn block<T: DeserializeOwned + Default>(
     else {
         return T::default();
     };
-    serde_json::from_value(v.clone()).unwrap_or_else(|e| {
-        errs.push(FieldError::new(
-            format!("TargetParameters.{name}"),
-            e.to_string(),
-        ));
-        T::default()
-    })
+    crate::model::parse::block(v, &format!("TargetParameters.{name}"), errs)
 }
 
 fn invocation_type(
@@ -369,10 +363,12 @@ fn check_blocks(def: &PipeDefinition, arn: &Arn, errs: &mut Vec<FieldError>) {
     let own = block_name(&arn.service);
     for k in tp.other.keys() {
         if Some(k.as_str()) != own {
-            errs.push(FieldError::new(
-                format!("TargetParameters.{k}"),
-                format!("does not apply to a target of service {}", arn.service),
-            ));
+            let known: Vec<&str> = own.into_iter().chain(["InputTemplate"]).collect();
+            let msg = match crate::model::parse::suggest(k, &known) {
+                Some(s) => format!("unknown field `{k}`; did you mean `{s}`?"),
+                None => format!("does not apply to a target of service {}", arn.service),
+            };
+            errs.push(FieldError::new(format!("TargetParameters.{k}"), msg));
         }
     }
     if tp.http_parameters.is_some() {

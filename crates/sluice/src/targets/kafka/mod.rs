@@ -204,13 +204,7 @@ fn target_parameters(def: &PipeDefinition, errs: &mut Vec<FieldError>) -> KafkaT
             ));
             continue;
         }
-        match serde_json::from_value::<KafkaTargetParameters>(v.clone()) {
-            Ok(p) => params = p,
-            Err(e) => errs.push(FieldError::new(
-                "TargetParameters.KafkaTargetParameters",
-                e.to_string(),
-            )),
-        }
+        params = crate::model::parse::block(v, "TargetParameters.KafkaTargetParameters", errs);
     }
     if let Some(k) = &params.key {
         check_param("TargetParameters.KafkaTargetParameters.Key", k, errs);

@@ -1,9 +1,11 @@
 //! The control-plane API driven by the real AWS CLI (`aws pipes ... --endpoint-url`) against a
-//! `sluice serve` with a real broker and HTTP receiver: the whole lifecycle with records flowing,
-//! and a pipe that comes back after `sluice serve` was SIGKILLed.
+//! `sluice serve` with a real broker and HTTP receiver: the whole lifecycle with records flowing
+//! (on the embedded store, and on two instances sharing PostgreSQL with the CLI's calls
+//! alternating between them), and a pipe that comes back after `sluice serve` was SIGKILLed.
 
 use std::time::Duration;
 
+use crate::support::cluster::Cluster;
 use crate::support::serve::{Aws, Serve, ROLE};
 use crate::support::{produce, wait_for, Broker, BrokerOptions, Rec, Receiver};
 use serde_json::{json, Value};
@@ -29,12 +31,25 @@ fn ids(rx: &Receiver) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aws_cli_drives_the_whole_lifecycle() {
     let broker = Broker::start("api-cli", &BrokerOptions::memory());
+    let data = tempfile::tempdir().unwrap();
+    let serve = Serve::start(data.path(), &[]);
+    lifecycle(&broker, std::slice::from_ref(&serve.url)).await;
+}
+
+/// The same on two instances sharing PostgreSQL, every call to the other one than the last.
+/// sqlite storage: the partitions move between the instances as they join.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_cli_drives_the_whole_lifecycle_on_two_instances() {
+    let broker = Broker::start("api-cli-pg", &BrokerOptions::sqlite());
+    let cluster = Cluster::start("api-cli", &["one", "two"], |_| String::new());
+    lifecycle(&broker, &cluster.urls()).await;
+}
+
+async fn lifecycle(broker: &Broker, endpoints: &[String]) {
     broker.create_topic("orders", 2).await;
     let producer = broker.producer();
     let rx = Receiver::ok().await;
-    let data = tempfile::tempdir().unwrap();
-    let serve = Serve::start(data.path(), &[]);
-    let aws = Aws::new(&serve.url);
+    let aws = Aws::alternating(endpoints);
     let source = format!("smk://{}", broker.bootstrap());
 
     // Create: self-managed Kafka source, HTTP target, a filter and an input template.
@@ -236,7 +251,7 @@ async fn aws_cli_drives_the_whole_lifecycle() {
     // Errors as the CLI shows them.
     let r = aws.pipes(&["describe-pipe", "--name", "nope"]);
     assert!(!r.ok && r.stderr.contains("NotFoundException"), "{r:?}");
-    let mut wrong = Aws::new(&serve.url);
+    let mut wrong = Aws::alternating(endpoints);
     wrong.secret = "wrong-secret".into();
     let r = wrong.pipes(&["list-pipes"]);
     assert!(

