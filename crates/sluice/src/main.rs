@@ -157,6 +157,7 @@ fn context_with_config(
             Ok(c) => {
                 options = c.runtime_options();
                 ctx.targets = Arc::new(c.targets);
+                ctx.secrets = Arc::new(c.secrets);
             }
             Err(e) => {
                 eprintln!("error: {e}");
@@ -440,9 +441,11 @@ async fn serve(
         region: config.region.clone(),
         account: config.account.clone(),
         targets: Arc::new(config.targets.clone()),
+        secrets: Arc::new(config.secrets.clone()),
     };
     let cluster = ClusterOptions {
         instance_id,
+        max_pipes: config.max_pipes,
         ..ClusterOptions::default()
     };
     let manager = PipeManager::open(store, ctx, metrics, options, cluster).await?;

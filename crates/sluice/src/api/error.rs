@@ -27,6 +27,14 @@ pub enum ApiError {
         /// The pipe's name.
         resource_id: String,
     },
+    /// 402 `ServiceQuotaExceededException`: the limit of pipes is reached.
+    #[error("{message}")]
+    QuotaExceeded {
+        /// What is exceeded.
+        message: String,
+        /// The pipe's name.
+        resource_id: String,
+    },
     /// 403 `UnrecognizedClientException` / `InvalidSignatureException`.
     #[error(transparent)]
     Auth(#[from] AuthError),
@@ -69,6 +77,10 @@ impl From<ControlError> for ApiError {
                 resource_id: name,
             },
             ControlError::Validation(v) => ApiError::Validation(v),
+            ControlError::QuotaExceeded { ref name, .. } => ApiError::QuotaExceeded {
+                resource_id: name.clone(),
+                message: e.to_string(),
+            },
             ControlError::Store(s @ StoreError::Unavailable(_)) => {
                 tracing::warn!(error = %s, "request failed: the pipe store is unavailable");
                 ApiError::Internal(
@@ -124,6 +136,15 @@ impl IntoResponse for ApiError {
                 StatusCode::CONFLICT,
                 "ConflictException",
                 json!({"message": message, "resourceId": resource_id, "resourceType": "pipe"}),
+            ),
+            ApiError::QuotaExceeded {
+                message,
+                resource_id,
+            } => (
+                StatusCode::PAYMENT_REQUIRED,
+                "ServiceQuotaExceededException",
+                json!({"message": message, "resourceId": resource_id, "resourceType": "pipe",
+                    "serviceCode": "pipes", "quotaCode": "max_pipes"}),
             ),
             ApiError::Auth(a) => (
                 StatusCode::FORBIDDEN,

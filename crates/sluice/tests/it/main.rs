@@ -14,6 +14,7 @@ mod cluster;
 mod concurrency;
 mod enrichment;
 mod failure_handling;
+mod hardening;
 mod msk;
 mod observability;
 mod pipe_semantics;
