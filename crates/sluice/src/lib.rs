@@ -6,9 +6,11 @@
 //! [`model`] holds pipe definitions and their validation; [`metrics`] and [`telemetry`] what the
 //! engine reports about itself. [`kafka`] is what the Kafka source and the Kafka target share
 //! (client security settings, refusals, topic and broker address rules); [`field_error`] the one
-//! shape of a validation error, used by every layer.
+//! shape of a validation error, used by every layer. [`api`] serves the AWS Pipes API over
+//! [`control`], [`console`] the web console beside it.
 
 pub mod api;
+pub mod console;
 pub mod control;
 pub mod dead_letter;
 pub mod enrichment;

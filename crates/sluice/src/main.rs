@@ -346,6 +346,7 @@ const DEV_MODE_WARNING: &str = "\
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     use sluice::api::{self, sigv4::Verifier, ApiState, Auth};
+    use sluice::console::{self, ConsoleState};
     use sluice::control::{config::ServeConfig, files, ClusterOptions, PipeManager};
     use std::time::Duration;
 
@@ -403,7 +404,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         instance_id,
         ..ClusterOptions::default()
     };
-    let manager = PipeManager::open(store, ctx, metrics, options, cluster).await?;
+    let manager = PipeManager::open(store, ctx, metrics.clone(), options, cluster).await?;
     tracing::info!(pipes = manager.list().await?.len(), "pipes loaded");
     if let Some(dir) = &args.pipes_dir {
         match files::reconcile(dir, &manager).await {
@@ -418,9 +419,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     tracing::info!(%bound, "api listening on http://{bound}");
     tokio::spawn(wait_for_signal(shutdown.clone()));
+    let verifier = match &auth {
+        Auth::SigV4(v) => Some(v.clone()),
+        Auth::AcceptAny => None,
+    };
+    // Secure cookies once the listener serves TLS.
+    let console = ConsoleState::start(manager.clone(), metrics, verifier, false, shutdown.clone());
+    tracing::info!("console on http://{bound}/console/");
     let state = Arc::new(ApiState {
         manager: manager.clone(),
         auth,
+        console: Some(console::router(console)),
     });
     api::serve(listener, state, shutdown.clone()).await?;
     tracing::info!("stopping pipes");

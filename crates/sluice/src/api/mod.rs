@@ -43,6 +43,8 @@ pub struct ApiState {
     pub manager: PipeManager,
     /// Authentication.
     pub auth: Auth,
+    /// More routes served on the same listener, with their own authentication (the console).
+    pub console: Option<Router>,
 }
 
 /// Serve the API on `listener` until `shutdown`.
@@ -51,7 +53,11 @@ pub async fn serve(
     state: Arc<ApiState>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let app = Router::new().fallback(handle).with_state(state);
+    let console = state.console.clone();
+    let mut app = Router::new().fallback(handle).with_state(state);
+    if let Some(console) = console {
+        app = app.merge(console);
+    }
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
@@ -89,7 +95,8 @@ async fn handle(
     }
 }
 
-async fn route(
+/// One API operation, already authenticated (the console calls it too).
+pub(crate) async fn route(
     m: &PipeManager,
     method: &Method,
     raw_path: &str,

@@ -123,6 +123,14 @@ impl Verifier {
         Verifier { keys, max_skew }
     }
 
+    /// Whether `secret` is the secret key of `access_key_id` (the console's sign-in), compared
+    /// in constant time.
+    pub fn accepts_secret(&self, access_key_id: &str, secret: &str) -> bool {
+        self.keys
+            .get(access_key_id)
+            .is_some_and(|s| constant_time_eq(s.expose().as_bytes(), secret.as_bytes()))
+    }
+
     /// Check a request; the access key id on success.
     pub fn verify(&self, req: &RequestParts<'_>, now: SystemTime) -> Result<String, AuthError> {
         let header = req
