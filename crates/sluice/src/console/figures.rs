@@ -88,7 +88,7 @@ impl Figures {
         let first = self
             .samples
             .iter()
-            .filter(|(t, _)| t1 - t <= RATE_WINDOW_MS)
+            .filter(|(t, _)| t1.saturating_sub(*t) <= RATE_WINDOW_MS)
             .find_map(|(t, s)| Some((*t, Self::of(s, pipe)?)));
         let records_per_second = match first {
             Some((t0, f)) if t0 < t1 => per_second(last.delivered, f.delivered, t1 - t0),
@@ -112,7 +112,7 @@ impl Figures {
                 continue;
             };
             if let Some((t0, p)) = prev {
-                let dt = t - t0;
+                let dt = t.saturating_sub(t0);
                 out.push(Point {
                     t: *t,
                     delivered: per_second(s.delivered, p.delivered, dt),
