@@ -136,10 +136,7 @@ fn html(status: StatusCode, body: String) -> Response {
 }
 
 fn unauthorized() -> Response {
-    json_response(
-        StatusCode::UNAUTHORIZED,
-        &json!({"message": "Sign in to the console first."}),
-    )
+    ConsoleError::Unauthorized.into_response()
 }
 
 fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
@@ -179,7 +176,10 @@ async fn sign_in(State(s): State<Arc<ConsoleState>>, body: Bytes) -> Response {
     let akid = form.access_key_id.trim();
     let mut limiter = s.limiter.lock().unwrap_or_else(|e| e.into_inner());
     if !limiter.allows(akid, now) {
-        tracing::warn!(access_key_id = akid, "console sign-in refused: too many failures");
+        tracing::warn!(
+            access_key_id = akid,
+            "console sign-in refused: too many failures"
+        );
         let page = assets::sign_in_page(Some("Too many failed sign-ins; wait a minute."));
         return html(StatusCode::TOO_MANY_REQUESTS, page);
     }
@@ -199,11 +199,8 @@ async fn sign_in(State(s): State<Arc<ConsoleState>>, body: Bytes) -> Response {
 }
 
 async fn sign_out(State(s): State<Arc<ConsoleState>>, headers: HeaderMap) -> Response {
-    let Some(session) = s.session(&headers) else {
-        return unauthorized();
-    };
-    if !session::csrf_ok(&session, csrf_header(&headers)) {
-        return error(StatusCode::FORBIDDEN, "The CSRF token is missing or wrong.");
+    if let Err(e) = changing(&s, &headers) {
+        return e.into_response();
     }
     if let Some(token) = cookie(&headers) {
         s.sessions().close(&token);
@@ -286,7 +283,11 @@ fn topic_of(def: &crate::model::PipeDefinition) -> Option<String> {
         .self_managed_kafka_parameters
         .as_ref()
         .map(|k| k.topic_name.clone())
-        .or_else(|| p.managed_streaming_kafka_parameters.as_ref().map(|k| k.topic_name.clone()));
+        .or_else(|| {
+            p.managed_streaming_kafka_parameters
+                .as_ref()
+                .map(|k| k.topic_name.clone())
+        });
     topic.flatten()
 }
 
@@ -331,14 +332,48 @@ async fn instances(State(s): State<Arc<ConsoleState>>, headers: HeaderMap) -> Re
     }
 }
 
+/// Why the console refused a request before it reached a handler's work.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsoleError {
+    /// No session (401).
+    #[error("Sign in to the console first.")]
+    Unauthorized,
+    /// A state change without the session's CSRF token (403).
+    #[error("The CSRF token is missing or wrong.")]
+    Csrf,
+    /// A body that is not the endpoint's JSON (400).
+    #[error("{0}")]
+    BadBody(String),
+}
+
+impl ConsoleError {
+    /// Never: the request must change (sign in, send the token, fix the body).
+    pub fn is_retryable(&self) -> bool {
+        false
+    }
+
+    /// Always.
+    pub fn is_user_error(&self) -> bool {
+        true
+    }
+}
+
+impl IntoResponse for ConsoleError {
+    fn into_response(self) -> Response {
+        let status = match self {
+            ConsoleError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ConsoleError::Csrf => StatusCode::FORBIDDEN,
+            ConsoleError::BadBody(_) => StatusCode::BAD_REQUEST,
+        };
+        error(status, self)
+    }
+}
+
 /// The session of a state-changing request, which must carry its CSRF token.
-fn changing(s: &ConsoleState, headers: &HeaderMap) -> Result<Session, Response> {
-    let session = s.session(headers).ok_or_else(unauthorized)?;
+fn changing(s: &ConsoleState, headers: &HeaderMap) -> Result<Session, ConsoleError> {
+    let session = s.session(headers).ok_or(ConsoleError::Unauthorized)?;
     if !session::csrf_ok(&session, csrf_header(headers)) {
-        return Err(error(
-            StatusCode::FORBIDDEN,
-            "The CSRF token is missing or wrong.",
-        ));
+        return Err(ConsoleError::Csrf);
     }
     Ok(session)
 }
@@ -352,8 +387,8 @@ struct TryBody {
     pipe_name: Option<String>,
 }
 
-fn try_body(body: &[u8]) -> Result<TryBody, Response> {
-    serde_json::from_slice(body).map_err(|e| error(StatusCode::BAD_REQUEST, e))
+fn try_body(body: &[u8]) -> Result<TryBody, ConsoleError> {
+    serde_json::from_slice(body).map_err(|e| ConsoleError::BadBody(e.to_string()))
 }
 
 async fn try_pattern(
@@ -361,12 +396,9 @@ async fn try_pattern(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = changing(&s, &headers) {
-        return r;
-    }
-    let b = match try_body(&body) {
+    let b = match changing(&s, &headers).and_then(|_| try_body(&body)) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(e) => return e.into_response(),
     };
     match try_out::test_pattern(b.pattern.as_deref().unwrap_or(""), &b.event) {
         Ok(result) => json_response(StatusCode::OK, &json!({ "Result": result })),
@@ -379,12 +411,9 @@ async fn try_template(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = changing(&s, &headers) {
-        return r;
-    }
-    let b = match try_body(&body) {
+    let b = match changing(&s, &headers).and_then(|_| try_body(&body)) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(e) => return e.into_response(),
     };
     let name = b.pipe_name.unwrap_or_default();
     let vars = TemplateVars {
@@ -408,13 +437,13 @@ async fn forward(
     body: Bytes,
 ) -> Response {
     let session = if method == Method::GET {
-        s.session(&headers).ok_or_else(unauthorized)
+        s.session(&headers).ok_or(ConsoleError::Unauthorized)
     } else {
         changing(&s, &headers)
     };
     let session = match session {
         Ok(session) => session,
-        Err(r) => return r,
+        Err(e) => return e.into_response(),
     };
     let path = uri.path().trim_start_matches("/console/api");
     match crate::api::route(&s.manager, &method, path, uri.query(), &body).await {

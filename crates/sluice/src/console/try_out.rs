@@ -96,8 +96,14 @@ mod tests {
     #[test]
     fn a_delivered_record_is_matched_on_its_decoded_value() {
         // value = {"kind":"big","n":7}
-        assert_eq!(test_pattern(r#"{"value":{"kind":["big"]}}"#, RECORD), Ok(true));
-        assert_eq!(test_pattern(r#"{"value":{"kind":["small"]}}"#, RECORD), Ok(false));
+        assert_eq!(
+            test_pattern(r#"{"value":{"kind":["big"]}}"#, RECORD),
+            Ok(true)
+        );
+        assert_eq!(
+            test_pattern(r#"{"value":{"kind":["small"]}}"#, RECORD),
+            Ok(false)
+        );
     }
 
     #[test]
@@ -121,7 +127,11 @@ mod tests {
             pipe_name: "p1".into(),
             ..TemplateVars::default()
         };
-        let out = preview_template(r#"{"n": <$.value.n>, "p": "<aws.pipes.pipe-name>"}"#, RECORD, &vars);
+        let out = preview_template(
+            r#"{"n": <$.value.n>, "p": "<aws.pipes.pipe-name>"}"#,
+            RECORD,
+            &vars,
+        );
         assert_eq!(out.as_deref(), Ok(r#"{"n": 7, "p": "p1"}"#));
     }
 }

@@ -1,7 +1,7 @@
 // The console's pages, as one single-page app routed by the URL's hash: #/pipes, #/pipe/NAME,
 // #/create, #/instances. Everything goes to this origin's /console/api/ endpoints; state changes
 // carry the session's CSRF token. Text from the server is set as text, never as HTML.
-import { drawLines, legend } from "./chart.js";
+import { chartSvg, drawLines, legend } from "./chart.js";
 
 const POLL_MS = 2000;
 let session = null;
@@ -51,8 +51,8 @@ async function api(method, path, body) {
 // The API's answer as the user should read it: the message and each field's reason.
 function problem(e) {
   const fields = (e.body && e.body.fieldList) || [];
-  const lines = [e.message, ...fields.map((f) => `${f.name}: ${f.message}`)];
-  return [...new Set(lines)].join("\n");
+  const more = fields.map((f) => `${f.name}: ${f.message}`).filter((l) => !e.message.includes(l));
+  return [e.message, ...more].join("\n");
 }
 
 function errorBox(id) {
@@ -137,8 +137,8 @@ function pipePage(name) {
   const actions = el("div", { class: "actions" },
     act("Start", "/start", "POST", null, "primary"), act("Stop", "/stop", "POST", `Stop pipe ${name}?`),
     act("Delete", "", "DELETE", `Delete pipe ${name}? This cannot be undone.`, "danger"));
-  const rates = el("svg", { id: "chart-rates", role: "img", "aria-label": "Records per second" });
-  const lags = el("svg", { id: "chart-lag", role: "img", "aria-label": "Consumer lag per partition" });
+  const rates = chartSvg("chart-rates", "Records per second");
+  const lags = chartSvg("chart-lag", "Consumer lag per partition");
   const lagLegend = el("div");
   const charts = el("div", { class: "charts" },
     el("div", { class: "chart" }, el("h2", { text: "Records/s" }), rates,

@@ -18,6 +18,12 @@ function niceMax(v) {
   return 10 * p;
 }
 
+// An empty chart: an <svg> element (SVG's namespace, so its children are drawn) labelled for
+// screen readers.
+export function chartSvg(id, label) {
+  return svgEl("svg", { id, role: "img", "aria-label": label, viewBox: `0 0 ${W} ${H}` });
+}
+
 // Draw `series` ([{name, points: [[tMs, value], ...]}]) into `svg`, replacing what was there.
 export function drawLines(svg, series, { unit = "" } = {}) {
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
