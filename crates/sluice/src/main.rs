@@ -114,6 +114,13 @@ struct ServeArgs {
     /// Configuration file (TOML, or JSON for .json): region, account, access keys, timeouts.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Serve the API over HTTPS with this PEM certificate chain (with --tls-key). SIGHUP
+    /// reloads both files; a file that fails to load keeps the certificate in use.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Accept every request without checking its signature. For local development only.
     #[arg(long)]
     dev_accept_any_credentials: bool,
@@ -157,6 +164,7 @@ fn context_with_config(
             Ok(c) => {
                 options = c.runtime_options();
                 ctx.targets = Arc::new(c.targets);
+                ctx.secrets = Arc::new(c.secrets);
             }
             Err(e) => {
                 eprintln!("error: {e}");
@@ -373,10 +381,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         );
     } else {
         tracing::info!(access_keys = ?keys.keys().collect::<Vec<_>>(), "SigV4 authentication on");
-        Auth::SigV4(Verifier::new(
-            keys,
-            Duration::from_secs(config.max_clock_skew_seconds),
-        ))
+        Auth::SigV4(
+            Verifier::new(keys, Duration::from_secs(config.max_clock_skew_seconds))
+                .with_region(&config.region),
+        )
+    };
+    let limits = config.listener.validate().map_err(anyhow::Error::msg)?;
+    api::listener::ensure_open_files(limits.max_connections);
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let cert = Arc::new(api::tls::ReloadableCert::load(cert, key)?);
+            api::tls::reload_on_sighup(cert.clone())?;
+            Some(cert.acceptor()?)
+        }
+        _ => None,
     };
     if let Some(url) = &args.store {
         config.store.url = Some(url.clone());
@@ -399,9 +417,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         region: config.region.clone(),
         account: config.account.clone(),
         targets: Arc::new(config.targets.clone()),
+        secrets: Arc::new(config.secrets.clone()),
     };
     let cluster = ClusterOptions {
         instance_id,
+        max_pipes: config.max_pipes,
         ..ClusterOptions::default()
     };
     let manager = PipeManager::open(store, ctx, metrics.clone(), options, cluster).await?;
@@ -417,21 +437,25 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    tracing::info!(%bound, "api listening on http://{bound}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(%bound, "api listening on {scheme}://{bound}");
     tokio::spawn(wait_for_signal(shutdown.clone()));
     let verifier = match &auth {
         Auth::SigV4(v) => Some(v.clone()),
         Auth::AcceptAny => None,
     };
-    // Secure cookies once the listener serves TLS.
-    let console = ConsoleState::start(manager.clone(), metrics, verifier, false, shutdown.clone());
-    tracing::info!("console on http://{bound}/console/");
+    // Over HTTPS the session cookie is Secure.
+    let secure = tls.is_some();
+    let console = ConsoleState::start(manager.clone(), metrics, verifier, secure, shutdown.clone());
+    tracing::info!("console on {scheme}://{bound}/console/");
     let state = Arc::new(ApiState {
         manager: manager.clone(),
         auth,
+        limits,
+        tls: tls.is_some(),
         console: Some(console::router(console)),
     });
-    api::serve(listener, state, shutdown.clone()).await?;
+    api::serve(listener, state, tls, shutdown.clone()).await?;
     tracing::info!("stopping pipes");
     manager
         .shutdown(shutdown_timeout + Duration::from_secs(5))

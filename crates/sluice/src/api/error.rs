@@ -5,6 +5,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
+use super::body::BodyError;
 use super::sigv4::AuthError;
 use crate::control::ControlError;
 use crate::model::{FieldError, ValidationError};
@@ -27,9 +28,21 @@ pub enum ApiError {
         /// The pipe's name.
         resource_id: String,
     },
+    /// 402 `ServiceQuotaExceededException`: the limit of pipes is reached.
+    #[error("{message}")]
+    QuotaExceeded {
+        /// What is exceeded.
+        message: String,
+        /// The pipe's name.
+        resource_id: String,
+    },
     /// 403 `UnrecognizedClientException` / `InvalidSignatureException`.
     #[error(transparent)]
     Auth(#[from] AuthError),
+    /// 413 (over the body limit), 408 (body too slow) or 400 (body broken); the connection is
+    /// closed after the answer.
+    #[error(transparent)]
+    Body(#[from] BodyError),
     /// 500 `InternalException`; the message is generic, details go to the log.
     #[error("{0}")]
     Internal(String),
@@ -45,12 +58,18 @@ impl ApiError {
 
     /// Whether the same request may succeed later.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, ApiError::Internal(_) | ApiError::Conflict { .. })
+        match self {
+            ApiError::Body(b) => b.is_retryable(),
+            _ => matches!(self, ApiError::Internal(_) | ApiError::Conflict { .. }),
+        }
     }
 
     /// Whether the caller must change the request.
     pub fn is_user_error(&self) -> bool {
-        !matches!(self, ApiError::Internal(_))
+        match self {
+            ApiError::Body(b) => b.is_user_error(),
+            _ => !matches!(self, ApiError::Internal(_)),
+        }
     }
 }
 
@@ -69,6 +88,10 @@ impl From<ControlError> for ApiError {
                 resource_id: name,
             },
             ControlError::Validation(v) => ApiError::Validation(v),
+            ControlError::QuotaExceeded { ref name, .. } => ApiError::QuotaExceeded {
+                resource_id: name.clone(),
+                message: e.to_string(),
+            },
             ControlError::Store(s @ StoreError::Unavailable(_)) => {
                 tracing::warn!(error = %s, "request failed: the pipe store is unavailable");
                 ApiError::Internal(
@@ -125,10 +148,32 @@ impl IntoResponse for ApiError {
                 "ConflictException",
                 json!({"message": message, "resourceId": resource_id, "resourceType": "pipe"}),
             ),
+            ApiError::QuotaExceeded {
+                message,
+                resource_id,
+            } => (
+                StatusCode::PAYMENT_REQUIRED,
+                "ServiceQuotaExceededException",
+                json!({"message": message, "resourceId": resource_id, "resourceType": "pipe",
+                    "serviceCode": "pipes", "quotaCode": "max_pipes"}),
+            ),
             ApiError::Auth(a) => (
                 StatusCode::FORBIDDEN,
                 a.error_type(),
                 json!({ "message": a.to_string() }),
+            ),
+            ApiError::Body(b) => (
+                match b {
+                    BodyError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                    BodyError::TimedOut(_) => StatusCode::REQUEST_TIMEOUT,
+                    BodyError::Broken(_) => StatusCode::BAD_REQUEST,
+                },
+                match b {
+                    BodyError::TooLarge { .. } => "RequestEntityTooLargeException",
+                    BodyError::TimedOut(_) => "RequestTimeoutException",
+                    BodyError::Broken(_) => "BadRequestException",
+                },
+                json!({ "message": b.to_string() }),
             ),
             ApiError::Internal(m) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -139,6 +184,11 @@ impl IntoResponse for ApiError {
         let mut resp = json_response(status, &body);
         resp.headers_mut()
             .insert("x-amzn-errortype", HeaderValue::from_static(kind));
+        if matches!(self, ApiError::Body(_)) {
+            // The rest of the body is never read: this connection cannot carry another request.
+            resp.headers_mut()
+                .insert("connection", HeaderValue::from_static("close"));
+        }
         if matches!(self, ApiError::Internal(_)) {
             resp.headers_mut()
                 .insert("retry-after", HeaderValue::from_static("1"));

@@ -6,10 +6,16 @@
 //! account = "123456789012"
 //! missing_topic_grace_seconds = 60      # a pipe whose topic is still missing then fails
 //! msk_lookup_again_after_seconds = 60   # no broker of an MSK cluster looked up by ARN answers
+//! max_pipes = 1000                      # CreatePipe beyond: ServiceQuotaExceededException
 //!
 //! [[access_keys]]
 //! access_key_id = "AKIDEXAMPLE"
 //! secret_access_key_env = "SLUICE_SECRET_AKIDEXAMPLE"   # or secret_access_key_file = "/run/secrets/k"
+//!
+//! [secrets]                                # what pipe definitions may reference (empty: all)
+//! allowed_file_dirs = ["/run/sluice-secrets"]
+//! allowed_env_prefix = "SLUICE_PIPE_"
+//! allowed_secrets_manager_arn_prefix = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:sluice/"
 //!
 //! [store]                                  # several instances share pipes in PostgreSQL
 //! url = "postgres://sluice@db.example/sluice"
@@ -82,6 +88,14 @@ pub struct ServeConfig {
     /// are looked up again (MSK replaced them), in seconds, at least 1. Default 60.
     #[serde(default = "default_msk_lookup_again_after")]
     pub msk_lookup_again_after_seconds: u64,
+    /// How many pipes may exist (AWS: 1,000 per account and region): `CreatePipe` beyond it
+    /// answers `ServiceQuotaExceededException`. Default 1000.
+    #[serde(default = "default_max_pipes")]
+    pub max_pipes: usize,
+    /// The secret references pipe definitions may use (see `secrets::SecretAllowlist`); empty,
+    /// any file or environment variable the engine can read and any Secrets Manager secret.
+    #[serde(default)]
+    pub secrets: crate::secrets::SecretAllowlist,
     /// Targets and enrichments: AWS endpoints, API destinations, connections (see
     /// `targets::config`). `sluice run --config` reads the same section.
     #[serde(default)]
@@ -90,6 +104,9 @@ pub struct ServeConfig {
     /// the embedded store under `--data`.
     #[serde(default)]
     pub store: crate::store::PostgresConfig,
+    /// The API listener's timeouts and limits (see `api::limits`).
+    #[serde(default)]
+    pub listener: crate::api::limits::ListenerConfig,
 }
 
 impl Default for ServeConfig {
@@ -102,8 +119,11 @@ impl Default for ServeConfig {
             shutdown_timeout_seconds: default_shutdown(),
             missing_topic_grace_seconds: default_missing_topic_grace(),
             msk_lookup_again_after_seconds: default_msk_lookup_again_after(),
+            max_pipes: default_max_pipes(),
+            secrets: Default::default(),
             targets: Default::default(),
             store: Default::default(),
+            listener: Default::default(),
         }
     }
 }
@@ -122,6 +142,10 @@ fn default_shutdown() -> u64 {
 }
 fn default_missing_topic_grace() -> u64 {
     crate::runtime::DEFAULT_MISSING_TOPIC_GRACE.as_secs()
+}
+
+fn default_max_pipes() -> usize {
+    crate::control::DEFAULT_MAX_PIPES
 }
 
 fn default_msk_lookup_again_after() -> u64 {
@@ -216,9 +240,16 @@ impl ServeConfig {
             message,
         };
         let config: ServeConfig = if path.extension().and_then(|e| e.to_str()) == Some("json") {
-            serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?
+            serde_json::from_str(&text).map_err(|e| {
+                invalid(format!(
+                    "{} at line {} column {}",
+                    without_values(&e.to_string()),
+                    e.line(),
+                    e.column()
+                ))
+            })?
         } else {
-            toml::from_str(&text).map_err(|e| invalid(e.to_string()))?
+            toml::from_str(&text).map_err(|e| invalid(toml_error_message(&text, &e)))?
         };
         config.validate().map_err(invalid)?;
         Ok(config)
@@ -240,6 +271,9 @@ impl ServeConfig {
                 self.region
             ));
         }
+        if self.max_pipes == 0 {
+            return Err("max_pipes must be at least 1".into());
+        }
         if self.max_clock_skew_seconds == 0 {
             return Err("max_clock_skew_seconds must be positive".into());
         }
@@ -253,7 +287,9 @@ impl ServeConfig {
                 "msk_lookup_again_after_seconds must be between 1 and {MAX_MISSING_TOPIC_GRACE_SECONDS} (a week)"
             ));
         }
+        self.secrets.validate()?;
         self.store.validate()?;
+        self.listener.validate()?;
         Ok(())
     }
 
@@ -333,9 +369,79 @@ impl ServeConfig {
     }
 }
 
+/// A TOML error as its message and position only: toml's own `Display` quotes the offending
+/// line, which may hold a secret key.
+fn toml_error_message(text: &str, e: &toml::de::Error) -> String {
+    let message = without_values(e.message().trim_end());
+    let Some(span) = e.span() else {
+        return message;
+    };
+    let before = &text[..span.start.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    format!("{message} at line {line} column {column}")
+}
+
+/// A serde message without the value it found (`invalid type: string "s3cr3t", expected u64`
+/// becomes `invalid type: string, expected u64`): the value may be a secret in the wrong field.
+fn without_values(message: &str) -> String {
+    for head in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = message.strip_prefix(head) {
+            let kind = rest.split([' ', ',']).next().unwrap_or("");
+            let expected = rest.find(", expected ").map_or("", |i| &rest[i..]);
+            let expected = expected.split(" at line ").next().unwrap_or("");
+            return format!("{head}{kind}{expected}");
+        }
+    }
+    message.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn regression_toml_error_quoted_the_line_with_a_secret_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sluice.toml");
+        std::fs::write(
+            &path,
+            "region = \"eu-west-1\"\n\n[[access_keys]]\naccess_key_id = \"A1\"\n  secret_acess_key = \"wJalrXUtnFEMI-s3cr3t\"\n",
+        )
+        .unwrap();
+        let err = ServeConfig::load(&path).unwrap_err().to_string();
+        assert!(!err.contains("s3cr3t"), "{err}");
+        assert!(err.contains("unknown field `secret_acess_key`"), "{err}");
+        assert!(err.contains("line 5 column 3"), "{err}");
+        // A syntax error on the secret's own line.
+        std::fs::write(
+            &path,
+            "[[access_keys]]\naccess_key_id = \"A1\"\nsecret_access_key = wJalrXUtnFEMI-s3cr3t\n",
+        )
+        .unwrap();
+        let err = ServeConfig::load(&path).unwrap_err().to_string();
+        assert!(!err.contains("s3cr3t"), "{err}");
+        assert!(err.contains("line 3 column 21"), "{err}");
+    }
+
+    #[test]
+    fn regression_config_type_errors_quoted_the_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sluice.toml");
+        std::fs::write(&path, "max_clock_skew_seconds = \"wJalr-s3cr3t\"\n").unwrap();
+        let err = ServeConfig::load(&path).unwrap_err().to_string();
+        assert!(!err.contains("s3cr3t"), "{err}");
+        assert!(err.contains("invalid type: string, expected u64"), "{err}");
+        assert!(err.contains("line 1 column 26"), "{err}");
+        let path = dir.path().join("sluice.json");
+        std::fs::write(&path, "{\n \"max_clock_skew_seconds\": \"wJalr-s3cr3t\"}").unwrap();
+        let err = ServeConfig::load(&path).unwrap_err().to_string();
+        assert!(!err.contains("s3cr3t"), "{err}");
+        assert!(
+            err.contains("invalid type: string, expected u64 at line 2"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn toml_with_keys_from_every_source() {

@@ -56,6 +56,14 @@ pub enum ControlError {
     /// The request is invalid (`ValidationException`).
     #[error(transparent)]
     Validation(#[from] ValidationError),
+    /// The store already holds `max_pipes` pipes (`ServiceQuotaExceededException`).
+    #[error("Pipe {name} cannot be created: the limit of {max} pipes is reached (max_pipes in the serve config).")]
+    QuotaExceeded {
+        /// The pipe's name.
+        name: String,
+        /// The limit.
+        max: usize,
+    },
     /// The store failed or cannot be reached (`InternalException`).
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -96,6 +104,10 @@ pub struct ClusterOptions {
     pub live_window: Duration,
     /// How often every record is read again, in case an announcement was missed.
     pub resync_interval: Duration,
+    /// How many pipes the store may hold (`max_pipes` of the serve config): `CreatePipe` beyond
+    /// it is `ServiceQuotaExceededException`. Soft: creates racing on several instances may
+    /// pass it by one each.
+    pub max_pipes: usize,
 }
 
 impl Default for ClusterOptions {
@@ -105,6 +117,7 @@ impl Default for ClusterOptions {
             heartbeat_interval: Duration::from_secs(2),
             live_window: Duration::from_secs(15),
             resync_interval: Duration::from_secs(2),
+            max_pipes: DEFAULT_MAX_PIPES,
         }
     }
 }
@@ -119,6 +132,9 @@ pub struct PipeView {
     /// `StateReason`, when the pipe failed.
     pub state_reason: Option<String>,
 }
+
+/// AWS's quota of pipes per account and region.
+pub const DEFAULT_MAX_PIPES: usize = 1000;
 
 /// How many times a write that lost a race to another request is tried.
 const WRITE_ATTEMPTS: usize = 5;
@@ -296,6 +312,13 @@ impl PipeManager {
     ) -> Result<PipeView, ControlError> {
         def.name = Some(name.to_string());
         self.compile(&def)?;
+        let max = self.inner.cluster.max_pipes;
+        if self.inner.store.list().await?.len() >= max {
+            return Err(ControlError::QuotaExceeded {
+                name: name.to_string(),
+                max,
+            });
+        }
         let now = now_ms();
         let record = PipeRecord {
             name: name.to_string(),

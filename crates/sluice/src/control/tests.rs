@@ -23,6 +23,7 @@ fn cluster(id: &str) -> ClusterOptions {
         heartbeat_interval: Duration::from_millis(50),
         live_window: Duration::from_millis(500),
         resync_interval: Duration::from_millis(100),
+        max_pipes: DEFAULT_MAX_PIPES,
     }
 }
 
@@ -60,6 +61,44 @@ async fn wait_gone(m: &PipeManager, name: &str) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("{name} was never removed: {:?}", m.get(name).await.ok());
+}
+
+#[tokio::test]
+async fn regression_pipes_had_no_quota() {
+    let store: Arc<dyn PipeStore> = Arc::new(MemoryStore::new());
+    let m = PipeManager::open(
+        store,
+        ValidationContext::default(),
+        Arc::new(Metrics::new()),
+        RuntimeOptions::default(),
+        ClusterOptions {
+            max_pipes: 3,
+            ..cluster("a")
+        },
+    )
+    .await
+    .unwrap();
+    for name in ["a", "b", "c"] {
+        m.create(name, def(name, "STOPPED"), Origin::Api)
+            .await
+            .unwrap();
+    }
+    let err = m
+        .create("d", def("d", "STOPPED"), Origin::Api)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ControlError::QuotaExceeded { name, max: 3 } if name == "d"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("limit of 3 pipes"), "{err}");
+    assert!(err.is_user_error() && !err.is_retryable());
+    m.delete("a").await.unwrap();
+    wait_gone(&m, "a").await;
+    m.create("d", def("d", "STOPPED"), Origin::Api)
+        .await
+        .unwrap();
+    m.shutdown(Duration::from_secs(10)).await;
 }
 
 #[tokio::test]

@@ -35,6 +35,9 @@ pub const EXTENSION_TAGS: &[&str] = &[
 
 const MAX_TAGS: usize = 50;
 
+/// Why `BootstrapServers` (field or tag) is refused on a self-managed source.
+pub(crate) const SMK_BOOTSTRAP_SERVERS: &str = "applies only to an MSK cluster source (Source an MSK cluster ARN); a self-managed source's brokers are its Source (and AdditionalBootstrapServers), which cannot change";
+
 fn invalid(fields: Vec<FieldError>) -> Result<(), ValidationError> {
     if fields.is_empty() {
         Ok(())
@@ -315,6 +318,10 @@ pub fn with_tag_extensions(def: &PipeDefinition) -> Result<PipeDefinition, Valid
             }
         };
         match field {
+            // On a self-managed source it would add brokers to the immutable `Source`.
+            "BootstrapServers" if def.source.as_deref().is_some_and(|s| s.starts_with("smk://")) => {
+                errs.push(FieldError::new(format!("Tags.{key}"), SMK_BOOTSTRAP_SERVERS))
+            }
             "BootstrapServers" => {
                 ext.bootstrap_servers = Some(
                     value
@@ -479,6 +486,20 @@ mod tests {
         let err = with_tag_extensions(&bad).unwrap_err();
         assert_eq!(err.fields[0].name, "Tags.sluice:MaximumRetryAttempts");
         assert_eq!(err.fields[1].name, "Tags.sluice:ReportBatchItemFailures");
+    }
+
+    #[test]
+    fn regression_bootstrap_servers_tag_added_brokers_to_a_self_managed_source() {
+        let mut d = def(r#"{"Tags":{"sluice:BootstrapServers":"evil:9092"}}"#);
+        d.source = Some("smk://good:9092".into());
+        let err = with_tag_extensions(&d).unwrap_err();
+        assert_eq!(err.fields.len(), 1);
+        assert_eq!(err.fields[0].name, "Tags.sluice:BootstrapServers");
+        assert!(err.fields[0]
+            .message
+            .contains("only to an MSK cluster source"));
+        d.source = Some("arn:aws:kafka:us-east-1:123456789012:cluster/c/abc-1".into());
+        assert!(with_tag_extensions(&d).is_ok());
     }
 
     #[test]

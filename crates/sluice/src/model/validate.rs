@@ -27,6 +27,8 @@ pub struct ValidationContext {
     pub account: String,
     /// Sluice's `[targets]` configuration: API destinations, connections, AWS endpoints.
     pub targets: Arc<targets::TargetsConfig>,
+    /// The secret references a definition may use (`[secrets]`; empty: any).
+    pub secrets: Arc<crate::secrets::SecretAllowlist>,
 }
 
 impl Default for ValidationContext {
@@ -35,6 +37,7 @@ impl Default for ValidationContext {
             region: "us-east-1".into(),
             account: "000000000000".into(),
             targets: Arc::default(),
+            secrets: Arc::default(),
         }
     }
 }
@@ -331,6 +334,10 @@ fn check_name(name: &str, errs: &mut Vec<FieldError>) {
     } else if !name
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        // The pattern allows them, but SDKs normalise `pipes/.` and `pipes/..` away, so such a
+        // pipe could never be described or deleted.
+        || name == "."
+        || name == ".."
     {
         errs.push(FieldError::new(
             "Name",
@@ -409,6 +416,12 @@ fn validate_source(
                 "a self-managed (smk://) source takes SelfManagedKafkaParameters",
             ));
         }
+        if extension_servers.is_some() {
+            errs.push(FieldError::new(
+                "SluiceParameters.BootstrapServers",
+                super::update::SMK_BOOTSTRAP_SERVERS,
+            ));
+        }
         let mut servers = Vec::new();
         for (i, hp) in hostport.split(',').enumerate() {
             if is_host_port(hp) {
@@ -484,6 +497,7 @@ fn validate_source(
         def.sluice_parameters.as_ref(),
         msk_region.as_deref(),
         lookup.is_some(),
+        &ctx.secrets,
         &path,
         errs,
     );
@@ -849,6 +863,75 @@ mod tests {
                 "{expected} missing from {names:?}"
             );
         }
+    }
+
+    #[test]
+    fn regression_pipe_names_dot_and_dot_dot_were_accepted() {
+        for name in [".", ".."] {
+            let errs =
+                errors(&GOOD.replace("\"Name\":\"orders\"", &format!("\"Name\":\"{name}\"")));
+            assert_eq!(errs.len(), 1, "{errs:?}");
+            assert_eq!(errs[0].name, "Name");
+            assert_eq!(
+                errs[0].message,
+                "must satisfy regular expression pattern: [\\.\\-_A-Za-z0-9]+"
+            );
+        }
+        let ok = GOOD.replace("\"Name\":\"orders\"", "\"Name\":\"...\"");
+        assert!(validate(&def(&ok), &ValidationContext::default()).is_ok());
+    }
+
+    #[test]
+    fn regression_bootstrap_servers_added_brokers_to_a_self_managed_source() {
+        let with = GOOD.replace(
+            "\"Target\":",
+            "\"SluiceParameters\":{\"BootstrapServers\":[\"evil:9092\"]},\"Target\":",
+        );
+        let errs = errors(&with);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].name, "SluiceParameters.BootstrapServers");
+        assert!(errs[0].message.contains("only to an MSK cluster source"));
+    }
+
+    #[test]
+    fn regression_secret_references_outside_the_allowlist_were_accepted() {
+        let ctx = ValidationContext {
+            secrets: Arc::new(crate::secrets::SecretAllowlist {
+                allowed_file_dirs: vec!["/run/secrets".into()],
+                ..Default::default()
+            }),
+            ..ValidationContext::default()
+        };
+        let with = |credentials: &str, ca: &str| {
+            GOOD.replace(
+                "\"TopicName\":\"orders\"",
+                &format!("\"TopicName\":\"orders\",\"Credentials\":{{\"SaslScram512Auth\":\"{credentials}\"}},\"ServerRootCaCertificate\":\"{ca}\""),
+            )
+        };
+        let errs = validate(
+            &def(&with("file:///etc/shadow", "file:///etc/ssl/ca.pem")),
+            &ctx,
+        )
+        .unwrap_err()
+        .fields;
+        let names: Vec<&str> = errs.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "SourceParameters.SelfManagedKafkaParameters.Credentials.SaslScram512Auth",
+                "SourceParameters.SelfManagedKafkaParameters.ServerRootCaCertificate"
+            ],
+            "{errs:?}"
+        );
+        assert!(
+            errs[0].message.contains("secrets.allowed_file_dirs"),
+            "{errs:?}"
+        );
+        let ok = with(
+            "file:///run/secrets/scram.json",
+            "file:///run/secrets/ca.pem",
+        );
+        assert!(validate(&def(&ok), &ctx).is_ok());
     }
 
     #[test]

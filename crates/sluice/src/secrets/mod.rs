@@ -10,11 +10,15 @@
 //! - `file://PATH`: the file's content (PATH as written, absolute or relative to the working directory),
 //! - `env:NAME`: the value of environment variable `NAME`.
 //!
-//! Only references are ever stored or shown; errors name the reference and the field that is wrong,
+//! Which references pipe definitions may use is [`SecretAllowlist`]'s (the serve config's
+//! `[secrets]`). Only references are ever stored or shown; errors name the reference and the field that is wrong,
 //! never the content. The JSON shapes of Kafka secrets are parsed in [`json`].
 
+pub mod allow;
 pub mod aws;
 pub mod json;
+
+pub use allow::SecretAllowlist;
 
 use std::fmt;
 use std::io::Read;
@@ -216,6 +220,8 @@ impl SecretError {
 #[derive(Debug, Clone, Default)]
 pub struct SecretResolver {
     endpoint: Option<String>,
+    /// Where `file://` secrets may really be (see [`SecretAllowlist`]); empty: anywhere.
+    file_dirs: Vec<PathBuf>,
 }
 
 impl SecretResolver {
@@ -228,6 +234,14 @@ impl SecretResolver {
     /// precedence over `AWS_ENDPOINT_URL*`.
     pub fn with_endpoint(mut self, endpoint: Option<String>) -> Self {
         self.endpoint = endpoint;
+        self
+    }
+
+    /// Read `file://` secrets only when their real path (symbolic links followed) lies inside
+    /// one of `dirs` (empty: any file). Every other case gives one error, which says nothing
+    /// about what lies outside.
+    pub fn with_file_dirs(mut self, dirs: Vec<PathBuf>) -> Self {
+        self.file_dirs = dirs;
         self
     }
 
@@ -246,7 +260,9 @@ impl SecretResolver {
                     return Err(SecretError::malformed(reference, "is not valid UTF-8"))
                 }
             },
-            SecretRef::File(path) => read_file(reference, path.clone()).await?,
+            SecretRef::File(path) => {
+                read_file(reference, path.clone(), self.file_dirs.clone()).await?
+            }
             SecretRef::SecretsManager { arn, region } => {
                 aws::get_secret_value(reference, arn, region, self.endpoint.as_deref()).await?
             }
@@ -260,15 +276,41 @@ impl SecretResolver {
     }
 }
 
+/// Why a file is not read under an allowlist: the same words whether it is missing, outside the
+/// directories through a link, or both.
+const NOT_IN_ALLOWED_DIRS: &str =
+    "no such file inside the directories allowed for file:// secrets (secrets.allowed_file_dirs)";
+
+/// `path` itself when `dirs` is empty; else its real path if that lies inside one of them
+/// (`None`: missing, or outside through a link).
+fn confined(path: &std::path::Path, dirs: &[PathBuf]) -> Option<PathBuf> {
+    if dirs.is_empty() {
+        return Some(path.to_path_buf());
+    }
+    let real = std::fs::canonicalize(path).ok()?;
+    dirs.iter()
+        .filter_map(|d| std::fs::canonicalize(d).ok())
+        .any(|d| real.starts_with(d))
+        .then_some(real)
+}
+
 /// Read at most one byte more than the limit, so a huge file is refused without reading it all.
-async fn read_file(reference: &SecretRef, path: PathBuf) -> Result<String, SecretError> {
+async fn read_file(
+    reference: &SecretRef,
+    path: PathBuf,
+    dirs: Vec<PathBuf>,
+) -> Result<String, SecretError> {
     let r = reference.clone();
-    let result = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, std::io::Error> {
-        let file = std::fs::File::open(&path)?;
-        let mut buf = Vec::new();
-        file.take(MAX_SECRET_BYTES as u64 + 1)
-            .read_to_end(&mut buf)?;
-        Ok(buf)
+    let result = tokio::task::spawn_blocking(move || {
+        let path = confined(&path, &dirs)?;
+        let read = || -> Result<Vec<u8>, std::io::Error> {
+            let file = std::fs::File::open(&path)?;
+            let mut buf = Vec::new();
+            file.take(MAX_SECRET_BYTES as u64 + 1)
+                .read_to_end(&mut buf)?;
+            Ok(buf)
+        };
+        Some(read())
     })
     .await
     .map_err(|_| SecretError::Unavailable {
@@ -276,8 +318,14 @@ async fn read_file(reference: &SecretRef, path: PathBuf) -> Result<String, Secre
         detail: "reading the file was interrupted".into(),
     })?;
     let bytes = match result {
-        Ok(b) => Zeroizing::new(b),
-        Err(e) => {
+        None => {
+            return Err(SecretError::NotFound {
+                reference: r.to_string(),
+                detail: NOT_IN_ALLOWED_DIRS.into(),
+            })
+        }
+        Some(Ok(b)) => Zeroizing::new(b),
+        Some(Err(e)) => {
             let detail = e.kind().to_string();
             return Err(match e.kind() {
                 std::io::ErrorKind::NotFound => SecretError::NotFound {
@@ -382,6 +430,37 @@ mod tests {
             .await
             .unwrap_err();
         assert!(missing.to_string().contains("not found"), "{missing}");
+    }
+
+    #[tokio::test]
+    async fn regression_links_in_an_allowed_directory_led_outside() {
+        let dir = tempfile::tempdir().unwrap();
+        let allowed = dir.path().join("allowed");
+        std::fs::create_dir(&allowed).unwrap();
+        std::fs::write(allowed.join("ok"), "inside").unwrap();
+        std::fs::write(dir.path().join("outside"), "host secret").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("outside"), allowed.join("link")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("none"), allowed.join("dangling")).unwrap();
+        let r = SecretResolver::new().with_file_dirs(vec![allowed.clone()]);
+        let got = r.fetch(&SecretRef::File(allowed.join("ok"))).await.unwrap();
+        assert_eq!(got.expose(), "inside");
+        let err = |name: &str| {
+            let r = r.clone();
+            let path = allowed.join(name);
+            async move {
+                let e = r.fetch(&SecretRef::File(path.clone())).await.unwrap_err();
+                e.to_string().replace(&path.display().to_string(), "PATH")
+            }
+        };
+        let (link, dangling, missing) = (
+            err("link").await,
+            err("dangling").await,
+            err("missing").await,
+        );
+        assert!(link.contains("secrets.allowed_file_dirs"), "{link}");
+        assert_eq!(link, dangling);
+        assert_eq!(link, missing);
+        assert!(!link.contains("host secret"), "{link}");
     }
 
     #[tokio::test]

@@ -11,6 +11,7 @@ use reqwest::header::{HeaderName, HeaderValue, AUTHORIZATION};
 use reqwest::{Client, Method, RequestBuilder};
 use serde::Deserialize;
 
+use super::body::{read_bounded, Bounded};
 use super::config::{ConnectionAuthConfig, ConnectionConfig};
 use super::TargetError;
 use crate::model::FieldError;
@@ -20,6 +21,11 @@ use crate::secrets::{Secret, SecretRef, SecretResolver};
 const REFRESH_MARGIN: Duration = Duration::from_secs(30);
 /// Lifetime assumed when the token endpoint does not say.
 const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+/// Largest token endpoint answer read (a token with its claims is a few KiB).
+const MAX_TOKEN_RESPONSE_BYTES: usize = 1024 * 1024;
+/// Longest a token is cached, whatever `expires_in` says: a huge value would overflow `Instant`
+/// (and a day-old token is refreshed anyway; a 401 drops it sooner).
+const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 /// Pure checks of a connection, with field names pointing into the configuration file.
 pub fn check_connection(c: &ConnectionConfig, errs: &mut Vec<FieldError>) {
@@ -253,12 +259,25 @@ impl OAuth {
                 throttled: status.as_u16() == 429,
             });
         }
-        let body = resp.bytes().await.map_err(|e| TargetError::Service {
-            service: service.clone(),
-            message: format!("reading the answer: {}", e.without_url()),
-            retryable: true,
-            throttled: false,
-        })?;
+        let body = match read_bounded(resp, MAX_TOKEN_RESPONSE_BYTES).await {
+            Ok(Bounded::Whole(body)) => body,
+            Ok(Bounded::TooLarge) => {
+                return Err(TargetError::Service {
+                    service,
+                    message: format!("the answer is larger than {MAX_TOKEN_RESPONSE_BYTES} bytes"),
+                    retryable: false,
+                    throttled: false,
+                })
+            }
+            Err(e) => {
+                return Err(TargetError::Service {
+                    service,
+                    message: format!("reading the answer: {}", e.without_url()),
+                    retryable: true,
+                    throttled: false,
+                })
+            }
+        };
         let parsed: TokenResponse =
             serde_json::from_slice(&body).map_err(|_| TargetError::Service {
                 service,
@@ -266,15 +285,47 @@ impl OAuth {
                 retryable: false,
                 throttled: false,
             })?;
-        let lifetime = parsed
-            .expires_in
-            .map(Duration::from_secs)
-            .unwrap_or(DEFAULT_TOKEN_LIFETIME);
         let token = Secret::new(parsed.access_token);
         *cached = Some((
             token.clone(),
-            Instant::now() + lifetime.saturating_sub(REFRESH_MARGIN),
+            token_refresh_at(Instant::now(), parsed.expires_in),
         ));
         Ok(token)
+    }
+}
+
+/// When a token fetched at `now` with the endpoint's `expires_in` (seconds) is fetched again:
+/// the lifetime clamped to [`MAX_TOKEN_LIFETIME`], less the refresh margin.
+fn token_refresh_at(now: Instant, expires_in: Option<u64>) -> Instant {
+    let lifetime = expires_in
+        .map(Duration::from_secs)
+        .unwrap_or(DEFAULT_TOKEN_LIFETIME)
+        .min(MAX_TOKEN_LIFETIME);
+    now + lifetime.saturating_sub(REFRESH_MARGIN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regression_huge_oauth_expires_in_overflowed_instant() {
+        let now = Instant::now();
+        let at = token_refresh_at(now, Some(u64::MAX));
+        assert_eq!(at, now + MAX_TOKEN_LIFETIME - REFRESH_MARGIN);
+    }
+
+    #[test]
+    fn token_lifetime_is_the_announced_one_less_the_margin() {
+        let now = Instant::now();
+        assert_eq!(
+            token_refresh_at(now, Some(600)),
+            now + Duration::from_secs(570)
+        );
+        assert_eq!(token_refresh_at(now, Some(10)), now);
+        assert_eq!(
+            token_refresh_at(now, None),
+            now + DEFAULT_TOKEN_LIFETIME - REFRESH_MARGIN
+        );
     }
 }

@@ -16,6 +16,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AF
 use reqwest::{Client, Method, Url};
 
 use super::auth::{self, ConnectionAuth};
+use super::body::{self, Bounded};
 use super::config::{ConnectionAuthConfig, TargetsConfig};
 use super::{
     is_dynamic, parse_item_failures, resolve_param, Delivered, Event, Target, TargetConfig,
@@ -58,6 +59,9 @@ pub fn is_api_destination(s: &str) -> bool {
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 const ERROR_DETAIL_MAX: usize = 200;
+/// How much of a failure answer is read for its detail (of which [`ERROR_DETAIL_MAX`] characters
+/// are shown).
+const ERROR_BODY_MAX: usize = 64 * 1024;
 /// EventBridge's default invocation rate of an API destination.
 const DEFAULT_RATE_LIMIT: u32 = 300;
 
@@ -476,14 +480,15 @@ impl HttpCaller {
         let resp = req.send().await.map_err(|e| self.classify(e))?;
         let status = resp.status();
         if status.is_success() {
-            // Read it all: the enrichment needs it, and a drained connection goes back to the pool.
-            let body = resp.bytes().await.map_err(|e| self.classify(e))?;
-            if body.len() > MAX_RESPONSE_BYTES {
-                return Err(TargetError::Request(format!(
+            // Read it (the enrichment needs it, and a drained connection goes back to the pool),
+            // but no further than the cap: a huge or endless answer is cut off there.
+            return match body::read_bounded(resp, MAX_RESPONSE_BYTES).await {
+                Ok(Bounded::Whole(body)) => Ok(body),
+                Ok(Bounded::TooLarge) => Err(TargetError::Request(format!(
                     "the response is larger than {MAX_RESPONSE_BYTES} bytes"
-                )));
-            }
-            return Ok(body);
+                ))),
+                Err(e) => Err(self.classify(e)),
+            };
         }
         if matches!(status.as_u16(), 401 | 407) {
             if let Some(auth) = &self.auth {
@@ -495,7 +500,7 @@ impl HttpCaller {
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
-        let body = resp.bytes().await.unwrap_or_default();
+        let body = body::read_prefix(resp, ERROR_BODY_MAX).await;
         let text = String::from_utf8_lossy(&body);
         let text = match &self.auth {
             Some(auth) => auth.redact(&text).await,

@@ -15,6 +15,7 @@ mod concurrency;
 mod console;
 mod enrichment;
 mod failure_handling;
+mod hardening;
 mod msk;
 mod pipe_semantics;
 mod source_failures;

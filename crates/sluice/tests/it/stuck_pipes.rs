@@ -55,7 +55,7 @@ fn wait_reason(aws: &Aws, name: &str, needle: &str) -> serde_json::Value {
 }
 
 /// The metrics of `sluice serve`, without the `instance` label every series carries.
-async fn metrics(port: u16) -> String {
+pub(crate) async fn metrics(port: u16) -> String {
     let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
         .await
         .unwrap()

@@ -21,7 +21,7 @@ use crate::kafka::iam::IamTokenSource;
 use crate::kafka::{tls, Refusal, ResolvedSecurity, SaslMechanism, ScramMechanism, SettingNames};
 use crate::model::definition::{KafkaParameters, SluiceParameters};
 use crate::model::FieldError;
-use crate::secrets::{self, json, Secret, SecretError, SecretRef, SecretResolver};
+use crate::secrets::{self, json, Secret, SecretAllowlist, SecretError, SecretRef, SecretResolver};
 
 /// The authentication method of a pipe's source.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +59,9 @@ pub struct KafkaSecurity {
     pub params_path: String,
     /// Explicit Secrets Manager endpoint (`SluiceParameters.SecretsManagerEndpoint`).
     pub secrets_manager_endpoint: Option<String>,
+    /// `secrets.allowed_file_dirs` of the serve config: `file://` secrets are read only when their
+    /// real path (symbolic links followed) lies inside one (empty: any file).
+    pub allowed_file_dirs: Vec<std::path::PathBuf>,
 }
 
 impl Default for KafkaSecurity {
@@ -69,6 +72,7 @@ impl Default for KafkaSecurity {
             server_ca: None,
             params_path: "SourceParameters.SelfManagedKafkaParameters".into(),
             secrets_manager_endpoint: None,
+            allowed_file_dirs: Vec::new(),
         }
     }
 }
@@ -105,6 +109,13 @@ impl KafkaSecurity {
     }
 }
 
+/// A secret reference of the definition, parsed and checked against the allowlist.
+fn allowed_reference(text: &str, allow: &SecretAllowlist) -> Result<SecretRef, String> {
+    let reference = SecretRef::parse(text)?;
+    allow.check(&reference)?;
+    Ok(reference)
+}
+
 /// Decide a source's security from its definition, adding field errors to `errs`. `msk_region` is
 /// the region of an MSK cluster ARN (None for self-managed sources); `looked_up` says that the
 /// cluster's brokers are looked up by ARN, which then decides the method of a source without a
@@ -115,12 +126,13 @@ pub(crate) fn validate_security(
     sluice: Option<&SluiceParameters>,
     msk_region: Option<&str>,
     looked_up: bool,
+    allow: &SecretAllowlist,
     path: &str,
     errs: &mut Vec<FieldError>,
 ) -> KafkaSecurity {
     let msk = msk_region.is_some();
     let credentials = kp.credentials.clone().unwrap_or_default();
-    let mut reference = |kind: &str, text: &str| match SecretRef::parse(text) {
+    let mut reference = |kind: &str, text: &str| match allowed_reference(text, allow) {
         Ok(r) => Some(r),
         Err(problem) => {
             errs.push(FieldError::new(
@@ -150,9 +162,8 @@ pub(crate) fn validate_security(
         }
     }
     let server_ca =
-        kp.server_root_ca_certificate
-            .as_deref()
-            .and_then(|text| match SecretRef::parse(text) {
+        kp.server_root_ca_certificate.as_deref().and_then(|text| {
+            match allowed_reference(text, allow) {
                 Ok(r) => Some(r),
                 Err(problem) => {
                     errs.push(FieldError::new(
@@ -161,7 +172,8 @@ pub(crate) fn validate_security(
                     ));
                     None
                 }
-            });
+            }
+        });
 
     let sp = sluice.cloned().unwrap_or_default();
     let has_secret = !credentials.is_empty();
@@ -176,7 +188,7 @@ pub(crate) fn validate_security(
         }
     }
     if looked_up {
-        return looked_up_security(from_secret, &sp, path, errs);
+        return looked_up_security(from_secret, &sp, allow, path, errs);
     }
     let tls = sp
         .kafka_tls
@@ -238,6 +250,7 @@ pub(crate) fn validate_security(
         server_ca,
         params_path: path.to_string(),
         secrets_manager_endpoint: sp.secrets_manager_endpoint.clone(),
+        allowed_file_dirs: allow.allowed_file_dirs.clone(),
     }
 }
 
@@ -247,6 +260,7 @@ pub(crate) fn validate_security(
 fn looked_up_security(
     from_secret: Option<AuthMethod>,
     sp: &SluiceParameters,
+    allow: &SecretAllowlist,
     path: &str,
     errs: &mut Vec<FieldError>,
 ) -> KafkaSecurity {
@@ -263,6 +277,7 @@ fn looked_up_security(
         server_ca: None,
         params_path: path.to_string(),
         secrets_manager_endpoint: sp.secrets_manager_endpoint.clone(),
+        allowed_file_dirs: allow.allowed_file_dirs.clone(),
     }
 }
 
@@ -307,7 +322,9 @@ impl AuthError {
 /// Fetch the secrets of `sec` and turn them into librdkafka settings. Called when a pipe starts,
 /// on a tokio runtime (whose handle the IAM token source keeps).
 pub async fn resolve(sec: &KafkaSecurity) -> Result<ResolvedSecurity, AuthError> {
-    let resolver = SecretResolver::new().with_endpoint(sec.secrets_manager_endpoint.clone());
+    let resolver = SecretResolver::new()
+        .with_endpoint(sec.secrets_manager_endpoint.clone())
+        .with_file_dirs(sec.allowed_file_dirs.clone());
     let mut out = ResolvedSecurity::new(sec.uses_sasl(), sec.tls, sec.describe());
     if sec.tls {
         if let Some(r) = &sec.server_ca {
@@ -420,7 +437,15 @@ mod tests {
         msk: Option<&str>,
     ) -> (KafkaSecurity, Vec<FieldError>) {
         let mut errs = Vec::new();
-        let s = validate_security(kp, sp.as_ref(), msk, false, "P", &mut errs);
+        let s = validate_security(
+            kp,
+            sp.as_ref(),
+            msk,
+            false,
+            &SecretAllowlist::default(),
+            "P",
+            &mut errs,
+        );
         (s, errs)
     }
 
