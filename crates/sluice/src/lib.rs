@@ -7,9 +7,11 @@
 //! [`traces`] (OpenTelemetry) and [`execution_log`] (`LogConfiguration`) what the engine reports
 //! about itself and about each execution. [`kafka`] is what the Kafka source and the Kafka target share
 //! (client security settings, refusals, topic and broker address rules); [`field_error`] the one
-//! shape of a validation error, used by every layer.
+//! shape of a validation error, used by every layer. [`api`] serves the AWS Pipes API over
+//! [`control`], [`console`] the web console beside it.
 
 pub mod api;
+pub mod console;
 pub mod control;
 pub mod dead_letter;
 pub mod enrichment;

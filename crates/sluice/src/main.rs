@@ -114,6 +114,13 @@ struct ServeArgs {
     /// Configuration file (TOML, or JSON for .json): region, account, access keys, timeouts.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Serve the API over HTTPS with this PEM certificate chain (with --tls-key). SIGHUP
+    /// reloads both files; a file that fails to load keeps the certificate in use.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Accept every request without checking its signature. For local development only.
     #[arg(long)]
     dev_accept_any_credentials: bool,
@@ -382,6 +389,7 @@ async fn serve(
     tracing: &mut Option<sluice::traces::Tracing>,
 ) -> anyhow::Result<ExitCode> {
     use sluice::api::{self, sigv4::Verifier, ApiState, Auth};
+    use sluice::console::{self, ConsoleState};
     use sluice::control::{config::ServeConfig, files, ClusterOptions, PipeManager};
     use std::time::Duration;
 
@@ -415,10 +423,20 @@ async fn serve(
         );
     } else {
         tracing::info!(access_keys = ?keys.keys().collect::<Vec<_>>(), "SigV4 authentication on");
-        Auth::SigV4(Verifier::new(
-            keys,
-            Duration::from_secs(config.max_clock_skew_seconds),
-        ))
+        Auth::SigV4(
+            Verifier::new(keys, Duration::from_secs(config.max_clock_skew_seconds))
+                .with_region(&config.region),
+        )
+    };
+    let limits = config.listener.validate().map_err(anyhow::Error::msg)?;
+    api::listener::ensure_open_files(limits.max_connections);
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let cert = Arc::new(api::tls::ReloadableCert::load(cert, key)?);
+            api::tls::reload_on_sighup(cert.clone())?;
+            Some(cert.acceptor()?)
+        }
+        _ => None,
     };
     if let Some(url) = &args.store {
         config.store.url = Some(url.clone());
@@ -448,7 +466,7 @@ async fn serve(
         max_pipes: config.max_pipes,
         ..ClusterOptions::default()
     };
-    let manager = PipeManager::open(store, ctx, metrics, options, cluster).await?;
+    let manager = PipeManager::open(store, ctx, metrics.clone(), options, cluster).await?;
     tracing::info!(pipes = manager.list().await?.len(), "pipes loaded");
     if let Some(dir) = &args.pipes_dir {
         match files::reconcile(dir, &manager).await {
@@ -461,13 +479,25 @@ async fn serve(
             }
         }
     }
-    tracing::info!(%bound, "api listening on http://{bound}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(%bound, "api listening on {scheme}://{bound}");
     tokio::spawn(wait_for_signal(shutdown.clone()));
+    let verifier = match &auth {
+        Auth::SigV4(v) => Some(v.clone()),
+        Auth::AcceptAny => None,
+    };
+    // Over HTTPS the session cookie is Secure.
+    let secure = tls.is_some();
+    let console = ConsoleState::start(manager.clone(), metrics, verifier, secure, shutdown.clone());
+    tracing::info!("console on {scheme}://{bound}/console/");
     let state = Arc::new(ApiState {
         manager: manager.clone(),
         auth,
+        limits,
+        tls: tls.is_some(),
+        console: Some(console::router(console)),
     });
-    api::serve(listener, state, shutdown.clone()).await?;
+    api::serve(listener, state, tls, shutdown.clone()).await?;
     tracing::info!("stopping pipes");
     manager
         .shutdown(shutdown_timeout + Duration::from_secs(5))

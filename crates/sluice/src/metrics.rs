@@ -506,6 +506,47 @@ impl Metrics {
         }
     }
 
+    /// The console's figures of every pipe that has a state series now: its counters and the
+    /// lag of each of its partitions, read from the same series `/metrics` shows.
+    pub fn sample(&self) -> Vec<PipeSample> {
+        let series = self.series();
+        let mut out: Vec<PipeSample> = series
+            .states
+            .keys()
+            .map(|pipe| {
+                let l = PipeLabels { pipe: pipe.clone() };
+                PipeSample {
+                    pipe: pipe.clone(),
+                    delivered: self.records_delivered.get_or_create(&l).get(),
+                    filtered: self.records_filtered.get_or_create(&l).get(),
+                    failed: self.execution_failed.get_or_create(&l).get(),
+                    dead_lettered: 0,
+                    partition_lag: Vec::new(),
+                }
+            })
+            .collect();
+        for s in &mut out {
+            s.dead_lettered = series
+                .conditions
+                .iter()
+                .filter(|c| c.pipe == s.pipe)
+                .map(|c| self.records_dead_lettered.get_or_create(c).get())
+                .sum();
+            let mut lags: Vec<(String, i64)> = series
+                .partitions
+                .iter()
+                .filter(|p| p.pipe == s.pipe)
+                .map(|p| {
+                    let lag = self.partition_lag.get_or_create(p).get();
+                    (format!("{}-{}", p.topic, p.partition), lag)
+                })
+                .collect();
+            lags.sort();
+            s.partition_lag = lags;
+        }
+        out
+    }
+
     /// Prometheus text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -514,6 +555,23 @@ impl Metrics {
         let _ = encode(&mut out, &r);
         out
     }
+}
+
+/// One pipe's figures at one moment ([`Metrics::sample`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PipeSample {
+    /// The pipe.
+    pub pipe: String,
+    /// Records delivered so far.
+    pub delivered: u64,
+    /// Records the filter dropped so far.
+    pub filtered: u64,
+    /// Failed execution attempts so far.
+    pub failed: u64,
+    /// Records dead-lettered so far (all conditions).
+    pub dead_lettered: u64,
+    /// Lag of each partition (`topic-partition`), sorted.
+    pub partition_lag: Vec<(String, i64)>,
 }
 
 /// One pipe's metric handles (cheap to clone, lock-free to update).

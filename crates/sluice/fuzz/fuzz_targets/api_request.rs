@@ -57,15 +57,20 @@ fn engine() -> &'static Engine {
                 ValidationContext::default(),
                 Arc::new(Metrics::new()),
                 options,
+                sluice::control::ClusterOptions::default(),
             )
+            .await
             .unwrap();
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
             let state = Arc::new(ApiState {
+                console: None,
                 manager: manager.clone(),
                 auth: Auth::AcceptAny,
+                limits: Default::default(),
+                tls: false,
             });
-            tokio::spawn(api::serve(listener, state, CancellationToken::new()));
+            tokio::spawn(api::serve(listener, state, None, CancellationToken::new()));
             (manager, addr)
         });
         Engine {

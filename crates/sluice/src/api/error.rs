@@ -5,6 +5,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
+use super::body::BodyError;
 use super::sigv4::AuthError;
 use crate::control::ControlError;
 use crate::model::{FieldError, ValidationError};
@@ -38,6 +39,10 @@ pub enum ApiError {
     /// 403 `UnrecognizedClientException` / `InvalidSignatureException`.
     #[error(transparent)]
     Auth(#[from] AuthError),
+    /// 413 (over the body limit), 408 (body too slow) or 400 (body broken); the connection is
+    /// closed after the answer.
+    #[error(transparent)]
+    Body(#[from] BodyError),
     /// 500 `InternalException`; the message is generic, details go to the log.
     #[error("{0}")]
     Internal(String),
@@ -53,12 +58,18 @@ impl ApiError {
 
     /// Whether the same request may succeed later.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, ApiError::Internal(_) | ApiError::Conflict { .. })
+        match self {
+            ApiError::Body(b) => b.is_retryable(),
+            _ => matches!(self, ApiError::Internal(_) | ApiError::Conflict { .. }),
+        }
     }
 
     /// Whether the caller must change the request.
     pub fn is_user_error(&self) -> bool {
-        !matches!(self, ApiError::Internal(_))
+        match self {
+            ApiError::Body(b) => b.is_user_error(),
+            _ => !matches!(self, ApiError::Internal(_)),
+        }
     }
 }
 
@@ -151,6 +162,19 @@ impl IntoResponse for ApiError {
                 a.error_type(),
                 json!({ "message": a.to_string() }),
             ),
+            ApiError::Body(b) => (
+                match b {
+                    BodyError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                    BodyError::TimedOut(_) => StatusCode::REQUEST_TIMEOUT,
+                    BodyError::Broken(_) => StatusCode::BAD_REQUEST,
+                },
+                match b {
+                    BodyError::TooLarge { .. } => "RequestEntityTooLargeException",
+                    BodyError::TimedOut(_) => "RequestTimeoutException",
+                    BodyError::Broken(_) => "BadRequestException",
+                },
+                json!({ "message": b.to_string() }),
+            ),
             ApiError::Internal(m) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "InternalException",
@@ -160,6 +184,11 @@ impl IntoResponse for ApiError {
         let mut resp = json_response(status, &body);
         resp.headers_mut()
             .insert("x-amzn-errortype", HeaderValue::from_static(kind));
+        if matches!(self, ApiError::Body(_)) {
+            // The rest of the body is never read: this connection cannot carry another request.
+            resp.headers_mut()
+                .insert("connection", HeaderValue::from_static("close"));
+        }
         if matches!(self, ApiError::Internal(_)) {
             resp.headers_mut()
                 .insert("retry-after", HeaderValue::from_static("1"));

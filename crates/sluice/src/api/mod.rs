@@ -1,18 +1,23 @@
 //! The AWS Pipes REST API (restJson1, API version 2015-10-07) over the [`PipeManager`]: all ten
 //! operations, routed by method and raw path only (clients send empty POSTs without a content
-//! type), every request authenticated with SigV4 ([`sigv4`]) first, errors in AWS's wire shape
-//! ([`error`]). Timestamps are epoch seconds.
+//! type), every request authenticated with SigV4 ([`sigv4`]) first (the head before the body
+//! is read, the body within [`limits`] after), errors in AWS's wire shape ([`error`]), served
+//! by [`listener`] over TCP or TLS ([`tls`]). Timestamps are epoch seconds.
 
+pub mod body;
 pub mod error;
+pub mod limits;
+pub mod listener;
 pub mod sigv4;
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use base64::Engine as _;
@@ -25,7 +30,8 @@ use crate::model::{self, update, PipeDefinition};
 use crate::store::Origin;
 use crate::store::{CurrentState, DesiredState};
 use error::{json_response, ApiError};
-use sigv4::{RequestParts, Verifier};
+use limits::ListenerLimits;
+use sigv4::{RequestHead, Verifier};
 
 /// How requests are authenticated.
 #[derive(Debug, Clone)]
@@ -43,43 +49,48 @@ pub struct ApiState {
     pub manager: PipeManager,
     /// Authentication.
     pub auth: Auth,
+    /// The listener's limits (the body limit is applied here, after the signature's head).
+    pub limits: ListenerLimits,
+    /// Whether the listener serves HTTPS (a cookie set over it can be `Secure`).
+    pub tls: bool,
+    /// More routes served on the same listener, with their own authentication (the console).
+    pub console: Option<Router>,
 }
 
-/// Serve the API on `listener` until `shutdown`.
+/// Serve the API on `listener` (HTTPS with `tls`) until `shutdown`, then drain its connections.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<ApiState>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let app = Router::new().fallback(handle).with_state(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    let limits = state.limits;
+    listener::run(listener, router(state), tls, limits, shutdown).await
 }
 
-async fn handle(
-    State(state): State<Arc<ApiState>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+/// Every route of the listener.
+pub fn router(state: Arc<ApiState>) -> Router {
+    let console = state.console.clone();
+    let app = Router::new().fallback(handle).with_state(state);
+    match console {
+        Some(console) => app.merge(console),
+        None => app,
+    }
+}
+
+async fn handle(State(state): State<Arc<ApiState>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let (method, uri) = (&parts.method, &parts.uri);
     let raw_path = uri.path();
     let raw_query = uri.query();
-    if let Auth::SigV4(verifier) = &state.auth {
-        let parts = RequestParts {
-            method: method.as_str(),
-            raw_path,
-            raw_query,
-            headers: &headers,
-            body: &body,
-        };
-        if let Err(e) = verifier.verify(&parts, SystemTime::now()) {
-            tracing::info!(%method, path = raw_path, error = e.error_type(), "request refused: {e}");
-            return ApiError::Auth(e).into_response();
+    let body = match authenticated_body(&state, &parts, body).await {
+        Ok(body) => body,
+        Err(e) => {
+            tracing::info!(%method, path = raw_path, "request refused: {e}");
+            return e.into_response();
         }
-    }
-    let result = route(&state.manager, &method, raw_path, raw_query, &body).await;
+    };
+    let result = route(&state.manager, method, raw_path, raw_query, &body).await;
     match result {
         Ok(v) => json_response(StatusCode::OK, &v),
         Err(e) => {
@@ -89,7 +100,34 @@ async fn handle(
     }
 }
 
-async fn route(
+/// The body of a request whose signature holds: the head is checked first, so a body is read
+/// (up to the limit) only for a request that may be genuine.
+async fn authenticated_body(
+    state: &ApiState,
+    parts: &axum::http::request::Parts,
+    body: Body,
+) -> Result<Bytes, ApiError> {
+    let pending = match &state.auth {
+        Auth::SigV4(verifier) => {
+            let head = RequestHead {
+                method: parts.method.as_str(),
+                raw_path: parts.uri.path(),
+                raw_query: parts.uri.query(),
+                headers: &parts.headers,
+            };
+            Some(verifier.check_head(&head, SystemTime::now())?)
+        }
+        Auth::AcceptAny => None,
+    };
+    let body = body::read_limited(body, state.limits.max_body_bytes).await?;
+    if let Some(pending) = pending {
+        pending.verify(&body)?;
+    }
+    Ok(body)
+}
+
+/// One API operation, already authenticated (the console calls it too).
+pub(crate) async fn route(
     m: &PipeManager,
     method: &Method,
     raw_path: &str,
@@ -158,9 +196,16 @@ fn decode(segment: &str, field: &str) -> Result<String, ApiError> {
         .map_err(|_| ApiError::field(field, "is not valid UTF-8"))
 }
 
-/// The pipe name of a path, checked as AWS does (1-64 characters of `[.\-_A-Za-z0-9]`).
+/// The pipe name of a path, checked as AWS does (1-64 characters of `[.\-_A-Za-z0-9]`), but
+/// `.` and `..`, which clients normalise away before they send (so no client could reach them).
 fn path_name(segment: &str) -> Result<String, ApiError> {
     let name = decode(segment, "Name")?;
+    if name == "." || name == ".." {
+        return Err(ApiError::field(
+            "Name",
+            "must not be . or .. (a path segment clients remove)",
+        ));
+    }
     if name.is_empty() || name.chars().count() > 64 {
         return Err(ApiError::field("Name", "must have length between 1 and 64"));
     }
@@ -237,14 +282,27 @@ fn parse_tag_body(body: &[u8]) -> Result<BTreeMap<String, String>, ApiError> {
     }
 }
 
+/// The query's pairs. Only `tagKeys` is a list: any other name given twice is refused, since
+/// its value would be ambiguous (the signature covers both, sorted; a reader takes one).
 fn parse_query(raw: &str) -> Result<Vec<(String, String)>, ApiError> {
-    raw.split('&')
+    let pairs: Vec<(String, String)> = raw
+        .split('&')
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
             Ok((decode(k, "query")?, decode(v, k)?))
         })
-        .collect()
+        .collect::<Result<_, ApiError>>()?;
+    let mut seen = std::collections::BTreeSet::new();
+    for (k, _) in &pairs {
+        if k != "tagKeys" && !seen.insert(k.as_str()) {
+            return Err(ApiError::field(
+                k,
+                "is given more than once in the query string",
+            ));
+        }
+    }
+    Ok(pairs)
 }
 
 fn seconds(ms: u64) -> Value {

@@ -1,4 +1,12 @@
-//! AWS Signature Version 4 verification of API requests (header form, `AWS4-HMAC-SHA256`).
+//! AWS Signature Version 4 verification of API requests (`AWS4-HMAC-SHA256`), in the header form
+//! and the presigned-query form (`X-Amz-Algorithm`, `X-Amz-Credential`, ... in the query, good
+//! until `X-Amz-Date` + `X-Amz-Expires`, the body signed or `UNSIGNED-PAYLOAD`).
+//!
+//! Verification runs in two steps so a body is read only for a request that may be genuine:
+//! [`Verifier::check_head`] checks the form, key, scope (service and region), time and signed
+//! headers, then [`PendingBody::verify`] the signature over the body read. Temporary
+//! credentials (`X-Amz-Security-Token`) are refused: configured keys are long-term keys and a
+//! session token cannot be checked here.
 //!
 //! The signature is recomputed from the request as received and compared in constant time. As for
 //! every AWS service but S3, the canonical URI is the raw, still percent-encoded path encoded once
@@ -61,6 +69,39 @@ pub enum AuthError {
         /// The allowed skew.
         skew_minutes: u64,
     },
+    /// `X-Amz-Date` is further in the future than the allowed skew.
+    #[error(
+        "Signature not yet current: {signed} is still later than {latest} ({now} + {skew_minutes} min.)"
+    )]
+    NotYetCurrent {
+        /// The request's time.
+        signed: String,
+        /// The latest accepted time.
+        latest: String,
+        /// Now.
+        now: String,
+        /// The allowed skew.
+        skew_minutes: u64,
+    },
+    /// The credential scope names another region than this engine's.
+    #[error("Credential should be scoped to a valid region, not '{given}': this endpoint is in '{expected}'.")]
+    WrongRegion {
+        /// The region of the credential scope.
+        given: String,
+        /// The engine's region.
+        expected: String,
+    },
+    /// A presigned URL past its `X-Amz-Date` + `X-Amz-Expires`.
+    #[error("Request has expired: the presigned URL expired at {expired}, it is now {now}.")]
+    PresignExpired {
+        /// When the URL expired.
+        expired: String,
+        /// Now.
+        now: String,
+    },
+    /// `X-Amz-Security-Token` was sent: temporary credentials are not supported.
+    #[error("The security token included in the request is invalid: this endpoint accepts only its configured long-term access keys, not temporary credentials (X-Amz-Security-Token).")]
+    SessionToken,
     /// The signature does not match.
     #[error("The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.")]
     Mismatch,
@@ -70,7 +111,9 @@ impl AuthError {
     /// The AWS error name (`X-Amzn-ErrorType`).
     pub fn error_type(&self) -> &'static str {
         match self {
-            AuthError::Missing | AuthError::UnknownKey => "UnrecognizedClientException",
+            AuthError::Missing | AuthError::UnknownKey | AuthError::SessionToken => {
+                "UnrecognizedClientException"
+            }
             _ => "InvalidSignatureException",
         }
     }
@@ -82,8 +125,26 @@ impl AuthError {
 
     /// Only a stale request may pass when sent again (freshly signed).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, AuthError::Expired { .. })
+        matches!(
+            self,
+            AuthError::Expired { .. }
+                | AuthError::NotYetCurrent { .. }
+                | AuthError::PresignExpired { .. }
+        )
     }
+}
+
+/// The signed parts of a request but its body: all that is checked before the body is read.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestHead<'a> {
+    /// `GET`, `POST`, ...
+    pub method: &'a str,
+    /// The path as received, still percent-encoded.
+    pub raw_path: &'a str,
+    /// The query string as received (without `?`).
+    pub raw_query: Option<&'a str>,
+    /// The headers.
+    pub headers: &'a HeaderMap,
 }
 
 /// The parts of a request that are signed.
@@ -101,55 +162,189 @@ pub struct RequestParts<'a> {
     pub body: &'a [u8],
 }
 
+impl<'a> RequestParts<'a> {
+    /// Everything but the body.
+    pub fn head(&self) -> RequestHead<'a> {
+        RequestHead {
+            method: self.method,
+            raw_path: self.raw_path,
+            raw_query: self.raw_query,
+            headers: self.headers,
+        }
+    }
+}
+
 /// Verifies signatures against configured access keys.
 #[derive(Debug, Clone)]
 pub struct Verifier {
     keys: BTreeMap<String, Secret>,
     max_skew: Duration,
+    region: Option<String>,
 }
 
-struct Authorization<'a> {
-    access_key: &'a str,
-    date: &'a str,
-    region: &'a str,
-    service: &'a str,
-    signed_headers: Vec<&'a str>,
-    signature: &'a str,
+/// A request whose signature checked out in everything but the payload: the body is read only
+/// after this (so an unsigned or wrongly scoped request never makes the server read a body).
+#[derive(Debug)]
+pub struct PendingBody {
+    access_key: String,
+    canonical_head: String,
+    amz_date: String,
+    scope: String,
+    key: Vec<u8>,
+    signature: String,
+    presigned: bool,
 }
 
-impl Verifier {
-    /// Accept signatures of these keys, with requests at most `max_skew` away from now.
-    pub fn new(keys: BTreeMap<String, Secret>, max_skew: Duration) -> Self {
-        Verifier { keys, max_skew }
+impl PendingBody {
+    /// The access key id the request is signed with.
+    pub fn access_key(&self) -> &str {
+        &self.access_key
     }
 
-    /// Check a request; the access key id on success.
+    /// Check the signature over `body`; the access key id on success. A presigned URL may also
+    /// be signed over `UNSIGNED-PAYLOAD`.
+    pub fn verify(&self, body: &[u8]) -> Result<String, AuthError> {
+        let hashed = hex::encode(Sha256::digest(body));
+        let unsigned = self.presigned.then_some(UNSIGNED_PAYLOAD);
+        for payload in std::iter::once(hashed.as_str()).chain(unsigned) {
+            if constant_time_eq(self.expected(payload).as_bytes(), self.signature.as_bytes()) {
+                return Ok(self.access_key.clone());
+            }
+        }
+        // The string to sign names the canonical request by its hash only: the canonical
+        // request itself holds header values, which are not ours to log.
+        tracing::debug!(
+            string_to_sign = %self.string_to_sign(&hashed),
+            "signature mismatch"
+        );
+        Err(AuthError::Mismatch)
+    }
+
+    fn string_to_sign(&self, payload: &str) -> String {
+        let canonical = format!("{}\n{payload}", self.canonical_head);
+        format!(
+            "{ALGORITHM}\n{}\n{}\n{}",
+            self.amz_date,
+            self.scope,
+            hex::encode(Sha256::digest(canonical.as_bytes()))
+        )
+    }
+
+    fn expected(&self, payload: &str) -> String {
+        hex::encode(hmac(&self.key, self.string_to_sign(payload).as_bytes()))
+    }
+}
+
+/// What a request's `Authorization` header, or a presigned URL's query, says.
+#[derive(Debug, PartialEq, Eq)]
+struct Authorization {
+    access_key: String,
+    date: String,
+    region: String,
+    service: String,
+    signed_headers: Vec<String>,
+    signature: String,
+    amz_date: String,
+    /// `X-Amz-Expires` of a presigned URL.
+    expires_secs: Option<u64>,
+}
+
+/// The payload hash of a presigned URL that does not sign its body.
+const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
+/// The longest `X-Amz-Expires` AWS accepts (seven days).
+const MAX_EXPIRES_SECS: u64 = 604_800;
+/// The query parameters of a presigned URL; `X-Amz-Algorithm` marks one.
+const PRESIGN_ALGORITHM: &str = "X-Amz-Algorithm";
+const PRESIGN_SIGNATURE: &str = "X-Amz-Signature";
+
+impl Verifier {
+    /// Accept signatures of these keys, with requests at most `max_skew` away from now, scoped
+    /// to any region until [`Verifier::with_region`].
+    pub fn new(keys: BTreeMap<String, Secret>, max_skew: Duration) -> Self {
+        Verifier {
+            keys,
+            max_skew,
+            region: None,
+        }
+    }
+
+    /// Accept only credential scopes of `region` (the region of this engine's ARNs).
+    pub fn with_region(mut self, region: impl Into<String>) -> Self {
+        self.region = Some(region.into());
+        self
+    }
+
+    /// Whether `secret` is the secret key of `access_key_id` (the console's sign-in), compared
+    /// in constant time.
+    pub fn accepts_secret(&self, access_key_id: &str, secret: &str) -> bool {
+        self.keys
+            .get(access_key_id)
+            .is_some_and(|s| constant_time_eq(s.expose().as_bytes(), secret.as_bytes()))
+    }
+
+    /// Check a whole request; the access key id on success.
     pub fn verify(&self, req: &RequestParts<'_>, now: SystemTime) -> Result<String, AuthError> {
-        let header = req
-            .headers
-            .get("authorization")
-            .ok_or(AuthError::Missing)?
-            .to_str()
-            .map_err(|_| AuthError::Malformed("Authorization header is not ASCII".into()))?;
-        let auth = parse_authorization(header)?;
+        self.check_head(&req.head(), now)?.verify(req.body)
+    }
+
+    /// Check everything but the payload: the form, the key, the scope, the time and the signed
+    /// headers. The signature itself is checked by [`PendingBody::verify`] once the body is in.
+    pub fn check_head(
+        &self,
+        head: &RequestHead<'_>,
+        now: SystemTime,
+    ) -> Result<PendingBody, AuthError> {
+        refuse_session_token(head)?;
+        let query = query_pairs(head.raw_query.unwrap_or(""));
+        let auth = if query.iter().any(|(k, _)| k == PRESIGN_ALGORITHM) {
+            if head.headers.contains_key("authorization") {
+                // AWS's wording: one request, one signature.
+                return Err(AuthError::Malformed(
+                    "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter \
+                     or the Authorization header should be specified"
+                        .into(),
+                ));
+            }
+            parse_presigned(&query)?
+        } else {
+            parse_header_form(head.headers)?
+        };
         let secret = self
             .keys
-            .get(auth.access_key)
+            .get(&auth.access_key)
             .ok_or(AuthError::UnknownKey)?;
-        let amz_date = req
-            .headers
-            .get("x-amz-date")
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| AuthError::Malformed("X-Amz-Date header is required".into()))?;
-        let signed_at = parse_amz_date(amz_date).ok_or_else(|| {
-            AuthError::Malformed(format!(
-                "X-Amz-Date must be YYYYMMDD'T'HHMMSS'Z', not {amz_date:?}"
-            ))
-        })?;
-        if !amz_date.starts_with(auth.date) || auth.date.len() != 8 {
+        self.check_scope(&auth)?;
+        let now_secs = now
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        self.check_time(&auth, now_secs)?;
+        if !auth.signed_headers.iter().any(|h| h == "host") {
+            return Err(AuthError::Malformed(
+                "the host header must be signed".into(),
+            ));
+        }
+        let signed: Vec<&str> = auth.signed_headers.iter().map(String::as_str).collect();
+        let skip = auth.expires_secs.map(|_| PRESIGN_SIGNATURE);
+        Ok(PendingBody {
+            canonical_head: canonical_head(head, &signed, skip),
+            scope: format!(
+                "{}/{}/{}/aws4_request",
+                auth.date, auth.region, auth.service
+            ),
+            key: signing_key(secret.expose(), &auth.date, &auth.region, &auth.service),
+            presigned: auth.expires_secs.is_some(),
+            access_key: auth.access_key,
+            amz_date: auth.amz_date,
+            signature: auth.signature,
+        })
+    }
+
+    fn check_scope(&self, auth: &Authorization) -> Result<(), AuthError> {
+        if !auth.amz_date.starts_with(&auth.date) || auth.date.len() != 8 {
             return Err(AuthError::Malformed(format!(
-                "Credential date {} does not match X-Amz-Date {amz_date}",
-                auth.date
+                "Credential date {} does not match X-Amz-Date {}",
+                auth.date, auth.amz_date
             )));
         }
         if auth.service != SERVICE {
@@ -157,45 +352,96 @@ impl Verifier {
                 "Credential should be scoped to correct service: '{SERVICE}'."
             )));
         }
-        let now_secs = now
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or_default();
+        match &self.region {
+            Some(region) if *region != auth.region => Err(AuthError::WrongRegion {
+                given: auth.region.clone(),
+                expected: region.clone(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn check_time(&self, auth: &Authorization, now_secs: u64) -> Result<(), AuthError> {
+        let signed_at = parse_amz_date(&auth.amz_date).ok_or_else(|| {
+            AuthError::Malformed(format!(
+                "X-Amz-Date must be YYYYMMDD'T'HHMMSS'Z', not {:?}",
+                auth.amz_date
+            ))
+        })?;
         let skew = self.max_skew.as_secs();
-        if signed_at.abs_diff(now_secs) > skew {
+        if signed_at > now_secs.saturating_add(skew) {
+            return Err(AuthError::NotYetCurrent {
+                signed: auth.amz_date.clone(),
+                latest: format_amz_date(now_secs.saturating_add(skew)),
+                now: format_amz_date(now_secs),
+                skew_minutes: skew / 60,
+            });
+        }
+        let too_old = match auth.expires_secs {
+            // A presigned URL is good from its date (give or take the skew) until it expires.
+            Some(expires) => {
+                if now_secs > signed_at.saturating_add(expires) {
+                    return Err(AuthError::PresignExpired {
+                        expired: format_amz_date(signed_at.saturating_add(expires)),
+                        now: format_amz_date(now_secs),
+                    });
+                }
+                false
+            }
+            None => now_secs.saturating_sub(skew) > signed_at,
+        };
+        if too_old {
             return Err(AuthError::Expired {
-                signed: amz_date.to_string(),
+                signed: auth.amz_date.clone(),
                 earliest: format_amz_date(now_secs.saturating_sub(skew)),
                 now: format_amz_date(now_secs),
                 skew_minutes: skew / 60,
             });
         }
-        if !auth.signed_headers.contains(&"host") {
-            return Err(AuthError::Malformed(
-                "the host header must be signed".into(),
-            ));
-        }
-        let canonical = canonical_request(req, &auth.signed_headers);
-        let scope = format!(
-            "{}/{}/{}/aws4_request",
-            auth.date, auth.region, auth.service
-        );
-        let string_to_sign = format!(
-            "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
-            hex::encode(Sha256::digest(canonical.as_bytes()))
-        );
-        let key = signing_key(secret.expose(), auth.date, auth.region, auth.service);
-        let expected = hex::encode(hmac(&key, string_to_sign.as_bytes()));
-        if constant_time_eq(expected.as_bytes(), auth.signature.as_bytes()) {
-            Ok(auth.access_key.to_string())
-        } else {
-            tracing::debug!(canonical_request = %canonical, "signature mismatch");
-            Err(AuthError::Mismatch)
-        }
+        Ok(())
     }
 }
 
-fn parse_authorization(header: &str) -> Result<Authorization<'_>, AuthError> {
+/// Temporary credentials are not supported: the configured keys are long-term keys, and a
+/// session token we cannot check must not look accepted.
+fn refuse_session_token(head: &RequestHead<'_>) -> Result<(), AuthError> {
+    let in_query = head
+        .raw_query
+        .unwrap_or("")
+        .split('&')
+        .any(|p| p.split('=').next() == Some("X-Amz-Security-Token"));
+    if in_query || head.headers.contains_key("x-amz-security-token") {
+        return Err(AuthError::SessionToken);
+    }
+    Ok(())
+}
+
+/// The query's pairs, decoded (lossily: a value that is not UTF-8 cannot be a valid one).
+fn query_pairs(raw: &str) -> Vec<(String, String)> {
+    raw.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            let dec = |s: &str| percent_decode_str(s).decode_utf8_lossy().into_owned();
+            (dec(k), dec(v))
+        })
+        .collect()
+}
+
+fn parse_header_form(headers: &HeaderMap) -> Result<Authorization, AuthError> {
+    let header = headers
+        .get("authorization")
+        .ok_or(AuthError::Missing)?
+        .to_str()
+        .map_err(|_| AuthError::Malformed("Authorization header is not ASCII".into()))?;
+    let amz_date = headers
+        .get("x-amz-date")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| AuthError::Malformed("X-Amz-Date header is required".into()))?;
+    parse_authorization(header, amz_date)
+}
+
+fn parse_authorization(header: &str, amz_date: &str) -> Result<Authorization, AuthError> {
     let malformed = |what: &str| AuthError::Malformed(format!("Authorization header: {what}"));
     let rest = header
         .strip_prefix(ALGORITHM)
@@ -216,38 +462,94 @@ fn parse_authorization(header: &str) -> Result<Authorization<'_>, AuthError> {
     let credential = credential.ok_or_else(|| malformed("Credential is missing"))?;
     let signed = signed.ok_or_else(|| malformed("SignedHeaders is missing"))?;
     let signature = signature.ok_or_else(|| malformed("Signature is missing"))?;
+    authorization(credential, signed, signature, amz_date, None).map_err(|what| malformed(&what))
+}
+
+/// The `X-Amz-*` parameters of a presigned URL, each exactly once.
+fn parse_presigned(query: &[(String, String)]) -> Result<Authorization, AuthError> {
+    let malformed = |what: String| AuthError::Malformed(format!("Presigned URL: {what}"));
+    let one = |name: &str| -> Result<&str, AuthError> {
+        let mut values = query.iter().filter(|(k, _)| k == name);
+        match (values.next(), values.next()) {
+            (Some((_, v)), None) => Ok(v.as_str()),
+            (None, _) => Err(malformed(format!("{name} is missing"))),
+            (Some(_), Some(_)) => Err(malformed(format!("{name} is given more than once"))),
+        }
+    };
+    if one(PRESIGN_ALGORITHM)? != ALGORITHM {
+        return Err(malformed(format!(
+            "{PRESIGN_ALGORITHM} must be {ALGORITHM}"
+        )));
+    }
+    let expires = one("X-Amz-Expires")?;
+    let expires = expires
+        .parse::<u64>()
+        .ok()
+        .filter(|e| (1..=MAX_EXPIRES_SECS).contains(e))
+        .ok_or_else(|| {
+            malformed(format!(
+                "X-Amz-Expires must be a number of seconds between 1 and {MAX_EXPIRES_SECS}, \
+                 not {expires:?}"
+            ))
+        })?;
+    authorization(
+        one("X-Amz-Credential")?,
+        one("X-Amz-SignedHeaders")?,
+        one(PRESIGN_SIGNATURE)?,
+        one("X-Amz-Date")?,
+        Some(expires),
+    )
+    .map_err(malformed)
+}
+
+fn authorization(
+    credential: &str,
+    signed_headers: &str,
+    signature: &str,
+    amz_date: &str,
+    expires_secs: Option<u64>,
+) -> Result<Authorization, String> {
     let parts: Vec<&str> = credential.split('/').collect();
+    let shape = || "Credential must be ACCESS_KEY/DATE/REGION/SERVICE/aws4_request".to_string();
     let [access_key, date, region, service, terminator] = parts.as_slice() else {
-        return Err(malformed(
-            "Credential must be ACCESS_KEY/DATE/REGION/SERVICE/aws4_request",
-        ));
+        return Err(shape());
     };
     if *terminator != "aws4_request" || access_key.is_empty() {
-        return Err(malformed(
-            "Credential must be ACCESS_KEY/DATE/REGION/SERVICE/aws4_request",
-        ));
+        return Err(shape());
     }
     Ok(Authorization {
-        access_key,
-        date,
-        region,
-        service,
-        signed_headers: signed.split(';').collect(),
-        signature,
+        access_key: access_key.to_string(),
+        date: date.to_string(),
+        region: region.to_string(),
+        service: service.to_string(),
+        signed_headers: signed_headers.split(';').map(str::to_string).collect(),
+        signature: signature.to_string(),
+        amz_date: amz_date.to_string(),
+        expires_secs,
     })
 }
 
 /// The canonical request of SigV4 for `req`, signing `signed_headers` (lowercase names).
 pub fn canonical_request(req: &RequestParts<'_>, signed_headers: &[&str]) -> String {
-    let path = if req.raw_path.is_empty() {
+    format!(
+        "{}\n{}",
+        canonical_head(&req.head(), signed_headers, None),
+        hex::encode(Sha256::digest(req.body))
+    )
+}
+
+/// The canonical request up to (without) the payload hash; `skip` is a query parameter left
+/// out (a presigned URL's signature).
+fn canonical_head(head: &RequestHead<'_>, signed_headers: &[&str], skip: Option<&str>) -> String {
+    let path = if head.raw_path.is_empty() {
         "/"
     } else {
-        req.raw_path
+        head.raw_path
     };
     let uri = utf8_percent_encode(path, PATH).to_string();
     let mut headers = String::new();
     for name in signed_headers {
-        let values: Vec<String> = req
+        let values: Vec<String> = head
             .headers
             .get_all(*name)
             .iter()
@@ -258,14 +560,21 @@ pub fn canonical_request(req: &RequestParts<'_>, signed_headers: &[&str]) -> Str
         headers.push_str(&values.join(","));
         headers.push('\n');
     }
+    let mut query = head.raw_query.unwrap_or("").to_string();
+    if let Some(skip) = skip {
+        query = query
+            .split('&')
+            .filter(|p| p.split('=').next() != Some(skip))
+            .collect::<Vec<_>>()
+            .join("&");
+    }
     format!(
-        "{}\n{}\n{}\n{}\n{}\n{}",
-        req.method,
+        "{}\n{}\n{}\n{}\n{}",
+        head.method,
         uri,
-        canonical_query(req.raw_query.unwrap_or("")),
+        canonical_query(&query),
         headers,
         signed_headers.join(";"),
-        hex::encode(Sha256::digest(req.body))
     )
 }
 
@@ -466,6 +775,14 @@ mod tests {
             verifier().verify(&req(decoded), now),
             Err(AuthError::Mismatch)
         );
+        let early = now - Duration::from_secs(901);
+        let err = verifier().verify(&req(VECTOR_PATH), early).unwrap_err();
+        assert!(
+            err.to_string().starts_with("Signature not yet current"),
+            "{err}"
+        );
+        let edge = now - Duration::from_secs(900);
+        assert!(verifier().verify(&req(VECTOR_PATH), edge).is_ok());
         let late = now + Duration::from_secs(901);
         let err = verifier().verify(&req(VECTOR_PATH), late).unwrap_err();
         assert_eq!(err.error_type(), "InvalidSignatureException");
@@ -483,5 +800,143 @@ mod tests {
             body: b"",
         };
         assert_eq!(verifier().verify(&unsigned, now), Err(AuthError::Missing));
+    }
+
+    /// A ListPipes URL presigned by botocore 1.44 (`SigV4QueryAuth`, 300 s) with AKIDEXAMPLE.
+    const PRESIGNED_URL: &str = include_str!("testdata/sigv4_presigned_url.txt");
+
+    fn presigned(query: &str) -> (HeaderMap, String) {
+        let mut h = HeaderMap::new();
+        h.insert("host", HeaderValue::from_static("127.0.0.1:9800"));
+        (h, query.to_string())
+    }
+
+    fn presigned_at(secs_after: u64, query: &str) -> Result<String, AuthError> {
+        let (headers, query) = presigned(query);
+        let signed = parse_amz_date("20261201T141803Z").unwrap();
+        let req = RequestParts {
+            method: "GET",
+            raw_path: "/v1/pipes",
+            raw_query: Some(&query),
+            headers: &headers,
+            body: b"",
+        };
+        let now = UNIX_EPOCH + Duration::from_secs(signed + secs_after);
+        verifier().with_region("us-east-1").verify(&req, now)
+    }
+
+    #[test]
+    fn a_botocore_presigned_url_verifies_until_it_expires() {
+        let query = PRESIGNED_URL.split_once('?').unwrap().1;
+        assert_eq!(presigned_at(0, query), Ok("AKIDEXAMPLE".into()));
+        assert_eq!(presigned_at(300, query), Ok("AKIDEXAMPLE".into()));
+        let err = presigned_at(301, query).unwrap_err();
+        assert!(matches!(err, AuthError::PresignExpired { .. }), "{err}");
+        assert!(err.to_string().starts_with("Request has expired"), "{err}");
+        // Another query is another signature.
+        let changed = query.replace("Limit=5", "Limit=6");
+        assert_eq!(presigned_at(0, &changed), Err(AuthError::Mismatch));
+    }
+
+    #[test]
+    fn presigned_parameters_must_be_given_once_and_in_range() {
+        let query = PRESIGNED_URL.split_once('?').unwrap().1;
+        let twice = format!("{query}&X-Amz-Expires=600");
+        let err = presigned_at(0, &twice).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Presigned URL: X-Amz-Expires is given more than once"
+        );
+        let long = query.replace("X-Amz-Expires=300", "X-Amz-Expires=604801");
+        let err = presigned_at(0, &long).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("X-Amz-Expires must be a number of seconds between 1 and 604800"),
+            "{err}"
+        );
+        let (mut headers, query_owned) = presigned(query);
+        headers.insert(
+            "authorization",
+            HeaderValue::from_static("AWS4-HMAC-SHA256 x"),
+        );
+        let both = RequestParts {
+            method: "GET",
+            raw_path: "/v1/pipes",
+            raw_query: Some(&query_owned),
+            headers: &headers,
+            body: b"",
+        };
+        let err = verifier().verify(&both, SystemTime::now()).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("Only one auth mechanism allowed"),
+            "{err}"
+        );
+        let no_signature = query.split("&X-Amz-Signature").next().unwrap();
+        let err = presigned_at(0, no_signature).unwrap_err();
+        assert_eq!(err.to_string(), "Presigned URL: X-Amz-Signature is missing");
+    }
+
+    #[test]
+    fn the_scope_must_name_this_engines_region() {
+        let (headers, now) = botocore_request();
+        let req = RequestParts {
+            method: "DELETE",
+            raw_path: VECTOR_PATH,
+            raw_query: Some(VECTOR_QUERY),
+            headers: &headers,
+            body: b"",
+        };
+        let err = verifier()
+            .with_region("eu-west-1")
+            .verify(&req, now)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Credential should be scoped to a valid region, not 'us-east-1': this endpoint is in 'eu-west-1'."
+        );
+        assert_eq!(err.error_type(), "InvalidSignatureException");
+        let ok = verifier().with_region("us-east-1").verify(&req, now);
+        assert_eq!(ok, Ok("AKIDEXAMPLE".into()));
+    }
+
+    #[test]
+    fn session_tokens_are_refused_in_header_and_query() {
+        let (mut headers, now) = botocore_request();
+        let req = |headers: &HeaderMap, query: &'static str| {
+            let parts = RequestParts {
+                method: "DELETE",
+                raw_path: VECTOR_PATH,
+                raw_query: Some(query),
+                headers,
+                body: b"",
+            };
+            verifier().verify(&parts, now)
+        };
+        let q = "tagKeys=team&X-Amz-Security-Token=abc";
+        assert_eq!(req(&headers, q), Err(AuthError::SessionToken));
+        headers.insert(
+            "x-amz-security-token",
+            HeaderValue::from_static("FQoGZXIvYXdzEXAMPLE"),
+        );
+        let err = req(&headers, VECTOR_QUERY).unwrap_err();
+        assert_eq!(err, AuthError::SessionToken);
+        assert_eq!(err.error_type(), "UnrecognizedClientException");
+        assert!(!err.to_string().contains("FQoGZXIvYXdzEXAMPLE"));
+    }
+
+    #[test]
+    fn the_head_is_checked_before_any_body() {
+        let (headers, now) = botocore_request();
+        let head = RequestHead {
+            method: "DELETE",
+            raw_path: VECTOR_PATH,
+            raw_query: Some(VECTOR_QUERY),
+            headers: &headers,
+        };
+        let pending = verifier().check_head(&head, now).unwrap();
+        assert_eq!(pending.access_key(), "AKIDEXAMPLE");
+        assert_eq!(pending.verify(b""), Ok("AKIDEXAMPLE".into()));
+        assert_eq!(pending.verify(b"{}"), Err(AuthError::Mismatch));
     }
 }

@@ -110,6 +110,9 @@ pub struct ServeConfig {
     /// the embedded store under `--data`.
     #[serde(default)]
     pub store: crate::store::PostgresConfig,
+    /// The API listener's timeouts and limits (see `api::limits`).
+    #[serde(default)]
+    pub listener: crate::api::limits::ListenerConfig,
 }
 
 /// `[telemetry]`.
@@ -137,6 +140,7 @@ impl Default for ServeConfig {
             targets: Default::default(),
             telemetry: TelemetryConfig::default(),
             store: Default::default(),
+            listener: Default::default(),
         }
     }
 }
@@ -302,6 +306,7 @@ impl ServeConfig {
         }
         self.secrets.validate()?;
         self.store.validate()?;
+        self.listener.validate()?;
         Ok(())
     }
 

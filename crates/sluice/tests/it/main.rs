@@ -12,6 +12,7 @@ mod broker_flavours;
 mod cli;
 mod cluster;
 mod concurrency;
+mod console;
 mod enrichment;
 mod failure_handling;
 mod hardening;

@@ -3,4 +3,6 @@
 
 mod aws_cli;
 mod boto3;
+mod hostile;
+mod https;
 mod pipes_dir;
