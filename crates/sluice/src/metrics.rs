@@ -67,6 +67,8 @@ pub mod names {
     pub const PARTITION_LAG: &str = "sluice_partition_lag";
     /// Offsets committed, per partition: the next offset the group will read.
     pub const COMMITTED_OFFSET: &str = "sluice_committed_offset";
+    /// Execution log records dropped, per destination: its buffer was full, or it kept failing.
+    pub const EXECUTION_LOG_DROPPED: &str = "sluice_execution_log_dropped";
     /// The pipe's `CurrentState`: one series per pipe, value 1, label `state`.
     pub const PIPE_STATE: &str = "sluice_pipe_state";
     /// 1 while the last look at the source cluster got an answer from a broker, else 0.
@@ -84,6 +86,12 @@ struct PipeLabels {
 struct ConditionLabels {
     pipe: String,
     condition: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DestinationLabels {
+    pipe: String,
+    destination: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -135,6 +143,7 @@ pub struct Metrics {
     offset_lag: Family<PipeLabels, Gauge>,
     partition_lag: Family<PartitionLabels, Gauge>,
     committed_offset: Family<PartitionLabels, Gauge>,
+    execution_log_dropped: Family<DestinationLabels, Counter>,
     pipe_state: Family<StateLabels, Gauge>,
     source_connected: Family<PipeLabels, Gauge>,
     source_joined: Family<PipeLabels, Gauge>,
@@ -148,6 +157,7 @@ struct PipeSeries {
     partitions: HashSet<PartitionLabels>,
     conditions: HashSet<ConditionLabels>,
     states: HashMap<String, StateLabels>,
+    destinations: HashSet<DestinationLabels>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -208,6 +218,7 @@ impl Metrics {
             offset_lag: Family::default(),
             partition_lag: Family::default(),
             committed_offset: Family::default(),
+            execution_log_dropped: Family::default(),
             pipe_state: Family::default(),
             source_connected: Family::default(),
             source_joined: Family::default(),
@@ -343,6 +354,11 @@ impl Metrics {
                 m.committed_offset.clone(),
             );
             r.register(
+                EXECUTION_LOG_DROPPED,
+                "Execution log records dropped (the destination's buffer was full or it kept failing)",
+                m.execution_log_dropped.clone(),
+            );
+            r.register(
                 PIPE_STATE,
                 "The pipe's CurrentState (value 1, label state)",
                 m.pipe_state.clone(),
@@ -445,6 +461,13 @@ impl Metrics {
         if let Some(s) = series.states.remove(pipe) {
             self.pipe_state.remove(&s);
         }
+        series.destinations.retain(|d| {
+            let keep = d.pipe != pipe;
+            if !keep {
+                self.execution_log_dropped.remove(d);
+            }
+            keep
+        });
     }
 
     /// Handles for one pipe's series.
@@ -626,6 +649,19 @@ impl PipeMetrics {
         self.registry.series().conditions.insert(l.clone());
         self.registry
             .records_dead_lettered
+            .get_or_create(&l)
+            .clone()
+    }
+
+    /// Execution log records dropped for `destination` (`cloudwatch`, `file`, ...).
+    pub fn execution_log_dropped(&self, destination: &str) -> Counter {
+        let l = DestinationLabels {
+            pipe: self.pipe.clone(),
+            destination: destination.to_string(),
+        };
+        self.registry.series().destinations.insert(l.clone());
+        self.registry
+            .execution_log_dropped
             .get_or_create(&l)
             .clone()
     }

@@ -17,6 +17,7 @@ mod enrichment;
 mod failure_handling;
 mod hardening;
 mod msk;
+mod observability;
 mod pipe_semantics;
 mod source_failures;
 mod stuck_pipes;
