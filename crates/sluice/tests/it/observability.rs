@@ -364,6 +364,8 @@ async fn each_level_logs_the_steps_of_the_spec_to_every_destination() {
     let broker = Broker::start(
         "exec-logs",
         &BrokerOptions {
+            // Tansu keeps SCRAM credentials only in sqlite storage.
+            sqlite: true,
             scram: vec![(USER.into(), PASSWORD.into())],
             ..Default::default()
         },
