@@ -187,7 +187,10 @@ fn main() -> ExitCode {
             config,
             bootstrap_servers,
         } => {
-            telemetry::init_logging(log_format);
+            let tracing = match start_telemetry(log_format, config.as_deref()) {
+                Ok(t) => t,
+                Err(code) => return code,
+            };
             let (ctx, file_options) = match context_with_config(&arn, config.as_deref()) {
                 Ok(c) => c,
                 Err(code) => return code,
@@ -200,10 +203,22 @@ fn main() -> ExitCode {
                 Ok(s) => s,
                 Err(code) => return code,
             };
-            block_on(run(spec, metrics_addr, options))
+            let code = block_on(run(spec, metrics_addr, options));
+            // Outside the runtime: the exporter's client blocks.
+            if let Some(t) = tracing {
+                t.shutdown();
+            }
+            code
         }
         // Logging starts once the instance id is known (it labels every line).
-        Command::Serve(args) => block_on(serve(args)),
+        Command::Serve(args) => {
+            let mut tracing = None;
+            let code = block_on(serve(args, &mut tracing));
+            if let Some(t) = tracing {
+                t.shutdown();
+            }
+            code
+        }
         Command::Validate {
             pipe_file,
             arn,
@@ -231,6 +246,22 @@ fn main() -> ExitCode {
             vars,
         } => test_input_template(&template, &event, &vars),
     }
+}
+
+/// Logging, and span export when `[telemetry] otlp_endpoint` of the config file (read here only
+/// for that; its errors are reported where it is loaded) or `OTEL_EXPORTER_OTLP_ENDPOINT` says
+/// where. A bad endpoint prints why and gives exit code 2.
+fn start_telemetry(
+    format: LogFormat,
+    config: Option<&std::path::Path>,
+) -> Result<Option<sluice::traces::Tracing>, ExitCode> {
+    let endpoint = config
+        .and_then(|p| sluice::control::config::ServeConfig::load(p).ok())
+        .and_then(|c| c.telemetry.otlp_endpoint);
+    telemetry::init_logging(format, None, endpoint.as_deref()).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })
 }
 
 /// Run a command's future on a multi-threaded runtime; errors are logged and exit 1.
@@ -352,8 +383,13 @@ const DEV_MODE_WARNING: &str = "\
 !! Never use this outside local development.                                  !!
 !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!";
 
-async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+/// `tracing` receives the span exporter, for the caller to shut down outside the runtime.
+async fn serve(
+    args: ServeArgs,
+    tracing: &mut Option<sluice::traces::Tracing>,
+) -> anyhow::Result<ExitCode> {
     use sluice::api::{self, sigv4::Verifier, ApiState, Auth};
+    use sluice::console::{self, ConsoleState};
     use sluice::control::{config::ServeConfig, files, ClusterOptions, PipeManager};
     use std::time::Duration;
 
@@ -366,7 +402,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let bound = listener.local_addr()?;
     let instance_id = instance_id(args.instance_id.as_deref(), bound.port())?;
-    telemetry::init_logging_for(args.log_format, Some(&instance_id));
+    let endpoint = config.telemetry.otlp_endpoint.as_deref();
+    *tracing = match telemetry::init_logging(args.log_format, Some(&instance_id), endpoint) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
     let env_keys = std::env::var("SLUICE_ACCESS_KEYS").ok();
     let keys = config.access_keys(env_keys.as_deref(), |v| std::env::var(v).ok())?;
     let auth = if args.dev_accept_any_credentials {
@@ -423,7 +466,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         max_pipes: config.max_pipes,
         ..ClusterOptions::default()
     };
-    let manager = PipeManager::open(store, ctx, metrics, options, cluster).await?;
+    let manager = PipeManager::open(store, ctx, metrics.clone(), options, cluster).await?;
     tracing::info!(pipes = manager.list().await?.len(), "pipes loaded");
     if let Some(dir) = &args.pipes_dir {
         match files::reconcile(dir, &manager).await {
@@ -439,11 +482,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(%bound, "api listening on {scheme}://{bound}");
     tokio::spawn(wait_for_signal(shutdown.clone()));
+    let verifier = match &auth {
+        Auth::SigV4(v) => Some(v.clone()),
+        Auth::AcceptAny => None,
+    };
+    // Over HTTPS the session cookie is Secure.
+    let secure = tls.is_some();
+    let console = ConsoleState::start(manager.clone(), metrics, verifier, secure, shutdown.clone());
+    tracing::info!("console on {scheme}://{bound}/console/");
     let state = Arc::new(ApiState {
         manager: manager.clone(),
         auth,
         limits,
         tls: tls.is_some(),
+        console: Some(console::router(console)),
     });
     api::serve(listener, state, tls, shutdown.clone()).await?;
     tracing::info!("stopping pipes");

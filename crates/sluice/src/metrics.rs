@@ -67,6 +67,8 @@ pub mod names {
     pub const PARTITION_LAG: &str = "sluice_partition_lag";
     /// Offsets committed, per partition: the next offset the group will read.
     pub const COMMITTED_OFFSET: &str = "sluice_committed_offset";
+    /// Execution log records dropped, per destination: its buffer was full, or it kept failing.
+    pub const EXECUTION_LOG_DROPPED: &str = "sluice_execution_log_dropped";
     /// The pipe's `CurrentState`: one series per pipe, value 1, label `state`.
     pub const PIPE_STATE: &str = "sluice_pipe_state";
     /// 1 while the last look at the source cluster got an answer from a broker, else 0.
@@ -84,6 +86,12 @@ struct PipeLabels {
 struct ConditionLabels {
     pipe: String,
     condition: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DestinationLabels {
+    pipe: String,
+    destination: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -135,6 +143,7 @@ pub struct Metrics {
     offset_lag: Family<PipeLabels, Gauge>,
     partition_lag: Family<PartitionLabels, Gauge>,
     committed_offset: Family<PartitionLabels, Gauge>,
+    execution_log_dropped: Family<DestinationLabels, Counter>,
     pipe_state: Family<StateLabels, Gauge>,
     source_connected: Family<PipeLabels, Gauge>,
     source_joined: Family<PipeLabels, Gauge>,
@@ -148,6 +157,7 @@ struct PipeSeries {
     partitions: HashSet<PartitionLabels>,
     conditions: HashSet<ConditionLabels>,
     states: HashMap<String, StateLabels>,
+    destinations: HashSet<DestinationLabels>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -208,6 +218,7 @@ impl Metrics {
             offset_lag: Family::default(),
             partition_lag: Family::default(),
             committed_offset: Family::default(),
+            execution_log_dropped: Family::default(),
             pipe_state: Family::default(),
             source_connected: Family::default(),
             source_joined: Family::default(),
@@ -343,6 +354,11 @@ impl Metrics {
                 m.committed_offset.clone(),
             );
             r.register(
+                EXECUTION_LOG_DROPPED,
+                "Execution log records dropped (the destination's buffer was full or it kept failing)",
+                m.execution_log_dropped.clone(),
+            );
+            r.register(
                 PIPE_STATE,
                 "The pipe's CurrentState (value 1, label state)",
                 m.pipe_state.clone(),
@@ -445,6 +461,13 @@ impl Metrics {
         if let Some(s) = series.states.remove(pipe) {
             self.pipe_state.remove(&s);
         }
+        series.destinations.retain(|d| {
+            let keep = d.pipe != pipe;
+            if !keep {
+                self.execution_log_dropped.remove(d);
+            }
+            keep
+        });
     }
 
     /// Handles for one pipe's series.
@@ -483,6 +506,47 @@ impl Metrics {
         }
     }
 
+    /// The console's figures of every pipe that has a state series now: its counters and the
+    /// lag of each of its partitions, read from the same series `/metrics` shows.
+    pub fn sample(&self) -> Vec<PipeSample> {
+        let series = self.series();
+        let mut out: Vec<PipeSample> = series
+            .states
+            .keys()
+            .map(|pipe| {
+                let l = PipeLabels { pipe: pipe.clone() };
+                PipeSample {
+                    pipe: pipe.clone(),
+                    delivered: self.records_delivered.get_or_create(&l).get(),
+                    filtered: self.records_filtered.get_or_create(&l).get(),
+                    failed: self.execution_failed.get_or_create(&l).get(),
+                    dead_lettered: 0,
+                    partition_lag: Vec::new(),
+                }
+            })
+            .collect();
+        for s in &mut out {
+            s.dead_lettered = series
+                .conditions
+                .iter()
+                .filter(|c| c.pipe == s.pipe)
+                .map(|c| self.records_dead_lettered.get_or_create(c).get())
+                .sum();
+            let mut lags: Vec<(String, i64)> = series
+                .partitions
+                .iter()
+                .filter(|p| p.pipe == s.pipe)
+                .map(|p| {
+                    let lag = self.partition_lag.get_or_create(p).get();
+                    (format!("{}-{}", p.topic, p.partition), lag)
+                })
+                .collect();
+            lags.sort();
+            s.partition_lag = lags;
+        }
+        out
+    }
+
     /// Prometheus text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -491,6 +555,23 @@ impl Metrics {
         let _ = encode(&mut out, &r);
         out
     }
+}
+
+/// One pipe's figures at one moment ([`Metrics::sample`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PipeSample {
+    /// The pipe.
+    pub pipe: String,
+    /// Records delivered so far.
+    pub delivered: u64,
+    /// Records the filter dropped so far.
+    pub filtered: u64,
+    /// Failed execution attempts so far.
+    pub failed: u64,
+    /// Records dead-lettered so far (all conditions).
+    pub dead_lettered: u64,
+    /// Lag of each partition (`topic-partition`), sorted.
+    pub partition_lag: Vec<(String, i64)>,
 }
 
 /// One pipe's metric handles (cheap to clone, lock-free to update).
@@ -568,6 +649,19 @@ impl PipeMetrics {
         self.registry.series().conditions.insert(l.clone());
         self.registry
             .records_dead_lettered
+            .get_or_create(&l)
+            .clone()
+    }
+
+    /// Execution log records dropped for `destination` (`cloudwatch`, `file`, ...).
+    pub fn execution_log_dropped(&self, destination: &str) -> Counter {
+        let l = DestinationLabels {
+            pipe: self.pipe.clone(),
+            destination: destination.to_string(),
+        };
+        self.registry.series().destinations.insert(l.clone());
+        self.registry
+            .execution_log_dropped
             .get_or_create(&l)
             .clone()
     }

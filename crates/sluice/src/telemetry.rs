@@ -1,4 +1,5 @@
-//! Logging setup (`tracing`, filtered by `RUST_LOG`) and the Prometheus `/metrics` endpoint.
+//! Logging setup (`tracing`, filtered by `RUST_LOG`, with the OpenTelemetry layer of
+//! [`crate::traces`] when an OTLP endpoint is set) and the Prometheus `/metrics` endpoint.
 
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
@@ -7,7 +8,9 @@ use std::sync::Arc;
 use axum::routing::get;
 use axum::Router;
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 use crate::metrics::Metrics;
 
@@ -21,31 +24,53 @@ pub enum LogFormat {
 }
 
 /// Install the global subscriber: `RUST_LOG` (default `info`) on stderr, in colour only when
-/// stderr is a terminal and `NO_COLOR` is unset or empty.
-pub fn init_logging(format: LogFormat) {
-    init_logging_for(format, None)
+/// stderr is a terminal and `NO_COLOR` is unset or empty, every line labelled with `instance`
+/// when given (`sluice serve --instance-id`); and span export when an OTLP endpoint is set
+/// (`otlp_endpoint`, else `OTEL_EXPORTER_OTLP_ENDPOINT`). The exported spans never decorate log
+/// lines. Keep the returned exporter until the end, and shut it down outside the async runtime.
+pub fn init_logging(
+    format: LogFormat,
+    instance: Option<&str>,
+    otlp_endpoint: Option<&str>,
+) -> Result<Option<crate::traces::Tracing>, crate::traces::TraceError> {
+    let env = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // A directive rather than a filter function, so that the callsite's interest stays static:
+    // without an exporter, a span of `traces::TARGET` is never built.
+    let env = match format!("{}=off", crate::traces::TARGET).parse() {
+        Ok(d) => env.add_directive(d),
+        Err(_) => env,
+    };
+    let registry = tracing_subscriber::registry().with(log_lines(format, instance).with_filter(env));
+    match crate::traces::layer(otlp_endpoint)? {
+        Some((otel, tracing)) => {
+            registry.with(otel).init();
+            Ok(Some(tracing))
+        }
+        None => {
+            registry.init();
+            Ok(None)
+        }
+    }
 }
 
-/// [`init_logging`], every line labelled with the instance (`sluice serve --instance-id`):
-/// `instance=<id>` first on a text line, an `"instance"` field first in a JSON one.
-pub fn init_logging_for(format: LogFormat, instance: Option<&str>) {
+/// The layer writing log lines to stderr: text or JSON, labelled with `instance` when given
+/// (`instance=<id>` first on a text line, an `"instance"` field first in a JSON one).
+fn log_lines(format: LogFormat, instance: Option<&str>) -> Box<dyn Layer<Registry> + Send + Sync> {
     use tracing_subscriber::fmt::format as event_format;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let base = tracing_subscriber::fmt::layer()
         .with_ansi(use_colour(std::io::stderr().is_terminal(), no_color))
         .with_writer(std::io::stderr);
     match (format, instance) {
-        (LogFormat::Text, None) => builder.init(),
-        (LogFormat::Json, None) => builder.json().init(),
-        (LogFormat::Text, Some(id)) => builder
+        (LogFormat::Text, None) => base.boxed(),
+        (LogFormat::Json, None) => base.json().boxed(),
+        (LogFormat::Text, Some(id)) => base
             .event_format(WithInstance::new(event_format(), id, false))
-            .init(),
-        (LogFormat::Json, Some(id)) => builder
+            .boxed(),
+        (LogFormat::Json, Some(id)) => base
             .json()
             .event_format(WithInstance::new(event_format().json(), id, true))
-            .init(),
+            .boxed(),
     }
 }
 

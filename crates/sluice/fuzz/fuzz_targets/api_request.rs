@@ -64,6 +64,7 @@ fn engine() -> &'static Engine {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
             let state = Arc::new(ApiState {
+                console: None,
                 manager: manager.clone(),
                 auth: Auth::AcceptAny,
                 limits: Default::default(),

@@ -53,6 +53,8 @@ pub struct ApiState {
     pub limits: ListenerLimits,
     /// Whether the listener serves HTTPS (a cookie set over it can be `Secure`).
     pub tls: bool,
+    /// More routes served on the same listener, with their own authentication (the console).
+    pub console: Option<Router>,
 }
 
 /// Serve the API on `listener` (HTTPS with `tls`) until `shutdown`, then drain its connections.
@@ -68,7 +70,12 @@ pub async fn serve(
 
 /// Every route of the listener.
 pub fn router(state: Arc<ApiState>) -> Router {
-    Router::new().fallback(handle).with_state(state)
+    let console = state.console.clone();
+    let app = Router::new().fallback(handle).with_state(state);
+    match console {
+        Some(console) => app.merge(console),
+        None => app,
+    }
 }
 
 async fn handle(State(state): State<Arc<ApiState>>, req: Request) -> Response {
@@ -119,7 +126,8 @@ async fn authenticated_body(
     Ok(body)
 }
 
-async fn route(
+/// One API operation, already authenticated (the console calls it too).
+pub(crate) async fn route(
     m: &PipeManager,
     method: &Method,
     raw_path: &str,

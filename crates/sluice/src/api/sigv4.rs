@@ -274,6 +274,14 @@ impl Verifier {
         self
     }
 
+    /// Whether `secret` is the secret key of `access_key_id` (the console's sign-in), compared
+    /// in constant time.
+    pub fn accepts_secret(&self, access_key_id: &str, secret: &str) -> bool {
+        self.keys
+            .get(access_key_id)
+            .is_some_and(|s| constant_time_eq(s.expose().as_bytes(), secret.as_bytes()))
+    }
+
     /// Check a whole request; the access key id on success.
     pub fn verify(&self, req: &RequestParts<'_>, now: SystemTime) -> Result<String, AuthError> {
         self.check_head(&req.head(), now)?.verify(req.body)

@@ -8,6 +8,9 @@
 //! msk_lookup_again_after_seconds = 60   # no broker of an MSK cluster looked up by ARN answers
 //! max_pipes = 1000                      # CreatePipe beyond: ServiceQuotaExceededException
 //!
+//! [telemetry]
+//! otlp_endpoint = "http://127.0.0.1:4318"   # traces over OTLP/HTTP (else OTEL_EXPORTER_OTLP_ENDPOINT)
+//!
 //! [[access_keys]]
 //! access_key_id = "AKIDEXAMPLE"
 //! secret_access_key_env = "SLUICE_SECRET_AKIDEXAMPLE"   # or secret_access_key_file = "/run/secrets/k"
@@ -100,6 +103,9 @@ pub struct ServeConfig {
     /// `targets::config`). `sluice run --config` reads the same section.
     #[serde(default)]
     pub targets: crate::targets::TargetsConfig,
+    /// Traces: where spans are exported.
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
     /// The PostgreSQL database several instances share (see `store::PostgresConfig`); absent,
     /// the embedded store under `--data`.
     #[serde(default)]
@@ -107,6 +113,16 @@ pub struct ServeConfig {
     /// The API listener's timeouts and limits (see `api::limits`).
     #[serde(default)]
     pub listener: crate::api::limits::ListenerConfig,
+}
+
+/// `[telemetry]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// Base URL of an OTLP/HTTP collector (`/v1/traces` is added); wins over
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`. Absent, and without the variable, no spans are exported.
+    #[serde(default)]
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Default for ServeConfig {
@@ -122,6 +138,7 @@ impl Default for ServeConfig {
             max_pipes: default_max_pipes(),
             secrets: Default::default(),
             targets: Default::default(),
+            telemetry: TelemetryConfig::default(),
             store: Default::default(),
             listener: Default::default(),
         }

@@ -296,6 +296,12 @@ impl PipeManager {
             .collect())
     }
 
+    /// The live instances and their observations of the pipes they run (the console's Instances).
+    pub async fn observed(&self) -> Result<Observed, ControlError> {
+        let live = self.inner.cluster.live_window;
+        Ok(self.inner.store.observed(None, live).await?)
+    }
+
     /// Create a pipe. It answers CREATING and moves on to RUNNING, STOPPED (if so desired) or
     /// CREATE_FAILED. Of two creates of one name (on any instances) exactly one succeeds.
     pub async fn create(

@@ -42,9 +42,9 @@ pub struct PipeDefinition {
     /// Resource tags.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tags: Option<BTreeMap<String, String>>,
-    /// Execution log configuration (accepted; see docs).
+    /// Execution logs: level, execution data and destinations (`PipeLogConfigurationParameters`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub log_configuration: Option<serde_json::Value>,
+    pub log_configuration: Option<LogConfiguration>,
     /// KMS key for encryption at rest in AWS; accepted and stored.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kms_key_identifier: Option<String>,
@@ -261,6 +261,66 @@ pub struct SluiceParameters {
     /// throttling, timeouts) and grows back after successes (default `true`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub adaptive_concurrency: Option<bool>,
+    /// One more execution log destination besides `LogConfiguration`'s: `stdout` or
+    /// `file:///path` (JSON lines, one record a line).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_destination: Option<String>,
+}
+
+/// `LogConfiguration` (AWS's `PipeLogConfigurationParameters`): what each execution of the pipe
+/// logs, and where. Checked by `execution_log::config::validate`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct LogConfiguration {
+    /// `OFF` (default), `ERROR`, `INFO` or `TRACE`; a level other than `OFF` needs a destination.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
+    /// `["ALL"]`: records carry the payload and the enrichment's and target's requests and
+    /// responses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub include_execution_data: Option<Vec<String>>,
+    /// A CloudWatch Logs log group (a stream per pipe and day is created in it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cloudwatch_logs_log_destination: Option<CloudwatchLogsLogDestination>,
+    /// A Firehose delivery stream.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub firehose_log_destination: Option<FirehoseLogDestination>,
+    /// An S3 bucket.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3_log_destination: Option<S3LogDestination>,
+}
+
+/// `CloudwatchLogsLogDestination`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct CloudwatchLogsLogDestination {
+    /// `arn:aws:logs:<region>:<account>:log-group:<name>` (a trailing `:*` is accepted).
+    pub log_group_arn: Option<String>,
+}
+
+/// `FirehoseLogDestination`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct FirehoseLogDestination {
+    /// `arn:aws:firehose:<region>:<account>:deliverystream/<name>`.
+    pub delivery_stream_arn: Option<String>,
+}
+
+/// `S3LogDestination`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct S3LogDestination {
+    /// The bucket's name.
+    pub bucket_name: Option<String>,
+    /// The bucket owner's account id (12 digits).
+    pub bucket_owner: Option<String>,
+    /// `json` (default: JSON lines), `plain` (one text line per record) or `w3c` (W3C extended
+    /// log format).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_format: Option<String>,
+    /// Key prefix of the objects.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
 }
 
 /// `SluiceParameters.StartingPositionTimestamp` as written: a JSON number of epoch seconds or a

@@ -31,6 +31,7 @@ pub const EXTENSION_TAGS: &[&str] = &[
     "ParallelizationFactor",
     "MaximumConcurrency",
     "AdaptiveConcurrency",
+    "LogDestination",
 ];
 
 const MAX_TAGS: usize = 50;
@@ -345,6 +346,7 @@ pub fn with_tag_extensions(def: &PipeDefinition) -> Result<PipeDefinition, Valid
             "ParallelizationFactor" => ext.parallelization_factor = integer(&mut errs),
             "MaximumConcurrency" => ext.maximum_concurrency = integer(&mut errs),
             "AdaptiveConcurrency" => ext.adaptive_concurrency = boolean(&mut errs),
+            "LogDestination" => ext.log_destination = Some(value.clone()),
             "DeadLetterArn" => {
                 ext.dead_letter_config = Some(DeadLetterConfig {
                     arn: Some(value.clone()),
@@ -409,6 +411,27 @@ mod tests {
         assert_eq!(k.starting_position.as_deref(), Some("TRIM_HORIZON"));
         assert_eq!(k.consumer_group_id.as_deref(), Some("g"));
         assert!(sp.filter_criteria.is_some(), "absent block is kept");
+    }
+
+    #[test]
+    fn log_configuration_is_replaced_whole_and_kept_when_absent() {
+        let mut stored = def(STORED);
+        stored.log_configuration =
+            def(r#"{"LogConfiguration":{"Level":"ERROR","IncludeExecutionData":["ALL"]}}"#)
+                .log_configuration;
+        let role = r#""RoleArn":"arn:aws:iam::123456789012:role/r""#;
+        let kept = merge_update(&stored, &def(&format!("{{{role}}}"))).unwrap();
+        assert_eq!(kept.log_configuration, stored.log_configuration);
+        let changed = merge_update(
+            &stored,
+            &def(&format!(
+                r#"{{{role},"LogConfiguration":{{"Level":"INFO"}}}}"#
+            )),
+        )
+        .unwrap();
+        let lc = changed.log_configuration.unwrap();
+        assert_eq!(lc.level.as_deref(), Some("INFO"));
+        assert_eq!(lc.include_execution_data, None);
     }
 
     #[test]
@@ -505,7 +528,7 @@ mod tests {
     #[test]
     fn sluice_tags_set_extensions() {
         let d = def(
-            r#"{"Tags":{"team":"a","sluice:HttpDelivery":"BATCH","sluice:BootstrapServers":"a:1, b:2","sluice:HttpTimeoutSeconds":"2.5"}}"#,
+            r#"{"Tags":{"team":"a","sluice:HttpDelivery":"BATCH","sluice:BootstrapServers":"a:1, b:2","sluice:HttpTimeoutSeconds":"2.5","sluice:LogDestination":"stdout"}}"#,
         );
         let ext = with_tag_extensions(&d).unwrap().sluice_parameters.unwrap();
         assert_eq!(ext.http_delivery.as_deref(), Some("BATCH"));
@@ -514,6 +537,7 @@ mod tests {
             Some(vec!["a:1".to_string(), "b:2".to_string()])
         );
         assert_eq!(ext.http_timeout_seconds, Some(2.5));
+        assert_eq!(ext.log_destination.as_deref(), Some("stdout"));
         let err = with_tag_extensions(&def(
             r#"{"Tags":{"sluice:Nope":"1","sluice:HttpTimeoutSeconds":"soon"}}"#,
         ))

@@ -71,6 +71,8 @@ pub struct PipeSpec {
     pub dead_letter: Option<DeadLetterConfig>,
     /// Sub-lanes per partition and the limit of target calls in flight.
     pub concurrency: ConcurrencySettings,
+    /// Execution logs; `None` when the level is `OFF`.
+    pub execution_log: Option<crate::execution_log::ExecutionLogConfig>,
 }
 
 /// Which kind of Kafka source, which decides the record's `eventSource` fields.
@@ -296,6 +298,8 @@ pub fn validate(
     };
 
     let concurrency = validate_concurrency(def, &mut errs);
+    let execution_log =
+        crate::execution_log::config::validate(def, &ctx.region, &ctx.targets, &mut errs);
 
     match (source, target, errs.is_empty()) {
         (Some(source), Some(target), true) => Ok(PipeSpec {
@@ -312,6 +316,7 @@ pub fn validate(
             failure,
             dead_letter,
             concurrency,
+            execution_log,
         }),
         _ => {
             if errs.is_empty() {

@@ -12,12 +12,16 @@
 use std::collections::VecDeque;
 use std::time::SystemTime;
 
+use tracing::Instrument;
+
 use super::lane::{CommitError, Committer, LaneControl, StoredRetry};
-use super::process::{BatchProcessor, Stage};
+use super::process::{body_text, BatchProcessor, Stage};
 use super::retry::{Decision, RetryState};
 use crate::dead_letter::{Condition, DeadLetter, Failure};
+use crate::execution_log::{end_step, Data, Step};
 use crate::record::SourceRecord;
 use crate::targets::{Event, ItemIdentifier, TargetError};
+use crate::traces::{self, ExecutionAttributes};
 
 /// How a batch ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,28 +119,44 @@ impl<'a, C: Committer> Delivery<'a, C> {
         Outcome::Done
     }
 
-    /// Attempt `span` until it is delivered, given up or replaced by its halves.
+    /// Attempt `span` until it is delivered, given up or replaced by its halves. Each attempt
+    /// is an execution: logged (`LogConfiguration`) and traced (`pipe.execution`).
     async fn run_span(&self, mut span: Span, work: &mut VecDeque<Span>) -> Outcome {
         let policy = self.processor.policy();
         loop {
+            let trace = self.trace(&span);
             if let Some(condition) = policy.check_age(self.oldest(&span), now_ms()) {
+                traces::finish(&trace, "expired");
                 let failure = self.failure(condition, &span, None);
-                return self.give_up(span, failure).await;
+                return self.give_up(span, failure).instrument(trace).await;
             }
             let events = &self.events[span.start..span.end];
+            let exec = self.processor.execution();
+            exec.log(Step::ExecutionStarted, None, || Data {
+                payload: Some(body_text(events)),
+                ..Data::default()
+            });
+            let attempt = self
+                .processor
+                .attempt(events, &exec)
+                .instrument(trace.clone());
             let result = tokio::select! {
                 biased;
                 _ = self.control.abandon.cancelled() => return Outcome::Abandoned,
-                r = self.processor.attempt(events) => r,
+                r = attempt => r,
             };
+            let mut partial = false;
             let failure = match result {
                 Ok(delivered) => match self.reported_failure(&span, &delivered.item_failures) {
                     None => {
+                        exec.step(Step::ExecutionSucceeded);
+                        traces::finish(&trace, "succeeded");
                         self.delivered(span.end - span.start);
                         self.commit(self.position(span.end), None).await;
                         return Outcome::Done;
                     }
                     Some(Ok(first_failed)) => {
+                        partial = true;
                         self.processor.metrics().partial_batch_failures.inc();
                         self.advance(&mut span, first_failed).await;
                         None
@@ -146,9 +166,12 @@ impl<'a, C: Committer> Delivery<'a, C> {
                 },
                 Err((stage, err)) => {
                     if self.isolate(&span, &err, work) {
+                        exec.log(end_step(Some(&err), false), Some(&err), Data::default);
+                        traces::finish(&trace, "isolated");
                         return Outcome::Done;
                     }
                     if let Some(i) = self.partial_entry(&err) {
+                        partial = true;
                         self.processor.metrics().partial_batch_failures.inc();
                         let at = span.start + i;
                         self.advance(&mut span, at).await;
@@ -156,8 +179,11 @@ impl<'a, C: Committer> Delivery<'a, C> {
                     Some((stage, err))
                 }
             };
-            span.state.record_failure(now_ms());
             let err = failure.as_ref().map(|(_, e)| e);
+            let end = end_step(err, partial);
+            exec.log(end, err, Data::default);
+            traces::finish(&trace, outcome_name(end));
+            span.state.record_failure(now_ms());
             let decision = policy.decide(&span.state, span.end - span.start, err);
             self.processor.log_failure(
                 self.control.partition,
@@ -208,10 +234,27 @@ impl<'a, C: Committer> Delivery<'a, C> {
                 }
                 Decision::GiveUp(condition) => {
                     let failure = self.failure(condition, &span, failure.as_ref());
-                    return self.give_up(span, failure).await;
+                    return self.give_up(span, failure).instrument(trace).await;
                 }
             }
         }
+    }
+
+    /// The `pipe.execution` span of the next attempt at `span` (disabled when spans are not
+    /// exported, so nothing is computed then).
+    fn trace(&self, span: &Span) -> tracing::Span {
+        let records = &self.kept[span.start..span.end];
+        traces::execution_span(
+            &ExecutionAttributes {
+                pipe_arn: self.processor.arn(),
+                topic: &self.processor.record_json().topic,
+                partition: self.control.partition,
+                offsets: self.range(span),
+                size: records.len(),
+                attempt: span.state.attempts + 1,
+            },
+            records,
+        )
     }
 
     /// With `ReportBatchItemFailures`, the first record of `span` the target named as failed:
@@ -311,10 +354,14 @@ impl<'a, C: Committer> Delivery<'a, C> {
         };
         let mut attempts = 0;
         loop {
+            let write = self
+                .processor
+                .dead_letter(&letter)
+                .instrument(traces::dead_letter_span(records.len()));
             let written = tokio::select! {
                 biased;
                 _ = self.control.abandon.cancelled() => return Outcome::Abandoned,
-                r = self.processor.dead_letter(&letter) => r,
+                r = write => r,
             };
             match written {
                 Ok(()) => break,
@@ -399,6 +446,17 @@ impl<'a, C: Committer> Delivery<'a, C> {
                 false
             }
         }
+    }
+}
+
+/// The `pipe.outcome` of a span whose execution ended with `step`.
+fn outcome_name(step: Step) -> &'static str {
+    match step {
+        Step::ExecutionSucceeded => "succeeded",
+        Step::ExecutionPartiallyFailed => "partially_failed",
+        Step::ExecutionThrottled => "throttled",
+        Step::ExecutionTimeout => "timeout",
+        _ => "failed",
     }
 }
 

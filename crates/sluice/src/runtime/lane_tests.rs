@@ -115,9 +115,10 @@ impl FakeTarget {
     }
 }
 
+/// The record's offset, or -1 when an input template left it out of the event.
 fn offset_of(e: &Event) -> i64 {
-    let v: serde_json::Value = serde_json::from_slice(&e.payload).unwrap();
-    v["offset"].as_i64().unwrap()
+    let v: serde_json::Value = serde_json::from_slice(&e.payload).unwrap_or_default();
+    v["offset"].as_i64().unwrap_or(-1)
 }
 
 impl Target for FakeTarget {
@@ -280,6 +281,8 @@ struct Setup<'a> {
     /// Top-level members after `SourceParameters`.
     extra: &'a str,
     sink: Option<Arc<FakeSink>>,
+    /// Execution logs.
+    log: Option<Arc<crate::execution_log::ExecutionLog>>,
     /// What the committer says was committed before the lane started.
     stored: Option<(i64, Option<StoredRetry>)>,
     /// How many of the first commits fail.
@@ -313,6 +316,7 @@ impl Harness {
             target,
             enrichment: None,
             dead_letter: setup.sink.map(|s| s as Arc<dyn DeadLetterSink>),
+            execution_log: setup.log,
         };
         let processor = Arc::new(BatchProcessor::new(&spec, events, stages, metrics));
         let (records, rx) = mpsc::unbounded_channel();
@@ -682,6 +686,7 @@ fn with_sink(source: &str, extra: &str) -> (Setup<'static>, Arc<FakeSink>) {
         source: Box::leak(source.to_string().into_boxed_str()),
         extra: Box::leak(extra.to_string().into_boxed_str()),
         sink: Some(sink.clone()),
+        log: None,
         stored: None,
         failing_commits: 0,
     };
@@ -1007,4 +1012,64 @@ async fn records_above_the_watermark_are_bounded() {
     let taken = h.taken.load(Ordering::SeqCst);
     assert!(taken <= 21, "{taken} records read above a stuck watermark");
     assert!(h.commits().iter().all(|&c| c <= 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_attempt_logs_its_steps_at_the_pipes_level() {
+    use crate::execution_log::{ExecutionLog, Level};
+    let target = FakeTarget::new(NO_LATENCY, vec![Reply::Fail(status(429, None))]);
+    let (log, buffer) = ExecutionLog::recording(Level::Trace, true);
+    let extra = r#","TargetParameters":{"InputTemplate":"{\"v\": <$.value>}"}"#;
+    let mut h = Harness::with(
+        Setup {
+            source: &kafka(10, 0),
+            extra,
+            log: Some(Arc::new(log)),
+            ..Setup::default()
+        },
+        target.clone(),
+    );
+    h.send(2, br#"{"n":1}"#);
+    h.wait_committed(2).await;
+    let records = buffer.drain();
+    let steps: Vec<&str> = records
+        .iter()
+        .map(|e| e.fitted().0.message_type.as_str())
+        .collect();
+    let attempt = |end: [&'static str; 3]| {
+        [
+            "ExecutionStarted",
+            "EnrichmentInvocationSkipped",
+            "TargetStageEntered",
+            "TargetTransformationStarted",
+            "TargetTransformationSucceeded",
+            "TargetInvocationStarted",
+        ]
+        .into_iter()
+        .chain(end)
+    };
+    let want: Vec<&str> = attempt([
+        "TargetInvocationFailed",
+        "TargetStageFailed",
+        "ExecutionThrottled",
+    ])
+    .chain(attempt([
+        "TargetInvocationSucceeded",
+        "TargetStageSucceeded",
+        "ExecutionSucceeded",
+    ]))
+    .collect();
+    assert_eq!(steps, want);
+    let (first, _) = records[0].fitted();
+    let (retry, _) = records[9].fitted();
+    assert_ne!(
+        first.execution_id, retry.execution_id,
+        "an execution per attempt"
+    );
+    assert_eq!(
+        first.payload.as_deref(),
+        Some(r#"[{"v": {"n":1}},{"v": {"n":1}}]"#)
+    );
+    let (failed, _) = records[6].fitted();
+    assert_eq!(failed.error.as_ref().unwrap().http_status_code, Some(429));
 }

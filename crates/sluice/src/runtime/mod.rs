@@ -224,6 +224,7 @@ async fn serve(
     let (security, processor) = prepare(current, metrics).await?;
     let topic = &current.source.topic;
     let pipe_metrics = processor.metrics().clone();
+    let execution_log = processor.execution_log().cloned();
     let registry = Arc::new(LaneRegistry::new(
         topic,
         pipe_metrics.clone(),
@@ -283,6 +284,9 @@ async fn serve(
     hooks.clear();
     // Closing leaves the group (a last revoke callback); it blocks, so not on a worker thread.
     let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
+    if let Some(log) = execution_log {
+        log.close().await;
+    }
     let moved = moved.lock().unwrap_or_else(|e| e.into_inner()).take();
     Ok(moved.filter(|_| !shutdown.is_cancelled() && health.failure().is_none()))
 }
@@ -385,6 +389,14 @@ async fn prepare(
         ),
         None => None,
     };
+    let execution_log = match &spec.execution_log {
+        Some(c) => Some(Arc::new(
+            c.build(&spec.name, &spec.arn, &metrics.pipe(&spec.name))
+                .await
+                .map_err(|e| RuntimeError::Failed(format!("LogConfiguration: {e}")))?,
+        )),
+        None => None,
+    };
     let src = &spec.source;
     let json = match &src.kind {
         KafkaSourceKind::SelfManaged => {
@@ -396,6 +408,7 @@ async fn prepare(
         target,
         enrichment,
         dead_letter,
+        execution_log,
     };
     let processor = BatchProcessor::new(
         spec,

@@ -6,13 +6,17 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tracing::Instrument;
+
 use super::limit::CallLimit;
 use super::retry::{Decision, RetryPolicy};
 use crate::dead_letter::{DeadLetter, DeadLetterSink};
 use crate::enrichment::Enricher;
+use crate::execution_log::{Data, Execution, ExecutionLog, Step};
 use crate::metrics::PipeMetrics;
 use crate::model::{HttpDelivery, PipeSpec};
 use crate::record::SourceRecord;
+use crate::targets::http::batch_body;
 use crate::targets::{Delivered, Event, Target, TargetConfig, TargetError};
 use crate::transforms::event::EventBuilder;
 use crate::transforms::record_json::RecordJson;
@@ -88,6 +92,13 @@ pub(crate) struct BatchProcessor {
     parallelization: usize,
     metrics: PipeMetrics,
     limits: BatchLimits,
+    /// The pipe's ARN, for traces.
+    arn: String,
+    /// Execution logs, when the level is not `OFF`.
+    execution_log: Option<Arc<ExecutionLog>>,
+    /// Whether the target's and the enrichment's events are rendered by an `InputTemplate`
+    /// (their transformation steps are logged).
+    templates: (bool, bool),
 }
 
 impl BatchProcessor {
@@ -115,7 +126,31 @@ impl BatchProcessor {
             parallelization: spec.concurrency.parallelization,
             metrics,
             limits: BatchLimits::of(spec),
+            arn: spec.arn.clone(),
+            execution_log: stages.execution_log,
+            templates: (
+                spec.target_template.is_some(),
+                spec.enrichment_template.is_some(),
+            ),
         }
+    }
+
+    /// The pipe's ARN.
+    pub fn arn(&self) -> &str {
+        &self.arn
+    }
+
+    /// A new execution: logged when the pipe has execution logs.
+    pub fn execution(&self) -> Execution<'_> {
+        match &self.execution_log {
+            Some(log) => log.begin(),
+            None => Execution::off(),
+        }
+    }
+
+    /// The pipe's execution logs, to close when the pipe stops.
+    pub fn execution_log(&self) -> Option<&Arc<ExecutionLog>> {
+        self.execution_log.as_ref()
     }
 
     /// How batches are cut.
@@ -193,33 +228,96 @@ impl BatchProcessor {
     }
 
     /// One attempt at a batch: the enrichment (if any), whose response replaces the batch, then
-    /// the target. The error names the stage that failed.
-    pub async fn attempt(&self, inputs: &[Event]) -> Result<Delivered, (Stage, TargetError)> {
+    /// the target, each step logged on `exec` and traced as a child of the current span. The
+    /// error names the stage that failed.
+    pub async fn attempt(
+        &self,
+        inputs: &[Event],
+        exec: &Execution<'_>,
+    ) -> Result<Delivered, (Stage, TargetError)> {
         let enriched: Vec<Event>;
         let events = match &self.enrichment {
-            None => inputs,
-            Some(enrichment) => match self.enrich(enrichment.as_ref(), inputs).await {
-                Ok(items) if items.is_empty() => {
-                    self.metrics.target_stage_skipped.inc();
-                    return Ok(Delivered::default());
+            None => {
+                exec.step(Step::EnrichmentInvocationSkipped);
+                inputs
+            }
+            Some(enrichment) => {
+                let stage = self.enrich(enrichment.as_ref(), inputs, exec);
+                match stage.instrument(crate::traces::enrichment_span()).await {
+                    Ok(items) if items.is_empty() => {
+                        exec.step(Step::TargetStageSkipped);
+                        self.metrics.target_stage_skipped.inc();
+                        return Ok(Delivered::default());
+                    }
+                    Ok(items) => {
+                        enriched = items;
+                        &enriched
+                    }
+                    Err(e) => return Err((Stage::Enrichment, e)),
                 }
-                Ok(items) => {
-                    enriched = items;
-                    &enriched
-                }
-                Err(e) => return Err((Stage::Enrichment, e)),
-            },
+            }
         };
+        self.target_stage(events, exec)
+            .instrument(crate::traces::target_span())
+            .await
+            .map_err(|e| (Stage::Target, e))
+    }
+
+    /// The target stage of an attempt: its transformation (logged when there is a template;
+    /// the events were rendered before), the call, and the partial or full failure.
+    async fn target_stage(
+        &self,
+        events: &[Event],
+        exec: &Execution<'_>,
+    ) -> Result<Delivered, TargetError> {
+        exec.step(Step::TargetStageEntered);
+        if self.templates.0 {
+            exec.step(Step::TargetTransformationStarted);
+            exec.log(Step::TargetTransformationSucceeded, None, || Data {
+                payload: Some(body_text(events)),
+                ..Data::default()
+            });
+        }
+        exec.log(Step::TargetInvocationStarted, None, || Data {
+            request: Some(body_text(events)),
+            ..Data::default()
+        });
         let m = &self.metrics;
         let permit = self.calls.acquire().await;
         let t = Instant::now();
         let result = self.target.deliver(events).await;
         m.target_stage_duration.observe(t.elapsed().as_secs_f64());
         permit.finish(result.as_ref().is_err_and(TargetError::is_overload));
-        result.map_err(|e| {
-            m.target_stage_failed.inc();
-            (Stage::Target, e)
-        })
+        let report = self.policy.settings.report_item_failures;
+        match &result {
+            Ok(d) if report && !d.item_failures.is_empty() => {
+                let response = || Data {
+                    response: Some(item_failures_text(&d.item_failures)),
+                    ..Data::default()
+                };
+                exec.log(Step::TargetInvocationPartiallyFailed, None, response);
+                exec.step(Step::TargetStagePartiallyFailed);
+            }
+            Ok(_) => {
+                exec.step(Step::TargetInvocationSucceeded);
+                exec.step(Step::TargetStageSucceeded);
+            }
+            Err(e) if report && e.failed_entry().is_some() && self.enrichment.is_none() => {
+                m.target_stage_failed.inc();
+                exec.log(
+                    Step::TargetInvocationPartiallyFailed,
+                    Some(e),
+                    Data::default,
+                );
+                exec.log(Step::TargetStagePartiallyFailed, Some(e), Data::default);
+            }
+            Err(e) => {
+                m.target_stage_failed.inc();
+                exec.log(Step::TargetInvocationFailed, Some(e), Data::default);
+                exec.log(Step::TargetStageFailed, Some(e), Data::default);
+            }
+        }
+        result
     }
 
     /// Write given-up records to the dead-letter destination, or discard them (logged at ERROR)
@@ -246,17 +344,38 @@ impl BatchProcessor {
         Ok(())
     }
 
-    /// Call the enrichment; its answer as the target's events.
+    /// The enrichment stage: its transformation (logged when there is a template), the call,
+    /// and its answer as the target's events.
     async fn enrich(
         &self,
         enrichment: &dyn Enricher,
         inputs: &[Event],
+        exec: &Execution<'_>,
     ) -> Result<Vec<Event>, TargetError> {
+        exec.step(Step::EnrichmentStageEntered);
+        if self.templates.1 {
+            exec.step(Step::EnrichmentTransformationStarted);
+            exec.log(Step::EnrichmentTransformationSucceeded, None, || Data {
+                payload: Some(body_text(inputs)),
+                ..Data::default()
+            });
+        }
+        exec.log(Step::EnrichmentInvocationStarted, None, || Data {
+            request: Some(body_text(inputs)),
+            ..Data::default()
+        });
         let m = &self.metrics;
         let t = Instant::now();
         let result = enrichment.enrich(inputs).await;
         m.enrichment_stage_duration
             .observe(t.elapsed().as_secs_f64());
+        match &result {
+            Ok(items) => exec.log(Step::EnrichmentInvocationSucceeded, None, || Data {
+                response: serde_json::to_string(items).ok(),
+                ..Data::default()
+            }),
+            Err(e) => exec.log(Step::EnrichmentInvocationFailed, Some(e), Data::default),
+        }
         let items = result.and_then(|items| {
             if items.len() > self.max_target_batch {
                 Err(TargetError::Request(format!(
@@ -269,12 +388,16 @@ impl BatchProcessor {
             }
         });
         match items {
-            Ok(items) => Ok(items
-                .into_iter()
-                .map(|v| self.events.from_item(v))
-                .collect()),
+            Ok(items) => {
+                exec.step(Step::EnrichmentStageSucceeded);
+                Ok(items
+                    .into_iter()
+                    .map(|v| self.events.from_item(v))
+                    .collect())
+            }
             Err(e) => {
                 m.enrichment_stage_failed.inc();
+                exec.log(Step::EnrichmentStageFailed, Some(&e), Data::default);
                 Err(e)
             }
         }
@@ -324,6 +447,22 @@ pub(crate) struct Stages {
     pub enrichment: Option<Arc<dyn Enricher>>,
     /// The dead-letter destination, when the pipe has one.
     pub dead_letter: Option<Arc<dyn DeadLetterSink>>,
+    /// Execution logs, when the pipe's level is not `OFF`.
+    pub execution_log: Option<Arc<ExecutionLog>>,
+}
+
+/// Events as the JSON array a batch call carries (for execution data).
+pub(crate) fn body_text(events: &[Event]) -> String {
+    String::from_utf8_lossy(&batch_body(events)).into_owned()
+}
+
+/// The target's `batchItemFailures` in Lambda's shape (for execution data).
+fn item_failures_text(items: &[crate::targets::ItemIdentifier]) -> String {
+    let items: Vec<serde_json::Value> = items
+        .iter()
+        .map(|i| serde_json::json!({"itemIdentifier": {"partition": i.partition, "offset": i.offset}}))
+        .collect();
+    serde_json::json!({ "batchItemFailures": items }).to_string()
 }
 
 /// Keeps the `Concurrency` gauge right on every way out of an execution.

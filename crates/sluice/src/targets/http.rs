@@ -400,7 +400,9 @@ impl HttpCaller {
         body: Bytes,
         is_json: bool,
     ) -> Result<Bytes, TargetError> {
-        let parts = self.request_parts(record)?;
+        let mut parts = self.request_parts(record)?;
+        // The trace continues at the target (or enrichment) through the call's `traceparent`.
+        crate::traces::inject_http(&mut parts.headers);
         self.wait_for_slot().await;
         self.send(parts, body, is_json).await
     }

@@ -1,6 +1,7 @@
 //! Delivery of a batch to the topic: each event becomes an [`OutgoingRecord`] (value, key and
 //! headers as `KafkaTargetParameters` say), all are enqueued before any is awaited, and the batch
-//! succeeds only when every record was acknowledged.
+//! succeeds only when every record was acknowledged. With traces exported, each record's
+//! `traceparent` header is the target span's.
 
 use std::sync::Arc;
 
@@ -115,10 +116,19 @@ impl KafkaTarget {
 impl Target for KafkaTarget {
     fn deliver<'a>(&'a self, events: &'a [Event]) -> BoxFuture<'a, Result<Delivered, TargetError>> {
         Box::pin(async move {
-            let records: Vec<OutgoingRecord> = events
+            let mut records: Vec<OutgoingRecord> = events
                 .iter()
                 .map(|e| self.outgoing(e))
                 .collect::<Result<_, _>>()?;
+            // With traces exported, the records carry the target span's context on instead of
+            // the one they came with (which is forwarded as is otherwise, with the headers).
+            if let Some(tp) = crate::traces::current_traceparent() {
+                for r in &mut records {
+                    r.headers.retain(|(k, _)| k != "traceparent");
+                    r.headers
+                        .push(("traceparent".into(), Some(tp.clone().into_bytes())));
+                }
+            }
             // Everything is enqueued before anything is awaited: the idempotent producer keeps
             // the order within each partition and batches the requests.
             let mut pending = Vec::with_capacity(records.len());

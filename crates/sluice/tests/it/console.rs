@@ -1,0 +1,82 @@
+//! The web console in a real browser: `sluice serve` and a real broker, driven by one Playwright
+//! script in headless Chromium (`tests/console/console_test.py`, which asserts every step and
+//! saves a screenshot of each page under the run directory). Skipped, saying so, only when
+//! Chromium or Playwright are missing and `SLUICE_REQUIRE_BROWSER` is unset (`scripts/test`
+//! sets it, so CI never skips).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::support::serve::{Serve, AKID, SECRET};
+use crate::support::{tool, Broker, BrokerOptions, Receiver, Reply};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// The venv's python when Chromium and Playwright are there; `None` means skip.
+fn browser_python() -> Option<PathBuf> {
+    let python = tool("python");
+    let playwright = std::process::Command::new(&python)
+        .args(["-c", "import playwright"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if Path::new(CHROMIUM).exists() && playwright {
+        return Some(python);
+    }
+    let missing = "Chromium (/usr/bin/chromium) or Playwright for Python is missing";
+    if std::env::var_os("SLUICE_REQUIRE_BROWSER").is_some() {
+        panic!("{missing} and SLUICE_REQUIRE_BROWSER is set: run scripts/setup");
+    }
+    eprintln!("SKIPPED console browser test: {missing} (scripts/setup installs both)");
+    None
+}
+
+/// Where the screenshots go: the run directory when there is one.
+fn shots_dir() -> PathBuf {
+    let base = std::env::var_os("SLUICE_RUN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let dir = base.join(format!("console-shots-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_shows_pipes_and_acts_on_them_in_a_browser() {
+    let Some(python) = browser_python() else {
+        return;
+    };
+    let broker = Broker::start("console", &BrokerOptions::memory());
+    broker.create_topic("orders", 1).await;
+    // A slow target, so that a backlog builds up and the lag can be seen falling.
+    let rx = Receiver::start(Arc::new(|_, _| Reply {
+        delay: Duration::from_millis(250),
+        ..Reply::ok()
+    }))
+    .await;
+    let data = tempfile::tempdir().unwrap();
+    let serve = Serve::start(data.path(), &[]);
+    let shots = shots_dir();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/console/console_test.py");
+    let out = tokio::process::Command::new(python)
+        .arg(script)
+        .env("CONSOLE_URL", &serve.url)
+        .env("AKID", AKID)
+        .env("SECRET", SECRET)
+        .env("BOOTSTRAP", broker.bootstrap())
+        .env("TOPIC", "orders")
+        .env("TARGET_URL", &rx.url)
+        .env("SHOTS", &shots)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{stdout}screenshots in {}", shots.display());
+    assert!(
+        out.status.success(),
+        "the browser test failed:\n{stdout}\n{}\nsluice serve log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        serve.log_text()
+    );
+    assert!(!stdout.contains(SECRET), "the secret key was printed");
+}
