@@ -2,8 +2,9 @@
 //! order from a [`RecordStream`], cuts them into batches ([`BatchLimits`]: `BatchSize`, batching
 //! window, payload cap), and delivers each ([`Delivery`]: the failure rules), which commits through
 //! the lane's [`Committer`] only what is done: `last offset + 1` after the batch, never past an
-//! undelivered record. One batch in flight per partition; lanes of different partitions run in
-//! parallel.
+//! undelivered record. One batch in flight per partition, and one uncommitted: the next batch waits
+//! until the previous one's commit landed (retried while a rebalance refuses it), so a new owner
+//! replays at most the batch in flight. Lanes of different partitions run in parallel.
 //!
 //! The lane knows nothing of Kafka: [`super::kafka`] adapts a librdkafka partition queue and the
 //! consumer's commit, and the unit tests below drive a lane with a channel and a recording
@@ -174,11 +175,45 @@ impl<S: RecordStream, C: Committer> Lane<S, C> {
             if delivery.run(retry).await == Outcome::Abandoned {
                 break;
             }
+            let end = batch.last().map_or(0, |r| r.offset + 1);
+            if !self.settle(end).await {
+                break;
+            }
             if self.control.drain.is_cancelled() {
                 break;
             }
         }
         tracing::debug!(partition = p, "lane stopped");
+    }
+
+    /// Make sure the delivered batch's commit (`next_offset`) landed before the next batch goes
+    /// out, retrying it with backoff: a commit refused during a rebalance would otherwise leave the
+    /// partition's next owner to replay every batch delivered since the last commit that landed,
+    /// not only the one in flight. `false` when the lane is drained or abandoned first (after one
+    /// last attempt when drained: the revoking member may still commit) or the consumer closed.
+    async fn settle(&self, next_offset: i64) -> bool {
+        let p = self.control.partition;
+        let mut wait = SETTLE_BACKOFF_MIN;
+        while self.control.committed.load(Ordering::Relaxed) != next_offset {
+            let last_try = tokio::select! {
+                biased;
+                _ = self.control.abandon.cancelled() => return false,
+                _ = self.control.drain.cancelled() => true,
+                _ = tokio::time::sleep(wait) => false,
+            };
+            match self.committer.commit(p, next_offset, None).await {
+                Ok(()) => self.control.record_commit(next_offset),
+                // The pipe is stopping: nothing will commit any more.
+                Err(CommitError::Closed) => return false,
+                Err(e) => tracing::debug!(partition = p, next_offset, error = %e,
+                    "offset commit failed again; the next batch waits for it"),
+            }
+            if last_try {
+                return false;
+            }
+            wait = (wait * 2).min(SETTLE_BACKOFF_MAX);
+        }
+        true
     }
 
     /// The next batch: waits for its first record, then takes more until the batch is full, the
@@ -237,6 +272,10 @@ impl<S: RecordStream, C: Committer> Lane<S, C> {
 pub(crate) fn estimated_json_size(r: &SourceRecord) -> usize {
     r.size() * 4 / 3 + 200 + r.headers.len() * 16
 }
+
+/// The first and the longest pause between attempts to commit a delivered batch again.
+const SETTLE_BACKOFF_MIN: Duration = Duration::from_millis(100);
+const SETTLE_BACKOFF_MAX: Duration = Duration::from_secs(2);
 
 /// How long a revoke waits for a lane's batch in flight before abandoning it.
 pub(crate) const DEFAULT_REVOKE_TIMEOUT: Duration = Duration::from_secs(15);

@@ -617,6 +617,55 @@ async fn filtered_out_records_are_committed() {
     assert_eq!(h.commits(), vec![4, 8]);
 }
 
+/// Found by `three_instances_share_the_pipes_and_survive_losing_one` (a new owner replayed 120
+/// records, batches of 10): while a rebalance refused the commits, the lane went on delivering
+/// batch after batch, so the next owner resumed from the last commit that landed. The next batch
+/// now waits until the previous one's commit is in.
+#[tokio::test(start_paused = true)]
+async fn regression_batches_went_on_while_their_commits_were_refused() {
+    let target = FakeTarget::new(NO_LATENCY, vec![]);
+    let setup = Setup {
+        source: &kafka(2, 0),
+        failing_commits: 4,
+        ..Setup::default()
+    };
+    let mut h = Harness::with(setup, target.clone());
+    h.send(2, b"{}");
+    target.wait_calls(1).await;
+    h.send(2, b"{}");
+    target.wait_calls(2).await;
+    // The first batch's commit was refused four times (retried after 0.1, 0.2, 0.4 and 0.8 s);
+    // the second batch went out only once it landed.
+    tokio::time::timeout(Duration::from_secs(60), h.wait_committed(4))
+        .await
+        .expect("the second batch was never committed");
+    assert_eq!(h.commits(), vec![2, 4]);
+    let calls = target.calls();
+    assert!(
+        calls[1].at - calls[0].at >= Duration::from_millis(1500),
+        "{calls:?}"
+    );
+}
+
+/// A drained lane whose commit keeps failing stops after one last attempt: the batch in flight is
+/// the next owner's to deliver again, and nothing after it was sent.
+#[tokio::test(start_paused = true)]
+async fn a_drained_lane_stops_retrying_a_refused_commit() {
+    let target = FakeTarget::new(NO_LATENCY, vec![]);
+    let setup = Setup {
+        source: &kafka(2, 0),
+        failing_commits: usize::MAX,
+        ..Setup::default()
+    };
+    let mut h = Harness::with(setup, target.clone());
+    h.send(4, b"{}");
+    target.wait_calls(1).await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    h.control.drain.cancel();
+    h.ended().await;
+    assert_eq!(target.calls().len(), 1);
+}
+
 // ------------------------------------------------------------------------------------------------
 // Failure handling (`failure-handling.md`)
 

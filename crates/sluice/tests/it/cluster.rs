@@ -6,7 +6,9 @@
 //! The broker is librdkafka's mock cluster, not Tansu: Tansu keeps a SIGKILLed member's partitions
 //! assigned to it after its session expired (the survivors rejoin and get their old share only;
 //! seen with plain confluent-kafka consumers on sqlite storage), so no takeover could be
-//! shown there.
+//! shown there. The mock cluster refuses offset commits while a rebalance is in progress (for
+//! seconds, as Kafka does once a group is completing one): what found
+//! `regression_batches_went_on_while_their_commits_were_refused` in `runtime/lane_tests.rs`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -196,9 +198,19 @@ fn state(v: &Value) -> &str {
     v["CurrentState"].as_str().unwrap_or_default()
 }
 
-/// Per pipe and partition, offsets in arrival order go back at most once (the replay of what a
-/// killed or revoked instance had in flight), by less than a batch; every acknowledged record
-/// arrived.
+fn distinct(all: &[Delivery], pipe: &str) -> usize {
+    all.iter()
+        .filter(|d| d.pipe == pipe)
+        .map(|d| (d.partition, d.offset))
+        .collect::<BTreeSet<_>>()
+        .len()
+}
+
+/// Per pipe and partition, offsets in arrival order go back only by less than a batch: the replay
+/// of the batch a killed or revoked lane had in flight. That happens once per rebalance (the
+/// instances joining at the start, the kill, the restart), so the count is not bounded here; a
+/// replay of more than the batch in flight (a new owner resuming from an older commit) fails.
+/// Every acknowledged record arrived.
 fn check_delivery(all: &[Delivery], acked: &[(i32, i64)], pipe: &str) {
     let mut per: BTreeMap<i32, Vec<(i64, &str)>> = BTreeMap::new();
     for d in all.iter().filter(|d| d.pipe == pipe) {
@@ -207,12 +219,7 @@ fn check_delivery(all: &[Delivery], acked: &[(i32, i64)], pipe: &str) {
             .push((d.offset, d.instance.as_str()));
     }
     for (p, offsets) in &per {
-        let jumps: Vec<_> = offsets.windows(2).filter(|w| w[1].0 <= w[0].0).collect();
-        assert!(
-            jumps.len() <= 1,
-            "{pipe} partition {p} went back more than once: {jumps:?}"
-        );
-        for w in &jumps {
+        for w in offsets.windows(2).filter(|w| w[1].0 <= w[0].0) {
             assert!(
                 w[0].0 - w[1].0 < BATCH,
                 "{pipe} partition {p}: replayed {:?} -> {:?}",
@@ -221,6 +228,15 @@ fn check_delivery(all: &[Delivery], acked: &[(i32, i64)], pipe: &str) {
             );
         }
     }
+    let records = all.iter().filter(|d| d.pipe == pipe).count();
+    let replays: usize = per
+        .values()
+        .map(|o| o.windows(2).filter(|w| w[1].0 <= w[0].0).count())
+        .sum();
+    eprintln!(
+        "{pipe}: {records} deliveries, {} duplicates, {replays} replays",
+        records - distinct(all, pipe)
+    );
     let got: BTreeSet<(i32, i64)> = all
         .iter()
         .filter(|d| d.pipe == pipe)
@@ -236,9 +252,6 @@ fn check_delivery(all: &[Delivery], acked: &[(i32, i64)], pipe: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails: after the takeover (19 s) a partition replays more than the batch in flight \
-            (p1 partition 2: C delivered up to 452, the restarted B began again at 329; another \
-            run: 434 -> 423), so commits made by the new owner were not what the next owner read"]
 async fn three_instances_share_the_pipes_and_survive_losing_one() {
     let broker = MockCluster::start(&[&format!("{TOPIC}:{PARTITIONS}")]);
     let producer: FutureProducer = broker.client_config().create().unwrap();
