@@ -525,7 +525,7 @@ async fn a_log_destination_that_is_down_delays_no_record_and_counts_what_it_drop
     let target = Receiver::ok().await;
     let value = json!({"pad": "y".repeat(1000)}).to_string();
     let recs: Vec<Rec> = (0..10_000)
-        .map(|i| Rec::kv((i % 4) as i32, &format!("k{i}"), &value))
+        .map(|i| Rec::kv(i % 4, &format!("k{i}"), &value))
         .collect();
     produce(&broker.producer(), "busy", &recs).await;
     let mut pipe = crate::support::pipe("logs-down", &broker, "busy", &target.url);
