@@ -589,7 +589,7 @@ async fn attempts_survive_a_rebalance_through_the_commit_metadata() {
     let total = attempts_of(&receiver, 1);
     // 6, plus at most one per handover whose count did not reach the group before the partition
     // moved: the second member's join and the first's leave are two (eager) rebalances. The
-    // spec's bound (one in flight) is not met when both hand over an attempt: see issue 12's note.
+    // spec's bound (one in flight) is not met when both hand over an attempt: a known gap.
     assert!(
         total <= 8,
         "{total} attempts in all:\n{}",
