@@ -40,7 +40,8 @@ pub fn init_logging(
         Ok(d) => env.add_directive(d),
         Err(_) => env,
     };
-    let registry = tracing_subscriber::registry().with(log_lines(format, instance).with_filter(env));
+    let registry =
+        tracing_subscriber::registry().with(log_lines(format, instance).with_filter(env));
     match crate::traces::layer(otlp_endpoint)? {
         Some((otel, tracing)) => {
             registry.with(otel).init();
