@@ -1068,7 +1068,7 @@ async fn each_attempt_logs_its_steps_at_the_pipes_level() {
     );
     assert_eq!(
         first.payload.as_deref(),
-        Some(r#"[{"v": {"n":1}},{"v": {"n":1}}]"#)
+        Some(r#"[{"v": {"n": 1}},{"v": {"n": 1}}]"#)
     );
     let (failed, _) = records[6].fitted();
     assert_eq!(failed.error.as_ref().unwrap().http_status_code, Some(429));
