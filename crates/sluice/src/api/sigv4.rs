@@ -722,6 +722,17 @@ mod tests {
 
     /// A request signed by botocore 1.44 (`SigV4Auth`, service `pipes`) with key
     /// AKIDEXAMPLE / wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY.
+    /// The botocore vector's request with `headers` (from [`botocore_request`]).
+    fn botocore_parts(headers: &HeaderMap) -> RequestParts<'_> {
+        RequestParts {
+            method: "DELETE",
+            raw_path: VECTOR_PATH,
+            raw_query: Some(VECTOR_QUERY),
+            headers,
+            body: b"",
+        }
+    }
+
     fn botocore_request() -> (HeaderMap, SystemTime) {
         let mut h = HeaderMap::new();
         h.insert("host", HeaderValue::from_static("127.0.0.1:9800"));
@@ -749,13 +760,7 @@ mod tests {
     #[test]
     fn a_botocore_signature_over_an_encoded_arn_verifies() {
         let (headers, now) = botocore_request();
-        let req = RequestParts {
-            method: "DELETE",
-            raw_path: VECTOR_PATH,
-            raw_query: Some(VECTOR_QUERY),
-            headers: &headers,
-            body: b"",
-        };
+        let req = botocore_parts(&headers);
         assert_eq!(verifier().verify(&req, now), Ok("AKIDEXAMPLE".into()));
     }
 
@@ -880,13 +885,7 @@ mod tests {
     #[test]
     fn the_scope_must_name_this_engines_region() {
         let (headers, now) = botocore_request();
-        let req = RequestParts {
-            method: "DELETE",
-            raw_path: VECTOR_PATH,
-            raw_query: Some(VECTOR_QUERY),
-            headers: &headers,
-            body: b"",
-        };
+        let req = botocore_parts(&headers);
         let err = verifier()
             .with_region("eu-west-1")
             .verify(&req, now)
