@@ -7,29 +7,8 @@ use std::time::Duration;
 
 use crate::support::poll_blocking;
 use crate::support::serve::{Aws, Serve};
-use crate::support::tls::openssl;
+use crate::support::tls::{openssl, self_signed_ca};
 use crate::support::tool;
-
-/// A CA in `dir`: (certificate, key).
-fn make_ca(dir: &Path) -> (PathBuf, PathBuf) {
-    let (cert, key) = (dir.join("ca.pem"), dir.join("ca.key"));
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=sluice-test-ca",
-        "-keyout",
-        key.to_str().unwrap(),
-        "-out",
-        cert.to_str().unwrap(),
-    ]);
-    (cert, key)
-}
 
 /// A certificate for 127.0.0.1 signed by `ca`, with `serial`: (certificate, key) in `dir`.
 fn make_server_cert(dir: &Path, ca: &(PathBuf, PathBuf), serial: u32) -> (PathBuf, PathBuf) {
@@ -113,7 +92,7 @@ fn sighup(serve: &Serve) {
 #[test]
 fn the_aws_cli_lists_pipes_over_https_and_sighup_rotates_the_certificate() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = make_ca(dir.path());
+    let ca = self_signed_ca(dir.path(), "ca", "sluice-test-ca");
     let first = make_server_cert(dir.path(), &ca, 1);
     let second = make_server_cert(dir.path(), &ca, 2);
     let (cert, key) = (dir.path().join("tls.pem"), dir.path().join("tls.key"));

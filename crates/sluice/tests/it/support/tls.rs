@@ -28,10 +28,12 @@ pub fn encrypted_client_key(broker: &Broker, out: &Path, how: &[&str], password:
     out.to_path_buf()
 }
 
-/// The PEM certificate of a CA, made in `dir`, that signed no broker's certificate.
-pub fn stranger_ca(dir: &Path) -> String {
-    let key = dir.join("other-ca.key").display().to_string();
-    let pem = dir.join("other-ca.pem").display().to_string();
+/// A self-signed CA named `cn`, made in `dir` as `<stem>.pem` and `<stem>.key`: (certificate, key).
+pub fn self_signed_ca(dir: &Path, stem: &str, cn: &str) -> (PathBuf, PathBuf) {
+    let (cert, key) = (
+        dir.join(format!("{stem}.pem")),
+        dir.join(format!("{stem}.key")),
+    );
     openssl(&[
         "req",
         "-x509",
@@ -39,13 +41,19 @@ pub fn stranger_ca(dir: &Path) -> String {
         "rsa:2048",
         "-nodes",
         "-keyout",
-        &key,
+        key.to_str().unwrap(),
         "-out",
-        &pem,
+        cert.to_str().unwrap(),
         "-days",
         "1",
         "-subj",
-        "/CN=not-the-broker-ca",
+        &format!("/CN={cn}"),
     ]);
+    (cert, key)
+}
+
+/// The PEM certificate of a CA, made in `dir`, that signed no broker's certificate.
+pub fn stranger_ca(dir: &Path) -> String {
+    let (pem, _) = self_signed_ca(dir, "other-ca", "not-the-broker-ca");
     std::fs::read_to_string(pem).unwrap()
 }
