@@ -197,6 +197,23 @@ impl PostgresStore {
         })
     }
 
+    /// Run a write of `record` (`$1` name, `$2` version, `$3` desired state, `$4` the record).
+    async fn write_record(
+        &self,
+        sql: &'static str,
+        record: &PipeRecord,
+    ) -> Result<bool, StoreError> {
+        let json = String::from_utf8(encode(record)?).unwrap_or_default();
+        self.written(
+            sqlx::query(sql)
+                .bind(&record.name)
+                .bind(version_i64(record.version))
+                .bind(record.desired_state.as_str())
+                .bind(json),
+        )
+        .await
+    }
+
     /// Announce-and-write statements return one row per written record.
     async fn written(
         &self,
@@ -303,33 +320,21 @@ impl PipeStore for PostgresStore {
     }
 
     async fn insert(&self, record: &PipeRecord) -> Result<bool, StoreError> {
-        let json = String::from_utf8(encode(record)?).unwrap_or_default();
-        self.written(
-            sqlx::query(
-                "WITH w AS (INSERT INTO sluice_pipes (name, version, desired_state, record) \
-                 VALUES ($1, $2, $3, $4::jsonb) ON CONFLICT (name) DO NOTHING RETURNING name) \
-                 SELECT pg_notify('sluice_pipes', name) FROM w",
-            )
-            .bind(&record.name)
-            .bind(version_i64(record.version))
-            .bind(record.desired_state.as_str())
-            .bind(json),
+        self.write_record(
+            "WITH w AS (INSERT INTO sluice_pipes (name, version, desired_state, record) \
+             VALUES ($1, $2, $3, $4::jsonb) ON CONFLICT (name) DO NOTHING RETURNING name) \
+             SELECT pg_notify('sluice_pipes', name) FROM w",
+            record,
         )
         .await
     }
 
     async fn replace(&self, record: &PipeRecord) -> Result<bool, StoreError> {
-        let json = String::from_utf8(encode(record)?).unwrap_or_default();
-        self.written(
-            sqlx::query(
-                "WITH w AS (UPDATE sluice_pipes SET version = $2, desired_state = $3, \
-                 record = $4::jsonb WHERE name = $1 AND version = $2 - 1 RETURNING name) \
-                 SELECT pg_notify('sluice_pipes', name) FROM w",
-            )
-            .bind(&record.name)
-            .bind(version_i64(record.version))
-            .bind(record.desired_state.as_str())
-            .bind(json),
+        self.write_record(
+            "WITH w AS (UPDATE sluice_pipes SET version = $2, desired_state = $3, \
+             record = $4::jsonb WHERE name = $1 AND version = $2 - 1 RETURNING name) \
+             SELECT pg_notify('sluice_pipes', name) FROM w",
+            record,
         )
         .await
     }
