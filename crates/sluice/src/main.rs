@@ -464,6 +464,7 @@ async fn serve(
     let cluster = ClusterOptions {
         instance_id,
         max_pipes: config.max_pipes,
+        static_membership: config.static_membership,
         ..ClusterOptions::default()
     };
     let manager = PipeManager::open(store, ctx, metrics.clone(), options, cluster).await?;

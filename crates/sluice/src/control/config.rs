@@ -95,6 +95,13 @@ pub struct ServeConfig {
     /// answers `ServiceQuotaExceededException`. Default 1000.
     #[serde(default = "default_max_pipes")]
     pub max_pipes: usize,
+    /// Whether `sluice serve`'s consumers are static members of their groups (Kafka's KIP-345):
+    /// each joins with `group.instance.id` = instance id + pipe name, so an instance restarted
+    /// within the session timeout (10 s) takes its partitions back without moving anyone
+    /// else's, while one that stops for good hands its partitions over only once that timeout
+    /// expires. Needs Kafka 2.3 or later. Default true.
+    #[serde(default = "default_true")]
+    pub static_membership: bool,
     /// The secret references pipe definitions may use (see `secrets::SecretAllowlist`); empty,
     /// any file or environment variable the engine can read and any Secrets Manager secret.
     #[serde(default)]
@@ -136,6 +143,7 @@ impl Default for ServeConfig {
             missing_topic_grace_seconds: default_missing_topic_grace(),
             msk_lookup_again_after_seconds: default_msk_lookup_again_after(),
             max_pipes: default_max_pipes(),
+            static_membership: true,
             secrets: Default::default(),
             targets: Default::default(),
             telemetry: TelemetryConfig::default(),
@@ -143,6 +151,10 @@ impl Default for ServeConfig {
             listener: Default::default(),
         }
     }
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_region() -> String {

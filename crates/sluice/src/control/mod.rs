@@ -108,6 +108,9 @@ pub struct ClusterOptions {
     /// it is `ServiceQuotaExceededException`. Soft: creates racing on several instances may
     /// pass it by one each.
     pub max_pipes: usize,
+    /// Whether pipe consumers are static group members (`static_membership` of the serve
+    /// config): `group.instance.id` = instance id + pipe name (see [`group_instance_id`]).
+    pub static_membership: bool,
 }
 
 impl Default for ClusterOptions {
@@ -118,6 +121,7 @@ impl Default for ClusterOptions {
             live_window: Duration::from_secs(15),
             resync_interval: Duration::from_secs(2),
             max_pipes: DEFAULT_MAX_PIPES,
+            static_membership: true,
         }
     }
 }
@@ -178,6 +182,21 @@ pub fn now_ms() -> u64 {
         .unwrap_or_default()
 }
 
+/// The `group.instance.id` of `pipe`'s consumer on `instance` (KIP-345 static membership): an
+/// instance that restarts within the session timeout takes its partitions back, and nobody
+/// else's move. Kafka allows `[A-Za-z0-9._-]` and 249 characters: others become `_` (the
+/// default instance id holds a `:`).
+pub fn group_instance_id(instance: &str, pipe: &str) -> String {
+    format!("{instance}-{pipe}")
+        .chars()
+        .map(|c| match c {
+            'A'..='Z' | 'a'..='z' | '0'..='9' | '.' | '_' | '-' => c,
+            _ => '_',
+        })
+        .take(249)
+        .collect()
+}
+
 /// Validate a definition as the engine will run it (`sluice:` tags applied).
 pub(crate) fn compile(
     def: &PipeDefinition,
@@ -215,6 +234,7 @@ impl PipeManager {
             Observer::spawn(store.clone(), cluster.live_window, &tasks, shutdown.clone());
         let runner = Arc::new(Runner {
             instance: cluster.instance_id.clone(),
+            static_membership: cluster.static_membership,
             ctx,
             metrics,
             options,

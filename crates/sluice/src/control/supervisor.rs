@@ -44,6 +44,8 @@ pub(super) struct Target {
 #[derive(Debug)]
 pub(super) struct Runner {
     pub instance: String,
+    /// Consumers join with a `group.instance.id` of this instance and the pipe.
+    pub static_membership: bool,
     pub ctx: ValidationContext,
     pub metrics: Arc<Metrics>,
     pub options: RuntimeOptions,
@@ -212,6 +214,10 @@ impl Supervisor {
         let (tx, rx) = watch::channel(PipeStatus::Starting);
         let options = RuntimeOptions {
             client_id: format!("sluice-{}-{}", spec.name, self.runner.instance),
+            group_instance_id: self
+                .runner
+                .static_membership
+                .then(|| super::group_instance_id(&self.runner.instance, &spec.name)),
             ..self.runner.options.clone()
         };
         let join = tokio::spawn(run_pipe(

@@ -24,7 +24,16 @@ fn cluster(id: &str) -> ClusterOptions {
         live_window: Duration::from_millis(500),
         resync_interval: Duration::from_millis(100),
         max_pipes: DEFAULT_MAX_PIPES,
+        static_membership: true,
     }
+}
+
+#[test]
+fn a_group_instance_id_is_the_instance_and_the_pipe_in_kafkas_characters() {
+    assert_eq!(group_instance_id("node-1", "orders"), "node-1-orders");
+    // The default instance id is `<host>:<port>`.
+    assert_eq!(group_instance_id("host.a:9000", "p_1"), "host.a_9000-p_1");
+    assert_eq!(group_instance_id(&"i".repeat(300), "p").len(), 249);
 }
 
 async fn manager_as(store: Arc<dyn PipeStore>, id: &str) -> PipeManager {

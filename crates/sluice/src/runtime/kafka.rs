@@ -292,6 +292,9 @@ pub(crate) fn fatal_reason(error: &KafkaError) -> Option<String> {
         C::SSL => "TLS connection to the Kafka cluster failed",
         C::TopicAuthorizationFailed => "not authorized to read the topic",
         C::GroupAuthorizationFailed => "not authorized to use the consumer group",
+        C::FencedInstanceId => {
+            "another consumer of the group joined with this consumer's group.instance.id (do two instances share one --instance-id?)"
+        }
         C::Fatal => "fatal Kafka client error",
         _ => return None,
     };

@@ -59,6 +59,8 @@ pub struct RuntimeOptions {
     pub lag_interval: Duration,
     /// `client.id` of the consumer.
     pub client_id: String,
+    /// `group.instance.id` of the consumer (static membership, KIP-345); `None`, a dynamic member.
+    pub group_instance_id: Option<String>,
     /// How long the source topic may be missing before the pipe fails (it may be created just
     /// after the pipe).
     pub missing_topic_grace: Duration,
@@ -87,6 +89,7 @@ impl Default for RuntimeOptions {
             shutdown_timeout: Duration::from_secs(30),
             lag_interval: Duration::from_secs(5),
             client_id: "sluice".into(),
+            group_instance_id: None,
             missing_topic_grace: DEFAULT_MISSING_TOPIC_GRACE,
             listener_mismatch_grace: Duration::from_secs(10),
             msk_lookup_again_after: DEFAULT_MSK_LOOKUP_AGAIN_AFTER,
@@ -465,6 +468,9 @@ fn connect(
         "queued.max.messages.kbytes",
         options.partition_prefetch_kbytes.to_string(),
     );
+    if let Some(id) = &options.group_instance_id {
+        cfg.set("group.instance.id", id);
+    }
     security.apply(&mut cfg);
     tracing::info!(pipe = %spec.name, security = %security.description, "connecting to Kafka");
     let consumer = Arc::new(create_consumer(&cfg, context)?);

@@ -3,7 +3,8 @@
 //! and the delivering instance (the header each instance's connection adds, from its own
 //! configuration): what a cluster must survive.
 //!
-//! The broker is librdkafka's mock cluster, not Tansu: Tansu keeps a SIGKILLed member's partitions
+//! Static membership is shown on Tansu (an instance restarted within the session timeout); the
+//! three-instance test's broker is librdkafka's mock cluster, not Tansu: Tansu keeps a SIGKILLed member's partitions
 //! assigned to it after its session expired (the survivors rejoin and get their old share only;
 //! seen with plain confluent-kafka consumers on sqlite storage), so no takeover could be
 //! shown there. The mock cluster refuses offset commits while a rebalance is in progress (for
@@ -22,7 +23,7 @@ use crate::support::cluster::Cluster;
 use crate::support::mock::MockCluster;
 use crate::support::serve::ROLE;
 use crate::support::signed::{Answer, Api};
-use crate::support::{position, wait_for, Receiver, WAIT};
+use crate::support::{position, wait_for, Broker, BrokerOptions, Receiver, WAIT};
 
 const TOPIC: &str = "events";
 const PARTITIONS: i32 = 6;
@@ -489,4 +490,76 @@ async fn three_instances_share_the_pipes_and_survive_losing_one() {
     )
     .await;
     agree(&[&a, &b, &c], "p2", WAIT, |v| state(v) == "RUNNING").await;
+}
+
+/// The partitions of `topic` the last `partitions assigned` line of `log` names.
+fn last_assignment(log: &str) -> Option<String> {
+    log.lines()
+        .filter(|l| l.contains("partitions assigned") && l.contains(&format!("topic={TOPIC}")))
+        .last()
+        .and_then(|l| l.split("partitions=").nth(1))
+        .map(|p| p.trim().to_string())
+}
+
+fn revocations(log: &str) -> usize {
+    log.lines()
+        .filter(|l| l.contains("partitions revoked"))
+        .count()
+}
+
+/// Static membership on the test broker (Tansu): an instance SIGKILLed and started again within
+/// the session timeout rejoins under its `group.instance.id`, takes its own partitions back, and
+/// the other instance's are never revoked (a dynamic member's restart rebalances them both).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_restarted_within_the_session_timeout_takes_its_partitions_back() {
+    let broker = Broker::start("static-members", &BrokerOptions::memory());
+    broker.create_topic(TOPIC, PARTITIONS).await;
+    let rx = Receiver::ok().await;
+    let who = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::start("static-members", &["A", "B"], |id| {
+        instance_config(&rx, who.path(), id)
+    });
+    Api::new(&cluster.url(0))
+        .create("p1", &definition(broker.bootstrap(), "p1"))
+        .await
+        .ok();
+    let production = Production::start(broker.producer());
+    wait_for("both instances delivering", WAIT, || {
+        let seen: BTreeSet<String> = deliveries(&rx).into_iter().map(|d| d.instance).collect();
+        seen.len() == 2
+    })
+    .await;
+    let a_revoked = revocations(&cluster.serve(0).log_text());
+    let b_owned = last_assignment(&cluster.serve(1).log_text()).unwrap();
+
+    cluster.kill(1);
+    cluster.restart(1);
+    let restarted = Instant::now();
+    wait_for("B delivering again", WAIT, || {
+        deliveries(&rx)
+            .iter()
+            .any(|d| d.instance == "B" && d.at > restarted)
+    })
+    .await;
+    eprintln!(
+        "B delivered again {} ms after its restart",
+        restarted.elapsed().as_millis()
+    );
+    assert_eq!(
+        last_assignment(&cluster.serve(1).log_text()).as_deref(),
+        Some(b_owned.as_str()),
+        "B took back other partitions than its own"
+    );
+    assert_eq!(
+        revocations(&cluster.serve(0).log_text()),
+        a_revoked,
+        "A's partitions were revoked when B came back"
+    );
+    let acked = production.finish().await;
+    wait_for("every produced record delivered", WAIT, || {
+        let got = delivered_of(&rx, "p1");
+        acked.iter().all(|r| got.contains(r))
+    })
+    .await;
+    check_delivery(&deliveries(&rx), &acked, "p1");
 }

@@ -27,7 +27,7 @@ pub struct Cluster {
 
 impl Cluster {
     /// Start one instance per id, in order; `extra` gives each one's configuration beyond
-    /// `[store]` (TOML).
+    /// `[store]` (TOML, written before that section, so it may set top-level keys).
     pub fn start(prefix: &str, ids: &[&str], extra: impl Fn(&str) -> String) -> Cluster {
         let pg = Postgres::start(prefix);
         let dir = tempfile::tempdir().unwrap();
@@ -35,7 +35,7 @@ impl Cluster {
             .iter()
             .map(|id| {
                 let config = dir.path().join(format!("{id}.toml"));
-                std::fs::write(&config, format!("{}\n{}", pg.store_config(), extra(id))).unwrap();
+                std::fs::write(&config, format!("{}\n{}", extra(id), pg.store_config())).unwrap();
                 Member {
                     id: id.to_string(),
                     config,
