@@ -7,16 +7,22 @@
 //! The partition's committed offset is its [`Watermark`]: the lowest offset read and not yet done
 //! (delivered, filtered out or given up), committed as it moves, never past a record that is not
 //! done; a crash replays at most what lies above it. At most `10 x BatchSize x F` records wait above
-//! the watermark; then the partition is not read until it moves. The failure history of a failing
-//! sub-lane batch lives in memory only (the commit metadata holds one history per partition).
+//! the watermark; then the partition is not read until it moves. A sub-lane's next batch waits
+//! until the commit covering its previous one landed (a refused commit is retried with backoff), so
+//! a rebalance replays only the batches in flight, as with one lane. The failure history of a
+//! failing sub-lane batch lives in memory only (the commit metadata holds one history per
+//! partition).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::sync::CancellationToken;
 
-use super::lane::{CommitError, Committer, Lane, LaneControl, RecordStream, StoredRetry};
+use super::lane::{
+    CommitError, Committer, Lane, LaneControl, RecordStream, StoredRetry, SETTLE_BACKOFF_MAX,
+    SETTLE_BACKOFF_MIN,
+};
 use super::process::BatchProcessor;
 use crate::record::SourceRecord;
 
@@ -66,6 +72,9 @@ pub struct Watermark {
     pending: Vec<VecDeque<i64>>,
     /// The offset after the last record read.
     next: i64,
+    /// How many times sub-lanes reported records done: a commit of the mark read at epoch `e`
+    /// covers every report up to `e`.
+    epoch: u64,
 }
 
 impl Watermark {
@@ -74,6 +83,7 @@ impl Watermark {
         Self {
             pending: vec![VecDeque::new(); lanes],
             next: -1,
+            epoch: 0,
         }
     }
 
@@ -85,6 +95,7 @@ impl Watermark {
 
     /// Every record of `lane` below `next` is done; how many that made done.
     pub fn done_below(&mut self, lane: usize, next: i64) -> usize {
+        self.epoch += 1;
         let q = &mut self.pending[lane];
         let before = q.len();
         while q.front().is_some_and(|&o| o < next) {
@@ -109,9 +120,22 @@ impl Watermark {
     }
 }
 
+/// What the partition's commits covered, in [`Watermark`] epochs.
+#[derive(Debug, Clone, Copy, Default)]
+struct CommitProgress {
+    /// The epoch of the last mark whose commit landed (or that needed none).
+    landed: u64,
+    /// The epoch of the last mark whose commit was refused.
+    refused: u64,
+    /// The committer task ended: nothing is committed any more.
+    closed: bool,
+}
+
 /// The partition's watermark, shared by its sub-lanes and its committer task.
 struct Shared {
     watermark: Mutex<Watermark>,
+    /// Told by the committer task after every attempt.
+    progress: watch::Sender<CommitProgress>,
     /// Most offsets above the watermark before the partition stops being read.
     cap: i64,
     /// The watermark may have moved (for the committer task).
@@ -141,9 +165,11 @@ impl Shared {
     }
 }
 
-/// A sub-lane's view of the partition's commits: its records below the offset it commits are done.
-/// The watermark is committed by [`commit_watermark`], so a sub-lane never waits for another's
-/// commit; a crash then replays at most what lies above the last committed watermark.
+/// A sub-lane's view of the partition's commits: its records below the offset it commits are done,
+/// and the commit is in once [`commit_watermark`] committed a mark read after that (one commit
+/// covers the reports of every sub-lane made meanwhile). `Failed` when that commit was refused:
+/// `Lane::settle` then asks again, and its next batch waits. A crash replays at most what lies
+/// above the last committed watermark.
 struct SubLaneCommitter {
     lane: usize,
     shared: Arc<Shared>,
@@ -157,10 +183,25 @@ impl Committer for SubLaneCommitter {
         _retry: Option<&StoredRetry>,
     ) -> Result<(), CommitError> {
         let s = &self.shared;
-        s.watermark().done_below(self.lane, next_offset);
+        let epoch = {
+            let mut w = s.watermark();
+            w.done_below(self.lane, next_offset);
+            w.epoch
+        };
+        let mut progress = s.progress.subscribe();
         s.moved.notify_one();
         s.room.notify_waiters();
-        Ok(())
+        let seen = progress
+            .wait_for(|p| p.landed >= epoch || p.refused >= epoch || p.closed)
+            .await
+            .map(|p| *p);
+        match seen {
+            Ok(p) if p.landed >= epoch => Ok(()),
+            Ok(p) if p.refused >= epoch => Err(CommitError::Failed(
+                "the partition's offset commit was refused".into(),
+            )),
+            _ => Err(CommitError::Closed),
+        }
     }
 
     async fn committed(
@@ -172,7 +213,9 @@ impl Committer for SubLaneCommitter {
 }
 
 /// Commit the partition's watermark whenever it moves, until `stop`; then once more, so what the
-/// sub-lanes finished while draining is committed.
+/// sub-lanes finished while draining is committed. A refused commit is tried again with backoff
+/// (the sub-lanes wait for it) until it lands, the partition is abandoned or drained, or the
+/// consumer closed.
 async fn commit_watermark<C: Committer>(
     shared: Arc<Shared>,
     committer: C,
@@ -180,33 +223,61 @@ async fn commit_watermark<C: Committer>(
     stop: CancellationToken,
 ) {
     let mut last = -1;
+    let mut wait = SETTLE_BACKOFF_MIN;
+    let mut failing = false;
     loop {
         let stopping = tokio::select! {
-            _ = shared.moved.notified() => false,
+            biased;
             _ = stop.cancelled() => true,
+            _ = shared.moved.notified(), if !failing => false,
+            _ = tokio::time::sleep(wait), if failing => control.drain.is_cancelled(),
         };
         // An abandoned partition may already be another member's: commit nothing more.
         if control.abandon.is_cancelled() {
-            return;
+            break;
         }
-        let mark = shared.watermark().mark();
-        if mark > last {
-            let p = control.partition;
-            match committer.commit(p, mark, None).await {
-                Ok(()) => {
-                    last = mark;
-                    control.record_commit(mark);
+        let (mark, epoch) = {
+            let w = shared.watermark();
+            (w.mark(), w.epoch)
+        };
+        match commit_mark(&committer, &control, mark, last).await {
+            Ok(()) => {
+                last = last.max(mark);
+                failing = false;
+                wait = SETTLE_BACKOFF_MIN;
+                shared.progress.send_modify(|p| p.landed = epoch);
+            }
+            Err(CommitError::Closed) => break,
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(partition = control.partition, next_offset = mark, error = %e,
+                        "offset commit failed; the sub-lanes wait for it");
                 }
-                Err(CommitError::Closed) => return,
-                Err(e) => {
-                    tracing::warn!(partition = p, next_offset = mark, error = %e, "offset commit failed")
-                }
+                failing = true;
+                wait = (wait * 2).min(SETTLE_BACKOFF_MAX);
+                shared.progress.send_modify(|p| p.refused = epoch);
             }
         }
         if stopping {
-            return;
+            break;
         }
     }
+    shared.progress.send_modify(|p| p.closed = true);
+}
+
+/// Commit `mark` unless `last` (committed already) covers it.
+async fn commit_mark<C: Committer>(
+    committer: &C,
+    control: &LaneControl,
+    mark: i64,
+    last: i64,
+) -> Result<(), CommitError> {
+    if mark <= last {
+        return Ok(());
+    }
+    committer.commit(control.partition, mark, None).await?;
+    control.record_commit(mark);
+    Ok(())
 }
 
 /// A sub-lane's records.
@@ -242,6 +313,7 @@ impl<S: RecordStream, C: Committer> KeyedLane<S, C> {
         let shared = Arc::new(Shared {
             watermark: Mutex::new(Watermark::new(lanes)),
             cap: (10 * self.processor.limits().size * self.factor) as i64,
+            progress: watch::channel(CommitProgress::default()).0,
             moved: Notify::new(),
             room: Notify::new(),
         });

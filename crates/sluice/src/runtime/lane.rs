@@ -274,8 +274,8 @@ pub(crate) fn estimated_json_size(r: &SourceRecord) -> usize {
 }
 
 /// The first and the longest pause between attempts to commit a delivered batch again.
-const SETTLE_BACKOFF_MIN: Duration = Duration::from_millis(100);
-const SETTLE_BACKOFF_MAX: Duration = Duration::from_secs(2);
+pub(crate) const SETTLE_BACKOFF_MIN: Duration = Duration::from_millis(100);
+pub(crate) const SETTLE_BACKOFF_MAX: Duration = Duration::from_secs(2);
 
 /// How long a revoke waits for a lane's batch in flight before abandoning it.
 pub(crate) const DEFAULT_REVOKE_TIMEOUT: Duration = Duration::from_secs(15);

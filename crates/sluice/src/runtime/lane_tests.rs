@@ -963,6 +963,58 @@ async fn with_sub_lanes_a_key_keeps_its_order_while_different_keys_overlap() {
     assert!(commits.windows(2).all(|w| w[0] < w[1]), "{commits:?}");
 }
 
+/// Keyed sub-lanes went on taking batches while the partition's watermark commits were refused
+/// (a rebalance in progress), as the single lane did before `Lane::settle`: the partition's next
+/// owner would replay every batch since the last commit that landed. Now a sub-lane's next batch
+/// waits until the commit covering its previous one is in.
+#[tokio::test(start_paused = true)]
+async fn regression_sub_lanes_went_on_while_the_watermark_commits_were_refused() {
+    let target = FakeTarget::new(NO_LATENCY, vec![]);
+    let extra = sluice(r#""ParallelizationFactor":2"#);
+    let setup = Setup {
+        source: &kafka(1, 0),
+        extra: &extra,
+        failing_commits: 4,
+        ..Setup::default()
+    };
+    let mut h = Harness::with(setup, target.clone());
+    h.send_keyed(&["a"]);
+    target.wait_calls(1).await;
+    h.send_keyed(&["a"]);
+    target.wait_calls(2).await;
+    tokio::time::timeout(Duration::from_secs(60), h.wait_committed(2))
+        .await
+        .expect("the second batch was never committed");
+    // The first batch's commit was refused four times (retried after 0.1, 0.2, 0.4 and 0.8 s);
+    // the second batch went out only once it landed.
+    assert_eq!(h.commits(), vec![1, 2]);
+    let calls = target.calls();
+    assert!(
+        calls[1].at - calls[0].at >= Duration::from_millis(1500),
+        "{calls:?}"
+    );
+}
+
+/// A drained keyed lane whose commits keep failing stops: its sub-lanes send nothing more.
+#[tokio::test(start_paused = true)]
+async fn a_drained_keyed_lane_stops_retrying_a_refused_commit() {
+    let target = FakeTarget::new(NO_LATENCY, vec![]);
+    let extra = sluice(r#""ParallelizationFactor":2"#);
+    let setup = Setup {
+        source: &kafka(1, 0),
+        extra: &extra,
+        failing_commits: usize::MAX,
+        ..Setup::default()
+    };
+    let mut h = Harness::with(setup, target.clone());
+    h.send_keyed(&["a", "a", "a"]);
+    target.wait_calls(1).await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    h.control.drain.cancel();
+    h.ended().await;
+    assert_eq!(target.calls().len(), 1);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_failing_sub_lane_holds_the_watermark_while_the_others_go_on() {
     // Offset 0 (key "a") fails until given up; keys of the other sub-lanes are delivered meanwhile.
