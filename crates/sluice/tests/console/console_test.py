@@ -1,7 +1,10 @@
 """The web console in headless Chromium (Debian's, driven by Playwright), against a real
 `sluice serve` and a real broker started by crates/sluice/tests/it/console.rs, which passes:
 
-  CONSOLE_URL  the serve's base URL          AKID, SECRET  an access key it accepts
+  CONSOLE_URL  the serve's https:// URL      AKID, SECRET  an access key it accepts
+  SPKI_PIN     base64 SHA-256 of the serve certificate's SubjectPublicKeyInfo: the one
+               certificate Chromium accepts (Playwright's own requests trust the test's CA
+               through NODE_EXTRA_CA_CERTS)
   BOOTSTRAP    the broker                    TOPIC         an existing topic (1 partition)
   TARGET_URL   an HTTP receiver              SHOTS         where screenshots go
 
@@ -20,6 +23,7 @@ AKID, SECRET = os.environ["AKID"], os.environ["SECRET"]
 BOOTSTRAP, TOPIC = os.environ["BOOTSTRAP"], os.environ["TOPIC"]
 TARGET = os.environ["TARGET_URL"]
 SHOTS = os.environ["SHOTS"]
+SPKI_PIN = os.environ["SPKI_PIN"]
 WAIT_MS = 90_000
 
 
@@ -56,6 +60,17 @@ def sign_in(page):
     page.get_by_role("button", name="Sign in").click()
     expect(page.locator("#who")).to_have_text(f"signed in as {AKID}")
     expect(page.locator("#dev-banner")).to_be_hidden()
+    session_cookie_is_locked_down(page)
+
+
+def session_cookie_is_locked_down(page):
+    step("over HTTPS the session cookie is Secure, HttpOnly and SameSite=Strict")
+    assert page.url.startswith("https://"), page.url
+    cookies = [c for c in page.context.cookies() if c["name"] == "sluice_console"]
+    assert len(cookies) == 1, cookies
+    c = cookies[0]
+    assert c["secure"] and c["httpOnly"] and c["sameSite"] == "Strict", {**c, "value": "..."}
+    assert page.evaluate("document.cookie") == "", "the session cookie is readable by scripts"
 
 
 def csrf_is_required(page):
@@ -207,7 +222,9 @@ def instances(page):
 
 def main():
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        # No blanket ignore_https_errors: Chromium accepts the one certificate of this pin.
+        args = ["--no-sandbox", f"--ignore-certificate-errors-spki-list={SPKI_PIN}"]
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=args)
         context = browser.new_context(viewport={"width": 1280, "height": 800})
         nothing_without_a_session(context.request)
         page = context.new_page()
