@@ -1,8 +1,10 @@
 //! The web console under `/console/` (`../shared/spec/console.md`): sign-in with the API's access
 //! keys, the pages (one embedded single-page app in [`assets`]), the read-only JSON of live
-//! figures ([`figures`]) and the try-it boxes ([`try_out`]). State changes go through the API's
-//! own routing ([`crate::api::route`]) on the same [`PipeManager`], so they answer with the API's
-//! validation messages; the console adds the session and CSRF checks ([`session`]) in front.
+//! figures ([`figures`]), the last execution errors (kept by each pipe's execution log, read
+//! through [`PipeManager::recent_errors`]) and the try-it boxes ([`try_out`]). State changes go
+//! through the API's own routing ([`crate::api::route`]) on the same [`PipeManager`], so they
+//! answer with the API's validation messages; the console adds the session and CSRF checks
+//! ([`session`]) in front.
 
 mod assets;
 pub mod figures;
@@ -291,7 +293,9 @@ fn topic_of(def: &crate::model::PipeDefinition) -> Option<String> {
     topic.flatten()
 }
 
-/// One pipe: its definition as DescribePipe answers it, and its charts' points.
+/// One pipe: its definition as DescribePipe answers it, its charts' points, and its last
+/// execution errors on this instance (`LastErrors`, newest first; `ExecutionLogs` says whether
+/// its `LogConfiguration` logs at all).
 async fn pipe(
     State(s): State<Arc<ConsoleState>>,
     Path(name): Path<String>,
@@ -307,6 +311,8 @@ async fn pipe(
     };
     let series = s.figures().series(&name);
     let body = json!({
+        "ExecutionLogs": execution_logs_on(&described),
+        "LastErrors": s.manager.recent_errors(&name),
         "Pipe": described,
         "Series": series,
         "SampleIntervalSeconds": figures::SAMPLE_INTERVAL.as_secs(),
@@ -314,11 +320,19 @@ async fn pipe(
     json_response(StatusCode::OK, &body)
 }
 
+/// Whether a described pipe's `LogConfiguration` has a level other than `OFF`.
+fn execution_logs_on(described: &Value) -> bool {
+    described["LogConfiguration"]["Level"]
+        .as_str()
+        .is_some_and(|l| !l.eq_ignore_ascii_case("OFF"))
+}
+
 fn encode_segment(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
-/// The live instances and what each reports about the pipes it runs.
+/// The live instances, each with its last heartbeat and what it reports about the pipes it runs
+/// (phase, version, the partitions it owns).
 async fn instances(State(s): State<Arc<ConsoleState>>, headers: HeaderMap) -> Response {
     if s.session(&headers).is_none() {
         return unauthorized();
@@ -455,5 +469,18 @@ async fn forward(
             json_response(StatusCode::OK, &v)
         }
         Err(e) => e.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn execution_logs_are_on_unless_the_level_is_off_or_missing() {
+        let on = |v: Value| execution_logs_on(&v);
+        assert!(on(json!({"LogConfiguration": {"Level": "ERROR"}})));
+        assert!(!on(json!({"LogConfiguration": {"Level": "OFF"}})));
+        assert!(!on(json!({"Name": "p"})));
     }
 }

@@ -5,8 +5,9 @@
 //! a late report of a replaced runtime cannot be mistaken for the new one's.
 //!
 //! It also shows the pipe's state as this instance sees it (its record and its own observation,
-//! through [`state::derive`]) in `sluice_pipe_state`, and removes the pipe's metric series once
-//! the pipe has left this instance (deleted, or gone from the store) and its runtime stopped.
+//! through [`state::derive`]) in `sluice_pipe_state`, and removes the pipe's metric series and
+//! last execution errors once the pipe has left this instance (deleted, or gone from the store)
+//! and its runtime stopped.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -97,8 +98,14 @@ impl Supervisor {
         };
         stop_runtime(self.running.take()).await;
         if leave {
-            self.runner.metrics.remove_pipe(&self.name);
+            self.forget();
         }
+    }
+
+    /// The pipe has left this instance: its metric series and its last execution errors go.
+    fn forget(&self) {
+        self.runner.metrics.remove_pipe(&self.name);
+        self.runner.options.recent_errors.remove(&self.name);
     }
 
     async fn apply(&mut self, t: Target) {
@@ -111,7 +118,7 @@ impl Supervisor {
                 let then_remove = record.desired_state == DesiredState::Deleted;
                 if then_remove {
                     // The pipe has left this instance: its series go before the record can.
-                    self.runner.metrics.remove_pipe(&self.name);
+                    self.forget();
                 }
                 self.report(Phase::Stopped, then_remove);
             }

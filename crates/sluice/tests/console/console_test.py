@@ -7,6 +7,8 @@
                through NODE_EXTRA_CA_CERTS)
   BOOTSTRAP    the broker                    TOPIC         an existing topic (1 partition)
   TARGET_URL   an HTTP receiver              SHOTS         where screenshots go
+  FAILING_TOPIC, FAILING_TARGET_URL  another topic, and a receiver that answers 500
+  LOG_FILE     where the failing pipe's execution log goes (file://)
 
 Each step asserts what the console must show; a failed assertion exits non-zero."""
 
@@ -24,6 +26,8 @@ BOOTSTRAP, TOPIC = os.environ["BOOTSTRAP"], os.environ["TOPIC"]
 TARGET = os.environ["TARGET_URL"]
 SHOTS = os.environ["SHOTS"]
 SPKI_PIN = os.environ["SPKI_PIN"]
+FAILING_TOPIC, FAILING_TARGET = os.environ["FAILING_TOPIC"], os.environ["FAILING_TARGET_URL"]
+LOG_FILE = os.environ["LOG_FILE"]
 WAIT_MS = 90_000
 
 
@@ -187,6 +191,40 @@ def missing_topic(page):
     shot(page, "pipes")
 
 
+def execution_errors(page):
+    step("the Pipe page shows the last execution errors, or why there are none")
+    page.goto(CONSOLE + "#/pipe/orders")
+    expect(page.locator("#last-errors-empty")).to_have_text("No execution errors (execution logs are off).")
+    body = pipe_body(FAILING_TOPIC)
+    body["Target"] = FAILING_TARGET
+    body["SourceParameters"]["SelfManagedKafkaParameters"]["StartingPosition"] = "TRIM_HORIZON"
+    body["LogConfiguration"] = {"Level": "ERROR"}
+    body["SluiceParameters"] = {"LogDestination": f"file://{LOG_FILE}", "MaximumRetryBackoffSeconds": 1}
+    status, got = api(page, "POST", "v1/pipes/failing", body)
+    assert status == 200, got
+    page.goto(CONSOLE + "#/pipe/failing")
+    expect(page.locator("#last-errors-empty")).to_have_text(
+        "No execution errors recently (on this instance).", timeout=WAIT_MS)
+    producer = Producer({"bootstrap.servers": BOOTSTRAP})
+    producer.produce(FAILING_TOPIC, key="k", value=json.dumps({"kind": "order", "id": "F1"}))
+    producer.flush(30)
+    row = page.locator('#last-errors-table tr[data-step="TargetInvocationFailed"]').first
+    expect(row.locator("td.status")).to_have_text("500", timeout=WAIT_MS)
+    expect(row.locator("td.message")).not_to_be_empty()
+    status, got = api(page, "GET", "pipes/failing")
+    assert status == 200, got
+    errors = got["LastErrors"]
+    assert errors and got["ExecutionLogs"] is True, got
+    for e in errors:
+        assert set(e) == {"timestamp", "messageType", "executionId", "error"}, e
+    assert "F1" not in json.dumps(errors), "a payload reached the console's errors"
+    steps = {e["messageType"] for e in errors}
+    step(f"{len(errors)} errors shown: {sorted(steps)}")
+    shot(page, "pipe-errors")
+    status, got = api(page, "POST", "v1/pipes/failing/stop")
+    assert status == 200, got
+
+
 def two_hundred_pipes(page):
     step("the Pipes page with 200 pipes")
     for chunk in range(0, 200, 20):
@@ -202,7 +240,7 @@ def two_hundred_pipes(page):
     start = time.perf_counter()
     page.goto(CONSOLE + "#/pipes")
     page.reload()
-    expect(page.locator("#pipes tbody tr")).to_have_count(202, timeout=WAIT_MS)
+    expect(page.locator("#pipes tbody tr")).to_have_count(203, timeout=WAIT_MS)
     load_ms = (time.perf_counter() - start) * 1000
     first = page.locator("#page").get_attribute("data-updated")
     expect(page.locator("#page")).not_to_have_attribute("data-updated", first or "")
@@ -238,6 +276,7 @@ def main():
         figures_move(page)
         stop_and_start(page)
         missing_topic(page)
+        execution_errors(page)
         instances(page)
         two_hundred_pipes(page)
         assert not outside, f"requests left the machine: {outside}"

@@ -57,10 +57,22 @@ async fn the_console_shows_pipes_and_acts_on_them_in_a_browser() {
         ..Reply::ok()
     }))
     .await;
+    // A target that always fails, for a pipe whose execution log keeps the errors.
+    broker.create_topic("failing", 1).await;
+    let failing = Receiver::start(Arc::new(|_, _| Reply {
+        status: 500,
+        ..Reply::ok()
+    }))
+    .await;
     let data = tempfile::tempdir().unwrap();
     let ca = self_signed_ca(data.path(), "ca", "sluice-console-test-ca");
     let (cert, key) = server_cert(data.path(), &ca, 1);
-    let tls = ["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()];
+    let tls = [
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ];
     let serve = Serve::start(&data.path().join("store"), &tls);
     assert!(serve.url.starts_with("https://"), "{}", serve.url);
     let shots = shots_dir();
@@ -75,6 +87,9 @@ async fn the_console_shows_pipes_and_acts_on_them_in_a_browser() {
         .env("BOOTSTRAP", broker.bootstrap())
         .env("TOPIC", "orders")
         .env("TARGET_URL", &rx.url)
+        .env("FAILING_TOPIC", "failing")
+        .env("FAILING_TARGET_URL", &failing.url)
+        .env("LOG_FILE", data.path().join("failing.jsonl"))
         .env("SHOTS", &shots)
         .output()
         .await
