@@ -340,10 +340,39 @@ async fn instances(State(s): State<Arc<ConsoleState>>, headers: HeaderMap) -> Re
     match s.manager.observed().await {
         Ok(o) => json_response(
             StatusCode::OK,
-            &json!({"Instances": o.live, "Observations": o.observations}),
+            &instances_json(&o, crate::control::now_ms(), s.manager.instance_id()),
         ),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
+}
+
+/// `/console/api/instances`: each live instance with its heartbeat (its age by the store's clock,
+/// and the time that makes by ours, `now_ms`) and its observations.
+fn instances_json(o: &crate::store::Observed, now_ms: u64, this: &str) -> Value {
+    let instances: Vec<Value> = o
+        .live
+        .iter()
+        .map(|id| {
+            let age = o.heartbeat_age.get(id).map(|a| a.as_millis() as u64);
+            let pipes: Vec<Value> = o
+                .observations
+                .iter()
+                .filter(|x| &x.instance == id)
+                .map(|x| {
+                    json!({"Pipe": x.pipe, "Phase": x.phase.as_str(), "Version": x.version,
+                        "Partitions": x.partitions})
+                })
+                .collect();
+            json!({
+                "Instance": id,
+                "This": id == this,
+                "HeartbeatAgeMs": age,
+                "LastHeartbeatMs": age.map(|a| now_ms.saturating_sub(a)),
+                "Pipes": pipes,
+            })
+        })
+        .collect();
+    json!({ "Instances": instances })
 }
 
 /// Why the console refused a request before it reached a handler's work.
@@ -475,6 +504,39 @@ async fn forward(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{Observation, Observed, Phase};
+    use std::time::Duration;
+
+    #[test]
+    fn instances_show_their_heartbeat_and_owned_partitions() {
+        let observed = Observed {
+            live: ["a".to_string(), "b".to_string()].into(),
+            heartbeat_age: [
+                ("a".to_string(), Duration::from_millis(1500)),
+                ("b".to_string(), Duration::from_millis(200)),
+            ]
+            .into(),
+            observations: vec![Observation {
+                pipe: "orders".into(),
+                instance: "b".into(),
+                version: 3,
+                phase: Phase::Running,
+                partitions: vec![0, 2],
+            }],
+        };
+        let json = instances_json(&observed, 10_000, "b");
+        let list = json["Instances"].as_array().unwrap();
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0]["Instance"], "a");
+        assert_eq!(list[0]["HeartbeatAgeMs"], 1500);
+        assert_eq!(list[0]["LastHeartbeatMs"], 8500);
+        assert_eq!(list[0]["Pipes"], json!([]));
+        assert_eq!(list[1]["This"], true);
+        assert_eq!(
+            list[1]["Pipes"],
+            json!([{"Pipe": "orders", "Phase": "RUNNING", "Version": 3, "Partitions": [0, 2]}])
+        );
+    }
 
     #[test]
     fn execution_logs_are_on_unless_the_level_is_off_or_missing() {

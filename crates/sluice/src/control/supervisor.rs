@@ -1,8 +1,9 @@
 //! One pipe's supervisor on this instance: it receives each new version of the pipe's record
 //! ([`Target`]), brings the pipe's runtime ([`run_pipe`]) to what the record asks, and reports
-//! where the runtime is ([`Phase`]) to the [`Observer`]. Commands are handled one at a time, and
-//! a runtime is stopped (its batches in flight finish and commit) before the next one starts, so
-//! a late report of a replaced runtime cannot be mistaken for the new one's.
+//! where the runtime is ([`Phase`], with the partitions it owns while running) to the
+//! [`Observer`]. Commands are handled one at a time, and a runtime is stopped (its batches in
+//! flight finish and commit) before the next one starts, so a late report of a replaced runtime
+//! cannot be mistaken for the new one's.
 //!
 //! It also shows the pipe's state as this instance sees it (its record and its own observation,
 //! through [`state::derive`]) in `sluice_pipe_state`, and removes the pipe's metric series and
@@ -62,6 +63,8 @@ pub(super) struct Supervisor {
     launched: Option<u64>,
     running: Option<Running>,
     phase: Phase,
+    /// The partitions the running runtime owns (reported with [`Phase::Running`]).
+    partitions: Vec<i32>,
     /// The record carried out (what `sluice_pipe_state` is derived from).
     record: Option<PipeRecord>,
 }
@@ -75,6 +78,7 @@ impl Supervisor {
             launched: None,
             running: None,
             phase: Phase::Stopped,
+            partitions: Vec::new(),
             record: None,
         }
     }
@@ -153,6 +157,10 @@ impl Supervisor {
 
     fn on_event(&mut self, event: RuntimeEvent) {
         let was_running = self.phase == Phase::Running;
+        let owned = match &event {
+            RuntimeEvent::Status(PipeStatus::Running { partitions }) => Some(partitions.clone()),
+            _ => None,
+        };
         let phase = match event {
             RuntimeEvent::Status(status) => state::phase_of(&status, &self.phase),
             RuntimeEvent::Ended(result) => {
@@ -165,8 +173,16 @@ impl Supervisor {
                 }
             }
         };
+        // A rebalance while running changes only the partitions: reported too.
+        let moved = match owned {
+            Some(o) if o != self.partitions => {
+                self.partitions = o;
+                true
+            }
+            _ => false,
+        };
         if let Some(p) = phase {
-            if p != self.phase {
+            if p != self.phase || moved {
                 self.report(p, false);
             }
         }
@@ -185,12 +201,16 @@ impl Supervisor {
             tracing::info!(pipe = %self.name, version = self.version, phase = phase.as_str(),
                 reason, "pipe runtime");
         }
+        if phase != Phase::Running {
+            self.partitions.clear();
+        }
         self.phase = phase.clone();
         let observation = Observation {
             pipe: self.name.clone(),
             instance: self.runner.instance.clone(),
             version: self.version,
             phase,
+            partitions: self.partitions.clone(),
         };
         if !then_remove {
             self.show_state(&observation);
@@ -207,6 +227,7 @@ impl Supervisor {
         let mine = Observed {
             live: BTreeSet::from([observation.instance.clone()]),
             observations: vec![observation.clone()],
+            ..Observed::default()
         };
         let (current, _) = state::derive(record, &mine);
         self.runner

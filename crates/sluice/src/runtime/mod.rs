@@ -112,7 +112,11 @@ pub enum PipeStatus {
     },
     /// Joined the group and received an assignment (possibly of no partition), and the topic is
     /// known to exist.
-    Running,
+    Running {
+        /// The partitions of the topic this consumer owns now, in order (updated at each
+        /// rebalance).
+        partitions: Vec<i32>,
+    },
     /// Stopped because of a problem only the user can fix; the reason says what.
     Failed {
         /// What to fix, without secrets.

@@ -252,9 +252,18 @@ def two_hundred_pipes(page):
 
 
 def instances(page):
-    step("the Instances page")
+    step("the Instances page: this instance's heartbeat and the partitions it owns")
     page.goto(CONSOLE + "#/instances")
     expect(page.locator("#instances tbody tr")).to_have_count(1)
+    status, got = api(page, "GET", "instances")
+    assert status == 200, got
+    [me] = got["Instances"]
+    assert me["This"] is True and 0 <= me["HeartbeatAgeMs"] < 15_000, me
+    orders = next(p for p in me["Pipes"] if p["Pipe"] == "orders")
+    assert orders["Phase"] == "RUNNING" and orders["Partitions"] == [0], orders
+    row = page.locator("#instances tbody tr").first
+    expect(row.locator("td.heartbeat")).to_contain_text("s ago")
+    expect(row.locator('li[data-pipe="orders"] .partitions')).to_have_text("0")
     shot(page, "instances")
 
 

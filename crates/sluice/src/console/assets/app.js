@@ -330,14 +330,24 @@ function createBody(f) {
 
 function instancesPage() {
   const body = el("tbody");
-  const note = el("p", { class: "muted", text: "Instances sharing this store, by their heartbeat in the last 15 s, and the pipes each reports on. (Owned partitions are not reported by the instances yet.)" });
+  const note = el("p", { class: "muted", text: "Instances sharing this store, by their heartbeat in the last 15 s, with the pipes each runs and the partitions it owns." });
+  const head = ["Instance", "Last heartbeat", "Pipes it runs (owned partitions)"];
   setPage("Instances", note, el("table", { id: "instances" },
-    el("thead", {}, el("tr", {}, ...["Instance", "Pipes it runs"].map((h) => el("th", { scope: "col", text: h })))), body));
+    el("thead", {}, el("tr", {}, ...head.map((h) => el("th", { scope: "col", text: h })))), body));
   poll(async () => {
     const got = await api("GET", "instances");
-    body.replaceChildren(...got.Instances.map((i) => el("tr", {}, el("td", { text: i }),
-      el("td", { text: got.Observations.filter((o) => o.Instance === i).map((o) => `${o.Pipe} (${o.Phase || ""})`).join(", ") }))));
+    body.replaceChildren(...got.Instances.map(instanceRow));
   });
+}
+
+function instanceRow(i) {
+  const beat = i.LastHeartbeatMs === null ? "" :
+    `${new Date(i.LastHeartbeatMs).toLocaleTimeString()} (${(i.HeartbeatAgeMs / 1000).toFixed(1)} s ago)`;
+  const pipes = el("ul", { class: "plain" }, ...i.Pipes.map((p) => el("li", { "data-pipe": p.Pipe },
+    `${p.Pipe} (${p.Phase}): `, el("span", { class: "partitions", text: p.Partitions.length ? p.Partitions.join(", ") : "no partition" }))));
+  return el("tr", { "data-instance": i.Instance },
+    el("td", { text: i.This ? `${i.Instance} (this one)` : i.Instance }),
+    el("td", { class: "heartbeat", text: beat }), el("td", {}, pipes));
 }
 
 // ---- shell ----
