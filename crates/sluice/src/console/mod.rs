@@ -1,8 +1,10 @@
 //! The web console under `/console/` (`../shared/spec/console.md`): sign-in with the API's access
 //! keys, the pages (one embedded single-page app in [`assets`]), the read-only JSON of live
-//! figures ([`figures`]) and the try-it boxes ([`try_out`]). State changes go through the API's
-//! own routing ([`crate::api::route`]) on the same [`PipeManager`], so they answer with the API's
-//! validation messages; the console adds the session and CSRF checks ([`session`]) in front.
+//! figures ([`figures`]), the last execution errors (kept by each pipe's execution log, read
+//! through [`PipeManager::recent_errors`]) and the try-it boxes ([`try_out`]). State changes go
+//! through the API's own routing ([`crate::api::route`]) on the same [`PipeManager`], so they
+//! answer with the API's validation messages; the console adds the session and CSRF checks
+//! ([`session`]) in front.
 
 mod assets;
 pub mod figures;
@@ -291,7 +293,9 @@ fn topic_of(def: &crate::model::PipeDefinition) -> Option<String> {
     topic.flatten()
 }
 
-/// One pipe: its definition as DescribePipe answers it, and its charts' points.
+/// One pipe: its definition as DescribePipe answers it, its charts' points, and its last
+/// execution errors on this instance (`LastErrors`, newest first; `ExecutionLogs` says whether
+/// its `LogConfiguration` logs at all).
 async fn pipe(
     State(s): State<Arc<ConsoleState>>,
     Path(name): Path<String>,
@@ -307,6 +311,8 @@ async fn pipe(
     };
     let series = s.figures().series(&name);
     let body = json!({
+        "ExecutionLogs": execution_logs_on(&described),
+        "LastErrors": s.manager.recent_errors(&name),
         "Pipe": described,
         "Series": series,
         "SampleIntervalSeconds": figures::SAMPLE_INTERVAL.as_secs(),
@@ -314,11 +320,19 @@ async fn pipe(
     json_response(StatusCode::OK, &body)
 }
 
+/// Whether a described pipe's `LogConfiguration` has a level other than `OFF`.
+fn execution_logs_on(described: &Value) -> bool {
+    described["LogConfiguration"]["Level"]
+        .as_str()
+        .is_some_and(|l| !l.eq_ignore_ascii_case("OFF"))
+}
+
 fn encode_segment(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
-/// The live instances and what each reports about the pipes it runs.
+/// The live instances, each with its last heartbeat and what it reports about the pipes it runs
+/// (phase, version, the partitions it owns).
 async fn instances(State(s): State<Arc<ConsoleState>>, headers: HeaderMap) -> Response {
     if s.session(&headers).is_none() {
         return unauthorized();
@@ -326,10 +340,39 @@ async fn instances(State(s): State<Arc<ConsoleState>>, headers: HeaderMap) -> Re
     match s.manager.observed().await {
         Ok(o) => json_response(
             StatusCode::OK,
-            &json!({"Instances": o.live, "Observations": o.observations}),
+            &instances_json(&o, crate::control::now_ms(), s.manager.instance_id()),
         ),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
+}
+
+/// `/console/api/instances`: each live instance with its heartbeat (its age by the store's clock,
+/// and the time that makes by ours, `now_ms`) and its observations.
+fn instances_json(o: &crate::store::Observed, now_ms: u64, this: &str) -> Value {
+    let instances: Vec<Value> = o
+        .live
+        .iter()
+        .map(|id| {
+            let age = o.heartbeat_age.get(id).map(|a| a.as_millis() as u64);
+            let pipes: Vec<Value> = o
+                .observations
+                .iter()
+                .filter(|x| &x.instance == id)
+                .map(|x| {
+                    json!({"Pipe": x.pipe, "Phase": x.phase.as_str(), "Version": x.version,
+                        "Partitions": x.partitions})
+                })
+                .collect();
+            json!({
+                "Instance": id,
+                "This": id == this,
+                "HeartbeatAgeMs": age,
+                "LastHeartbeatMs": age.map(|a| now_ms.saturating_sub(a)),
+                "Pipes": pipes,
+            })
+        })
+        .collect();
+    json!({ "Instances": instances })
 }
 
 /// Why the console refused a request before it reached a handler's work.
@@ -455,5 +498,51 @@ async fn forward(
             json_response(StatusCode::OK, &v)
         }
         Err(e) => e.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Observation, Observed, Phase};
+    use std::time::Duration;
+
+    #[test]
+    fn instances_show_their_heartbeat_and_owned_partitions() {
+        let observed = Observed {
+            live: ["a".to_string(), "b".to_string()].into(),
+            heartbeat_age: [
+                ("a".to_string(), Duration::from_millis(1500)),
+                ("b".to_string(), Duration::from_millis(200)),
+            ]
+            .into(),
+            observations: vec![Observation {
+                pipe: "orders".into(),
+                instance: "b".into(),
+                version: 3,
+                phase: Phase::Running,
+                partitions: vec![0, 2],
+            }],
+        };
+        let json = instances_json(&observed, 10_000, "b");
+        let list = json["Instances"].as_array().unwrap();
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0]["Instance"], "a");
+        assert_eq!(list[0]["HeartbeatAgeMs"], 1500);
+        assert_eq!(list[0]["LastHeartbeatMs"], 8500);
+        assert_eq!(list[0]["Pipes"], json!([]));
+        assert_eq!(list[1]["This"], true);
+        assert_eq!(
+            list[1]["Pipes"],
+            json!([{"Pipe": "orders", "Phase": "RUNNING", "Version": 3, "Partitions": [0, 2]}])
+        );
+    }
+
+    #[test]
+    fn execution_logs_are_on_unless_the_level_is_off_or_missing() {
+        let on = |v: Value| execution_logs_on(&v);
+        assert!(on(json!({"LogConfiguration": {"Level": "ERROR"}})));
+        assert!(!on(json!({"LogConfiguration": {"Level": "OFF"}})));
+        assert!(!on(json!({"Name": "p"})));
     }
 }

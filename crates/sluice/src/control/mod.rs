@@ -268,6 +268,12 @@ impl PipeManager {
         &self.inner.cluster.instance_id
     }
 
+    /// The last execution errors of pipe `name` on this instance, newest first (from its
+    /// execution log; none when the log is off or the pipe runs elsewhere).
+    pub fn recent_errors(&self, name: &str) -> Vec<crate::execution_log::recent::RecentError> {
+        self.inner.runner.options.recent_errors.of(name)
+    }
+
     fn local(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Local>> {
         self.inner.local.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -102,7 +102,7 @@ pub fn phase_of(status: &PipeStatus, current: &Phase) -> Option<Phase> {
             waiting: Some(truncate_reason(reason)),
         }),
         (PipeStatus::Starting | PipeStatus::Waiting { .. }, _) => None,
-        (PipeStatus::Running, _) => Some(Phase::Running),
+        (PipeStatus::Running { .. }, _) => Some(Phase::Running),
         (PipeStatus::Failed { reason }, _) => Some(failed(reason, was_running)),
         (PipeStatus::Stopped, _) => Some(Phase::Stopped),
     }
@@ -145,6 +145,7 @@ mod tests {
     fn seen(live: &[&str], obs: &[(&str, u64, Phase)]) -> Observed {
         Observed {
             live: live.iter().map(|s| s.to_string()).collect(),
+            heartbeat_age: Default::default(),
             observations: obs
                 .iter()
                 .filter(|(i, _, _)| live.contains(i))
@@ -153,6 +154,7 @@ mod tests {
                     instance: i.to_string(),
                     version: *v,
                     phase: p.clone(),
+                    partitions: Vec::new(),
                 })
                 .collect(),
         }
@@ -313,7 +315,10 @@ mod tests {
     fn runtime_reports_map_to_phases() {
         assert_eq!(phase_of(&PipeStatus::Starting, &START), Some(START));
         assert_eq!(phase_of(&PipeStatus::Starting, &RUN), None);
-        assert_eq!(phase_of(&PipeStatus::Running, &START), Some(Phase::Running));
+        let running = PipeStatus::Running {
+            partitions: vec![1],
+        };
+        assert_eq!(phase_of(&running, &START), Some(Phase::Running));
         let failed = PipeStatus::Failed {
             reason: "x".repeat(600),
         };

@@ -1,12 +1,14 @@
 //! One pipe's supervisor on this instance: it receives each new version of the pipe's record
 //! ([`Target`]), brings the pipe's runtime ([`run_pipe`]) to what the record asks, and reports
-//! where the runtime is ([`Phase`]) to the [`Observer`]. Commands are handled one at a time, and
-//! a runtime is stopped (its batches in flight finish and commit) before the next one starts, so
-//! a late report of a replaced runtime cannot be mistaken for the new one's.
+//! where the runtime is ([`Phase`], with the partitions it owns while running) to the
+//! [`Observer`]. Commands are handled one at a time, and a runtime is stopped (its batches in
+//! flight finish and commit) before the next one starts, so a late report of a replaced runtime
+//! cannot be mistaken for the new one's.
 //!
 //! It also shows the pipe's state as this instance sees it (its record and its own observation,
-//! through [`state::derive`]) in `sluice_pipe_state`, and removes the pipe's metric series once
-//! the pipe has left this instance (deleted, or gone from the store) and its runtime stopped.
+//! through [`state::derive`]) in `sluice_pipe_state`, and removes the pipe's metric series and
+//! last execution errors once the pipe has left this instance (deleted, or gone from the store)
+//! and its runtime stopped.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -63,6 +65,8 @@ pub(super) struct Supervisor {
     launched: Option<u64>,
     running: Option<Running>,
     phase: Phase,
+    /// The partitions the running runtime owns (reported with [`Phase::Running`]).
+    partitions: Vec<i32>,
     /// The record carried out (what `sluice_pipe_state` is derived from).
     record: Option<PipeRecord>,
 }
@@ -76,6 +80,7 @@ impl Supervisor {
             launched: None,
             running: None,
             phase: Phase::Stopped,
+            partitions: Vec::new(),
             record: None,
         }
     }
@@ -99,8 +104,14 @@ impl Supervisor {
         };
         stop_runtime(self.running.take()).await;
         if leave {
-            self.runner.metrics.remove_pipe(&self.name);
+            self.forget();
         }
+    }
+
+    /// The pipe has left this instance: its metric series and its last execution errors go.
+    fn forget(&self) {
+        self.runner.metrics.remove_pipe(&self.name);
+        self.runner.options.recent_errors.remove(&self.name);
     }
 
     async fn apply(&mut self, t: Target) {
@@ -113,7 +124,7 @@ impl Supervisor {
                 let then_remove = record.desired_state == DesiredState::Deleted;
                 if then_remove {
                     // The pipe has left this instance: its series go before the record can.
-                    self.runner.metrics.remove_pipe(&self.name);
+                    self.forget();
                 }
                 self.report(Phase::Stopped, then_remove);
             }
@@ -148,6 +159,10 @@ impl Supervisor {
 
     fn on_event(&mut self, event: RuntimeEvent) {
         let was_running = self.phase == Phase::Running;
+        let owned = match &event {
+            RuntimeEvent::Status(PipeStatus::Running { partitions }) => Some(partitions.clone()),
+            _ => None,
+        };
         let phase = match event {
             RuntimeEvent::Status(status) => state::phase_of(&status, &self.phase),
             RuntimeEvent::Ended(result) => {
@@ -160,8 +175,16 @@ impl Supervisor {
                 }
             }
         };
+        // A rebalance while running changes only the partitions: reported too.
+        let moved = match owned {
+            Some(o) if o != self.partitions => {
+                self.partitions = o;
+                true
+            }
+            _ => false,
+        };
         if let Some(p) = phase {
-            if p != self.phase {
+            if p != self.phase || moved {
                 self.report(p, false);
             }
         }
@@ -180,12 +203,16 @@ impl Supervisor {
             tracing::info!(pipe = %self.name, version = self.version, phase = phase.as_str(),
                 reason, "pipe runtime");
         }
+        if phase != Phase::Running {
+            self.partitions.clear();
+        }
         self.phase = phase.clone();
         let observation = Observation {
             pipe: self.name.clone(),
             instance: self.runner.instance.clone(),
             version: self.version,
             phase,
+            partitions: self.partitions.clone(),
         };
         if !then_remove {
             self.show_state(&observation);
@@ -202,6 +229,7 @@ impl Supervisor {
         let mine = Observed {
             live: BTreeSet::from([observation.instance.clone()]),
             observations: vec![observation.clone()],
+            ..Observed::default()
         };
         let (current, _) = state::derive(record, &mine);
         self.runner

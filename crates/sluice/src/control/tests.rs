@@ -328,6 +328,7 @@ async fn an_instance_that_stops_heartbeating_no_longer_counts() {
             instance: "ghost".into(),
             version: version - 1,
             phase: crate::store::Phase::Running,
+            partitions: vec![0],
         })
         .await
         .unwrap();

@@ -4,12 +4,14 @@
 //! - [`config`]: the validated configuration (level, execution data, destinations), pure.
 //! - [`record`]: the steps, the record in AWS's shape, truncation and output formats, pure.
 //! - [`shipper`]: the bounded buffer per destination and the task that empties it.
+//! - [`recent`]: the last errors of each pipe, in memory, for the console.
 //! - one file per destination: [`stdout`], [`file`], and behind `aws-targets` `cloudwatch`,
 //!   `firehose`, `s3`.
 //!
 //! The runtime holds an [`ExecutionLog`] per pipe (when the level is not `OFF`) and opens an
 //! [`Execution`] per attempt at a batch; [`Execution::log`] is one comparison when the step is
-//! below the level, and never waits for a destination.
+//! below the level, and never waits for a destination. Steps at level `ERROR` are also kept in the
+//! pipe's [`recent::ErrorRing`].
 
 #[cfg(feature = "aws-targets")]
 mod cloudwatch;
@@ -17,6 +19,7 @@ pub mod config;
 pub mod file;
 #[cfg(feature = "aws-targets")]
 mod firehose;
+pub mod recent;
 pub mod record;
 #[cfg(feature = "aws-targets")]
 mod s3;
@@ -31,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 use crate::metrics::PipeMetrics;
 use crate::targets::TargetError;
 pub use config::{DestinationConfig, ExecutionLogConfig, Level};
+use recent::{ErrorRing, RecentError};
 pub use record::{LogError, LogRecord, Step};
 use shipper::{Buffer, Entry, ShipError, Sink};
 
@@ -44,18 +48,22 @@ pub struct ExecutionLog {
     include_data: bool,
     arn: Arc<str>,
     buffers: Vec<Arc<Buffer>>,
+    /// Where the `ERROR` steps are also kept, for the console.
+    errors: Arc<ErrorRing>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     stop: CancellationToken,
 }
 
 impl ExecutionLogConfig {
     /// Open the destinations of pipe `name` (`arn`) and start their shippers; drops are counted
-    /// on `metrics`. Fails only for a destination this build cannot write to.
+    /// on `metrics`, and the `ERROR` steps also kept in `errors`. Fails only for a destination
+    /// this build cannot write to.
     pub async fn build(
         &self,
         name: &str,
         arn: &str,
         metrics: &PipeMetrics,
+        errors: Arc<ErrorRing>,
     ) -> Result<ExecutionLog, ShipError> {
         let stop = CancellationToken::new();
         let mut buffers = Vec::new();
@@ -76,6 +84,7 @@ impl ExecutionLogConfig {
             include_data: self.include_data,
             arn: arn.into(),
             buffers,
+            errors,
             tasks: Mutex::new(tasks),
             stop,
         })
@@ -160,6 +169,7 @@ impl ExecutionLog {
             include_data,
             arn: "arn:aws:pipes:us-east-1:000000000000:pipe/p".into(),
             buffers: vec![buffer.clone()],
+            errors: Arc::default(),
             tasks: Mutex::default(),
             stop: CancellationToken::new(),
         };
@@ -167,6 +177,9 @@ impl ExecutionLog {
     }
 
     fn push(&self, record: LogRecord) {
+        if record.message_type.level() == Level::Error {
+            self.errors.push(RecentError::of(&record));
+        }
         let entry = Arc::new(Entry::new(record));
         for b in &self.buffers {
             b.push(entry.clone());
@@ -320,6 +333,29 @@ mod tests {
             Step::ExecutionTimeout
         );
         assert_eq!(end_step(Some(&status(500)), false), Step::ExecutionFailed);
+    }
+
+    #[test]
+    fn error_steps_are_also_kept_for_the_console() {
+        let (log, _buffer) = ExecutionLog::recording(Level::Trace, true);
+        let failed = TargetError::Status {
+            status: 500,
+            retry_after: None,
+            detail: String::new(),
+        };
+        let execution = log.begin();
+        execution.step(Step::ExecutionStarted);
+        execution.log(Step::TargetInvocationFailed, Some(&failed), || Data {
+            payload: Some("the payload".into()),
+            ..Data::default()
+        });
+        execution.step(Step::TargetInvocationSucceeded);
+        let kept = log.errors.newest_first();
+        assert_eq!(kept.len(), 1, "{kept:?}");
+        assert_eq!(kept[0].message_type, Step::TargetInvocationFailed);
+        assert_eq!(kept[0].execution_id, execution.id);
+        let error = kept[0].error.as_ref().unwrap();
+        assert_eq!(error.http_status_code, Some(500));
     }
 
     #[test]

@@ -151,11 +151,11 @@ pub struct LogRecord {
     pub error: Option<LogError>,
 }
 
-fn text<S: serde::Serializer>(s: &Arc<str>, ser: S) -> Result<S::Ok, S::Error> {
+pub(super) fn text<S: serde::Serializer>(s: &Arc<str>, ser: S) -> Result<S::Ok, S::Error> {
     ser.serialize_str(s)
 }
 
-fn step_name<S: serde::Serializer>(s: &Step, ser: S) -> Result<S::Ok, S::Error> {
+pub(super) fn step_name<S: serde::Serializer>(s: &Step, ser: S) -> Result<S::Ok, S::Error> {
     ser.serialize_str(s.as_str())
 }
 

@@ -240,6 +240,7 @@ impl PartitionHandler for RebalanceHooks {
     }
 
     fn assigned(&self, _consumer: &BaseConsumer<SourceContext>, partitions: &[i32]) {
+        self.health.own(partitions, true);
         self.health.joined();
         if !partitions.is_empty() {
             self.health.topic_seen();
@@ -259,6 +260,7 @@ impl PartitionHandler for RebalanceHooks {
     }
 
     fn revoking(&self, _consumer: &BaseConsumer<SourceContext>, partitions: &[i32]) {
+        self.health.own(partitions, false);
         self.registry.revoke(partitions);
     }
 

@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::dead_letter::letter::Origin;
 use crate::dead_letter::SinkContext;
+use crate::execution_log::recent::RecentErrors;
 use crate::kafka::ResolvedSecurity;
 use crate::metrics::Metrics;
 use crate::model::{KafkaSourceKind, KafkaSourceSpec, PipeSpec};
@@ -70,6 +71,9 @@ pub struct RuntimeOptions {
     /// How long no broker of an MSK cluster looked up by ARN may answer before its brokers are
     /// looked up again (they may have been replaced).
     pub msk_lookup_again_after: Duration,
+    /// Where the pipes' execution logs keep their last errors, for the console (shared by every
+    /// pipe of this instance; not a knob, but handed to each runtime with the others).
+    pub recent_errors: Arc<RecentErrors>,
 }
 
 /// Default of [`RuntimeOptions::msk_lookup_again_after`] (and of the config file's
@@ -93,6 +97,7 @@ impl Default for RuntimeOptions {
             missing_topic_grace: DEFAULT_MISSING_TOPIC_GRACE,
             listener_mismatch_grace: Duration::from_secs(10),
             msk_lookup_again_after: DEFAULT_MSK_LOOKUP_AGAIN_AFTER,
+            recent_errors: Arc::default(),
         }
     }
 }
@@ -110,7 +115,11 @@ pub enum PipeStatus {
     },
     /// Joined the group and received an assignment (possibly of no partition), and the topic is
     /// known to exist.
-    Running,
+    Running {
+        /// The partitions of the topic this consumer owns now, in order (updated at each
+        /// rebalance).
+        partitions: Vec<i32>,
+    },
     /// Stopped because of a problem only the user can fix; the reason says what.
     Failed {
         /// What to fix, without secrets.
@@ -224,7 +233,7 @@ async fn serve(
     shutdown: &CancellationToken,
     health: &Arc<PipeHealth>,
 ) -> Result<Option<KafkaSourceSpec>, RuntimeError> {
-    let (security, processor) = prepare(current, metrics).await?;
+    let (security, processor) = prepare(current, metrics, &options.recent_errors).await?;
     let topic = &current.source.topic;
     let pipe_metrics = processor.metrics().clone();
     let execution_log = processor.execution_log().cloned();
@@ -368,6 +377,7 @@ async fn unreachable_for(
 async fn prepare(
     spec: &PipeSpec,
     metrics: &Arc<Metrics>,
+    recent_errors: &RecentErrors,
 ) -> Result<(ResolvedSecurity, Arc<BatchProcessor>), RuntimeError> {
     let security = auth::resolve(&spec.source.security)
         .await
@@ -394,9 +404,14 @@ async fn prepare(
     };
     let execution_log = match &spec.execution_log {
         Some(c) => Some(Arc::new(
-            c.build(&spec.name, &spec.arn, &metrics.pipe(&spec.name))
-                .await
-                .map_err(|e| RuntimeError::Failed(format!("LogConfiguration: {e}")))?,
+            c.build(
+                &spec.name,
+                &spec.arn,
+                &metrics.pipe(&spec.name),
+                recent_errors.ring(&spec.name),
+            )
+            .await
+            .map_err(|e| RuntimeError::Failed(format!("LogConfiguration: {e}")))?,
         )),
         None => None,
     };

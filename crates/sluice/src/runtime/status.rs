@@ -1,9 +1,10 @@
 //! The pipe's health as its runtime sees it: the status it reports to the control plane
 //! ([`PipeStatus`]: starting, waiting and why, running, failed), the first fatal reason (which
 //! stops the pipe), the two facts that make a pipe RUNNING (the consumer joined its group, the
-//! topic is known to exist), and the gauges that show them (`sluice_source_connected`,
-//! `sluice_source_joined`).
+//! topic is known to exist), the partitions it owns (reported with RUNNING), and the gauges that
+//! show them (`sluice_source_connected`, `sluice_source_joined`).
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
@@ -31,6 +32,8 @@ pub(crate) struct PipeHealth {
     topic_seen: AtomicBool,
     /// Wakes the source check early (librdkafka said the topic is unknown).
     check_source: Notify,
+    /// The partitions assigned to us and not revoked since.
+    owned: Mutex<BTreeSet<i32>>,
 }
 
 impl PipeHealth {
@@ -51,6 +54,7 @@ impl PipeHealth {
             joined: AtomicBool::new(false),
             topic_seen: AtomicBool::new(false),
             check_source: Notify::new(),
+            owned: Mutex::default(),
         }
     }
 
@@ -80,6 +84,33 @@ impl PipeHealth {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// `partitions` were assigned to us (`true`) or revoked; a RUNNING status shows the change.
+    pub fn own(&self, partitions: &[i32], assigned: bool) {
+        let owned = {
+            let mut owned = self.owned.lock().unwrap_or_else(|e| e.into_inner());
+            for p in partitions {
+                if assigned {
+                    owned.insert(*p);
+                } else {
+                    owned.remove(p);
+                }
+            }
+            owned.iter().copied().collect::<Vec<i32>>()
+        };
+        self.status.send_if_modified(|s| match s {
+            PipeStatus::Running { partitions } if *partitions != owned => {
+                *partitions = owned;
+                true
+            }
+            _ => false,
+        });
+    }
+
+    fn owned(&self) -> Vec<i32> {
+        let owned = self.owned.lock().unwrap_or_else(|e| e.into_inner());
+        owned.iter().copied().collect()
     }
 
     /// The group assigned partitions (possibly none) to us.
@@ -146,10 +177,11 @@ impl PipeHealth {
     /// consumer of a missing topic may join with no partition; that pipe is not running yet).
     fn report_running(&self) {
         if self.joined.load(Ordering::SeqCst) && self.topic_seen.load(Ordering::SeqCst) {
+            let partitions = self.owned();
             let changed = self.status.send_if_modified(|s| {
                 let changed = matches!(s, PipeStatus::Starting | PipeStatus::Waiting { .. });
                 if changed {
-                    *s = PipeStatus::Running;
+                    *s = PipeStatus::Running { partitions };
                 }
                 changed
             });
@@ -158,5 +190,43 @@ impl PipeHealth {
                 tracing::info!(pipe = %self.pipe, %topic, %group, %target, "pipe running");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+    use crate::model::{parse_definition, validate, ValidationContext};
+
+    fn health() -> (PipeHealth, watch::Receiver<PipeStatus>) {
+        let text = r#"{"Name":"p","Source":"smk://h:9092","Target":"http://127.0.0.1:1/",
+            "SourceParameters":{"SelfManagedKafkaParameters":{"TopicName":"t"}}}"#;
+        let def = parse_definition(text, false).unwrap();
+        let spec = validate(&def, &ValidationContext::default()).unwrap();
+        let (tx, rx) = watch::channel(PipeStatus::Starting);
+        let metrics = std::sync::Arc::new(Metrics::new()).pipe("p");
+        (PipeHealth::new(&spec, tx, metrics), rx)
+    }
+
+    #[test]
+    fn running_reports_the_partitions_owned_through_rebalances() {
+        let (h, rx) = health();
+        h.own(&[2, 0], true);
+        assert_eq!(
+            *rx.borrow(),
+            PipeStatus::Starting,
+            "not running before joining"
+        );
+        h.joined();
+        h.topic_seen();
+        let running = |partitions: &[i32]| PipeStatus::Running {
+            partitions: partitions.to_vec(),
+        };
+        assert_eq!(*rx.borrow(), running(&[0, 2]));
+        h.own(&[0], false);
+        assert_eq!(*rx.borrow(), running(&[2]));
+        h.own(&[1, 3], true);
+        assert_eq!(*rx.borrow(), running(&[1, 2, 3]));
     }
 }

@@ -39,12 +39,13 @@ impl Board {
 
     pub fn observed(&self, pipe: Option<&str>, live: Duration) -> Observed {
         let inner = self.lock();
-        let alive: std::collections::BTreeSet<String> = inner
+        let heartbeat_age: BTreeMap<String, Duration> = inner
             .heartbeats
             .iter()
-            .filter(|(_, at)| at.elapsed() < live)
-            .map(|(id, _)| id.clone())
+            .map(|(id, at)| (id.clone(), at.elapsed()))
+            .filter(|(_, age)| *age < live)
             .collect();
+        let alive: std::collections::BTreeSet<String> = heartbeat_age.keys().cloned().collect();
         let observations = inner
             .observations
             .values()
@@ -53,6 +54,7 @@ impl Board {
             .collect();
         Observed {
             live: alive,
+            heartbeat_age,
             observations,
         }
     }

@@ -17,7 +17,7 @@ mod postgres;
 mod redb_store;
 mod state;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -82,6 +82,10 @@ pub struct Observation {
     /// Where the runtime is.
     #[serde(flatten)]
     pub phase: Phase,
+    /// The partitions of the pipe's topic the runtime owns (empty unless it runs; absent from
+    /// observations written before instances reported them, which read as none).
+    #[serde(default)]
+    pub partitions: Vec<i32>,
 }
 
 /// The instances whose heartbeat is recent, and their observations.
@@ -89,6 +93,9 @@ pub struct Observation {
 pub struct Observed {
     /// Live instances.
     pub live: BTreeSet<String>,
+    /// How long before the read each live instance's last heartbeat was (by the store's clock:
+    /// the database's for PostgreSQL, so instances' clocks need not agree).
+    pub heartbeat_age: BTreeMap<String, Duration>,
     /// Observations of live instances only.
     pub observations: Vec<Observation>,
 }
@@ -162,8 +169,8 @@ pub trait PipeStore: Send + Sync + std::fmt::Debug {
     /// Store an instance's observation (replacing its previous one of that pipe); ignored when
     /// the pipe is gone.
     async fn observe(&self, observation: &Observation) -> Result<(), StoreError>;
-    /// Instances whose heartbeat is younger than `live`, and their observations (of `pipe`, or
-    /// of every pipe).
+    /// Instances whose heartbeat is younger than `live`, the age of that heartbeat, and their
+    /// observations (of `pipe`, or of every pipe).
     async fn observed(&self, pipe: Option<&str>, live: Duration) -> Result<Observed, StoreError>;
     /// Forget an instance and its observations (it stops counting at once).
     async fn leave(&self, instance: &str) -> Result<(), StoreError>;
@@ -212,6 +219,25 @@ pub(crate) fn sample(name: &str) -> PipeRecord {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_observation_stored_before_partitions_were_reported_reads_as_owning_none() {
+        let old = r#"{"Pipe":"p","Instance":"i1","Version":3,"Phase":"RUNNING"}"#;
+        let o: Observation = serde_json::from_str(old).unwrap();
+        assert_eq!((&o.phase, o.partitions.len()), (&Phase::Running, 0));
+        let new = Observation {
+            partitions: vec![1, 4],
+            ..o
+        };
+        let text = serde_json::to_string(&new).unwrap();
+        assert!(text.contains(r#""Partitions":[1,4]"#), "{text}");
+        assert_eq!(serde_json::from_str::<Observation>(&text).unwrap(), new);
+    }
+}
+
 /// The contract every store keeps, run by each store's tests (Postgres: the integration tests).
 #[cfg(test)]
 pub(crate) mod contract {
@@ -225,6 +251,7 @@ pub(crate) mod contract {
             instance: instance.into(),
             version,
             phase,
+            partitions: Vec::new(),
         }
     }
 
@@ -280,10 +307,25 @@ pub(crate) mod contract {
             .observe(&obs("nope", "i2", 1, Phase::Running))
             .await
             .unwrap();
+        let owning = Observation {
+            partitions: vec![0, 2],
+            ..obs("a", "i2", 1, Phase::Running)
+        };
+        store.observe(&owning).await.unwrap();
         let seen = store.observed(Some("a"), LIVE).await.unwrap();
         assert_eq!(seen.live, BTreeSet::from(["i1".into(), "i2".into()]));
         assert_eq!(seen.of("a").count(), 2);
         assert!(seen.of("a").all(|o| o.phase == Phase::Running));
+        assert!(seen.of("a").any(|o| o == &owning), "{seen:?}");
+        assert_eq!(
+            seen.heartbeat_age.keys().collect::<Vec<_>>(),
+            ["i1", "i2"],
+            "each live instance's heartbeat"
+        );
+        assert!(
+            seen.heartbeat_age.values().all(|age| *age < LIVE),
+            "{seen:?}"
+        );
         assert_eq!(
             store.observed(None, LIVE).await.unwrap().observations.len(),
             2

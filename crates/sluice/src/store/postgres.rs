@@ -402,7 +402,8 @@ impl PipeStore for PostgresStore {
 
     async fn observed(&self, pipe: Option<&str>, live: Duration) -> Result<Observed, StoreError> {
         let rows = sqlx::query(
-            "SELECT i.id, o.observation::text FROM sluice_instances i \
+            "SELECT i.id, o.observation::text, \
+             EXTRACT(EPOCH FROM now() - i.heartbeat_at)::float8 FROM sluice_instances i \
              LEFT JOIN sluice_observations o ON o.instance = i.id \
              AND ($1::text IS NULL OR o.pipe = $1) \
              WHERE i.heartbeat_at > now() - make_interval(secs => $2)",
@@ -414,7 +415,11 @@ impl PipeStore for PostgresStore {
         .map_err(pg_err)?;
         let mut out = Observed::default();
         for row in rows {
-            out.live.insert(row.get::<String, _>(0));
+            let id = row.get::<String, _>(0);
+            // By the database's clock, so never negative in principle; clamped all the same.
+            let age = Duration::from_secs_f64(row.get::<f64, _>(2).max(0.0));
+            out.heartbeat_age.insert(id.clone(), age);
+            out.live.insert(id);
             if let Some(text) = row.get::<Option<&str>, _>(1) {
                 let o: Observation =
                     serde_json::from_str(text).map_err(|e| StoreError::Corrupt {

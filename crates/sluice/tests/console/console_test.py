@@ -1,9 +1,14 @@
 """The web console in headless Chromium (Debian's, driven by Playwright), against a real
 `sluice serve` and a real broker started by crates/sluice/tests/it/console.rs, which passes:
 
-  CONSOLE_URL  the serve's base URL          AKID, SECRET  an access key it accepts
+  CONSOLE_URL  the serve's https:// URL      AKID, SECRET  an access key it accepts
+  SPKI_PIN     base64 SHA-256 of the serve certificate's SubjectPublicKeyInfo: the one
+               certificate Chromium accepts (Playwright's own requests trust the test's CA
+               through NODE_EXTRA_CA_CERTS)
   BOOTSTRAP    the broker                    TOPIC         an existing topic (1 partition)
   TARGET_URL   an HTTP receiver              SHOTS         where screenshots go
+  FAILING_TOPIC, FAILING_TARGET_URL  another topic, and a receiver that answers 500
+  LOG_FILE     where the failing pipe's execution log goes (file://)
 
 Each step asserts what the console must show; a failed assertion exits non-zero."""
 
@@ -20,6 +25,9 @@ AKID, SECRET = os.environ["AKID"], os.environ["SECRET"]
 BOOTSTRAP, TOPIC = os.environ["BOOTSTRAP"], os.environ["TOPIC"]
 TARGET = os.environ["TARGET_URL"]
 SHOTS = os.environ["SHOTS"]
+SPKI_PIN = os.environ["SPKI_PIN"]
+FAILING_TOPIC, FAILING_TARGET = os.environ["FAILING_TOPIC"], os.environ["FAILING_TARGET_URL"]
+LOG_FILE = os.environ["LOG_FILE"]
 WAIT_MS = 90_000
 
 
@@ -56,6 +64,17 @@ def sign_in(page):
     page.get_by_role("button", name="Sign in").click()
     expect(page.locator("#who")).to_have_text(f"signed in as {AKID}")
     expect(page.locator("#dev-banner")).to_be_hidden()
+    session_cookie_is_locked_down(page)
+
+
+def session_cookie_is_locked_down(page):
+    step("over HTTPS the session cookie is Secure, HttpOnly and SameSite=Strict")
+    assert page.url.startswith("https://"), page.url
+    cookies = [c for c in page.context.cookies() if c["name"] == "sluice_console"]
+    assert len(cookies) == 1, cookies
+    c = cookies[0]
+    assert c["secure"] and c["httpOnly"] and c["sameSite"] == "Strict", {**c, "value": "..."}
+    assert page.evaluate("document.cookie") == "", "the session cookie is readable by scripts"
 
 
 def csrf_is_required(page):
@@ -172,6 +191,40 @@ def missing_topic(page):
     shot(page, "pipes")
 
 
+def execution_errors(page):
+    step("the Pipe page shows the last execution errors, or why there are none")
+    page.goto(CONSOLE + "#/pipe/orders")
+    expect(page.locator("#last-errors-empty")).to_have_text("No execution errors (execution logs are off).")
+    body = pipe_body(FAILING_TOPIC)
+    body["Target"] = FAILING_TARGET
+    body["SourceParameters"]["SelfManagedKafkaParameters"]["StartingPosition"] = "TRIM_HORIZON"
+    body["LogConfiguration"] = {"Level": "ERROR"}
+    body["SluiceParameters"] = {"LogDestination": f"file://{LOG_FILE}", "MaximumRetryBackoffSeconds": 1}
+    status, got = api(page, "POST", "v1/pipes/failing", body)
+    assert status == 200, got
+    page.goto(CONSOLE + "#/pipe/failing")
+    expect(page.locator("#last-errors-empty")).to_have_text(
+        "No execution errors recently (on this instance).", timeout=WAIT_MS)
+    producer = Producer({"bootstrap.servers": BOOTSTRAP})
+    producer.produce(FAILING_TOPIC, key="k", value=json.dumps({"kind": "order", "id": "F1"}))
+    producer.flush(30)
+    row = page.locator('#last-errors-table tr[data-step="TargetInvocationFailed"]').first
+    expect(row.locator("td.status")).to_have_text("500", timeout=WAIT_MS)
+    expect(row.locator("td.message")).not_to_be_empty()
+    status, got = api(page, "GET", "pipes/failing")
+    assert status == 200, got
+    errors = got["LastErrors"]
+    assert errors and got["ExecutionLogs"] is True, got
+    for e in errors:
+        assert set(e) == {"timestamp", "messageType", "executionId", "error"}, e
+    assert "F1" not in json.dumps(errors), "a payload reached the console's errors"
+    steps = {e["messageType"] for e in errors}
+    step(f"{len(errors)} errors shown: {sorted(steps)}")
+    shot(page, "pipe-errors")
+    status, got = api(page, "POST", "v1/pipes/failing/stop")
+    assert status == 200, got
+
+
 def two_hundred_pipes(page):
     step("the Pipes page with 200 pipes")
     for chunk in range(0, 200, 20):
@@ -187,7 +240,7 @@ def two_hundred_pipes(page):
     start = time.perf_counter()
     page.goto(CONSOLE + "#/pipes")
     page.reload()
-    expect(page.locator("#pipes tbody tr")).to_have_count(202, timeout=WAIT_MS)
+    expect(page.locator("#pipes tbody tr")).to_have_count(203, timeout=WAIT_MS)
     load_ms = (time.perf_counter() - start) * 1000
     first = page.locator("#page").get_attribute("data-updated")
     expect(page.locator("#page")).not_to_have_attribute("data-updated", first or "")
@@ -199,15 +252,26 @@ def two_hundred_pipes(page):
 
 
 def instances(page):
-    step("the Instances page")
+    step("the Instances page: this instance's heartbeat and the partitions it owns")
     page.goto(CONSOLE + "#/instances")
     expect(page.locator("#instances tbody tr")).to_have_count(1)
+    status, got = api(page, "GET", "instances")
+    assert status == 200, got
+    [me] = got["Instances"]
+    assert me["This"] is True and 0 <= me["HeartbeatAgeMs"] < 15_000, me
+    orders = next(p for p in me["Pipes"] if p["Pipe"] == "orders")
+    assert orders["Phase"] == "RUNNING" and orders["Partitions"] == [0], orders
+    row = page.locator("#instances tbody tr").first
+    expect(row.locator("td.heartbeat")).to_contain_text("s ago")
+    expect(row.locator('li[data-pipe="orders"] .partitions')).to_have_text("0")
     shot(page, "instances")
 
 
 def main():
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        # No blanket ignore_https_errors: Chromium accepts the one certificate of this pin.
+        args = ["--no-sandbox", f"--ignore-certificate-errors-spki-list={SPKI_PIN}"]
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=args)
         context = browser.new_context(viewport={"width": 1280, "height": 800})
         nothing_without_a_session(context.request)
         page = context.new_page()
@@ -221,6 +285,7 @@ def main():
         figures_move(page)
         stop_and_start(page)
         missing_topic(page)
+        execution_errors(page)
         instances(page)
         two_hundred_pipes(page)
         assert not outside, f"requests left the machine: {outside}"

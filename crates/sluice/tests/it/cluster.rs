@@ -252,6 +252,37 @@ fn check_delivery(all: &[Delivery], acked: &[(i32, i64)], pipe: &str) {
     );
 }
 
+/// The console's Instances JSON (on A) shows the three instances with a recent heartbeat, and
+/// p1's six partitions shared out among them, each owned by one (once the group settled).
+async fn console_lists_each_instance_s_partitions(api: &Api) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let got = api.console_json("instances").await;
+        let instances = got["Instances"].as_array().cloned().unwrap_or_default();
+        let mut owned: Vec<i64> = instances
+            .iter()
+            .flat_map(|i| i["Pipes"].as_array().cloned().unwrap_or_default())
+            .filter(|p| p["Pipe"] == "p1")
+            .flat_map(|p| p["Partitions"].as_array().cloned().unwrap_or_default())
+            .filter_map(|p| p.as_i64())
+            .collect();
+        owned.sort();
+        let fresh = instances
+            .iter()
+            .all(|i| i["HeartbeatAgeMs"].as_u64().is_some_and(|a| a < 15_000));
+        if instances.len() == 3 && fresh && owned == (0..i64::from(PARTITIONS)).collect::<Vec<_>>()
+        {
+            eprintln!("console instances: {got}");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the console never showed p1's partitions: {got}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_instances_share_the_pipes_and_survive_losing_one() {
     let broker = MockCluster::start(&[&format!("{TOPIC}:{PARTITIONS}")]);
@@ -291,6 +322,7 @@ async fn three_instances_share_the_pipes_and_survive_losing_one() {
     })
     .await;
     agree(&[&a, &c], "p1", WAIT, |v| state(v) == "RUNNING").await;
+    console_lists_each_instance_s_partitions(&a).await;
     // Kill B while it delivers, once it has been at it for a moment.
     wait_for("B delivering for 3 s", WAIT, || {
         let from_b: Vec<Instant> = deliveries(&rx)

@@ -1,6 +1,8 @@
-//! The web console in a real browser: `sluice serve` and a real broker, driven by one Playwright
-//! script in headless Chromium (`tests/console/console_test.py`, which asserts every step and
-//! saves a screenshot of each page under the run directory). Skipped, saying so, only when
+//! The web console in a real browser: `sluice serve` over HTTPS and a real broker, driven by one
+//! Playwright script in headless Chromium (`tests/console/console_test.py`, which asserts every
+//! step and saves a screenshot of each page under the run directory). The server's certificate is
+//! signed by a CA made here; Chromium trusts exactly that certificate (its SPKI pin), and
+//! Playwright's own requests exactly that CA (`NODE_EXTRA_CA_CERTS`). Skipped, saying so, only when
 //! Chromium or Playwright are missing and `SLUICE_REQUIRE_BROWSER` is unset (`scripts/test`
 //! sets it, so CI never skips).
 
@@ -9,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::support::serve::{Serve, AKID, SECRET};
+use crate::support::tls::{self_signed_ca, server_cert, spki_sha256_base64};
 use crate::support::{tool, Broker, BrokerOptions, Receiver, Reply};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -54,18 +57,39 @@ async fn the_console_shows_pipes_and_acts_on_them_in_a_browser() {
         ..Reply::ok()
     }))
     .await;
+    // A target that always fails, for a pipe whose execution log keeps the errors.
+    broker.create_topic("failing", 1).await;
+    let failing = Receiver::start(Arc::new(|_, _| Reply {
+        status: 500,
+        ..Reply::ok()
+    }))
+    .await;
     let data = tempfile::tempdir().unwrap();
-    let serve = Serve::start(data.path(), &[]);
+    let ca = self_signed_ca(data.path(), "ca", "sluice-console-test-ca");
+    let (cert, key) = server_cert(data.path(), &ca, 1);
+    let tls = [
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ];
+    let serve = Serve::start(&data.path().join("store"), &tls);
+    assert!(serve.url.starts_with("https://"), "{}", serve.url);
     let shots = shots_dir();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/console/console_test.py");
     let out = tokio::process::Command::new(python)
         .arg(script)
         .env("CONSOLE_URL", &serve.url)
+        .env("SPKI_PIN", spki_sha256_base64(&cert))
+        .env("NODE_EXTRA_CA_CERTS", &ca.0)
         .env("AKID", AKID)
         .env("SECRET", SECRET)
         .env("BOOTSTRAP", broker.bootstrap())
         .env("TOPIC", "orders")
         .env("TARGET_URL", &rx.url)
+        .env("FAILING_TOPIC", "failing")
+        .env("FAILING_TARGET_URL", &failing.url)
+        .env("LOG_FILE", data.path().join("failing.jsonl"))
         .env("SHOTS", &shots)
         .output()
         .await

@@ -146,7 +146,9 @@ function pipePage(name) {
     el("div", { class: "chart" }, el("h2", { text: "Consumer lag" }), lags, lagLegend));
   const definition = el("pre", { id: "definition" });
   const edit = el("div", { id: "edit" });
+  const errors = el("div", { id: "last-errors" });
   setPage(`Pipe ${name}`, state, reason, actions, actionError, charts,
+    el("h2", { id: "last-errors-title", text: "Last execution errors" }), errors,
     el("h2", { text: "Edit" }), edit, el("h2", { text: "Definition" }), definition);
   let editing = false;
   poll(async () => {
@@ -159,8 +161,25 @@ function pipePage(name) {
     reason.textContent = p.StateReason ? `Reason: ${p.StateReason}` : "";
     definition.textContent = JSON.stringify(p, null, 2);
     drawCharts(got.Series, rates, lags, lagLegend);
+    errors.replaceChildren(lastErrors(got.ExecutionLogs, got.LastErrors));
     if (!editing) { editing = true; edit.replaceChildren(editForm(p)); }
   });
+}
+
+// The last execution errors this instance's execution log kept for the pipe, newest first.
+function lastErrors(logsOn, list) {
+  if (!list.length) {
+    const text = logsOn ? "No execution errors recently (on this instance)." : "No execution errors (execution logs are off).";
+    return el("p", { class: "muted", id: "last-errors-empty", "data-logs": String(logsOn), text });
+  }
+  const head = ["Time", "Step", "Execution", "HTTP status", "Error"];
+  return el("table", { id: "last-errors-table", "aria-labelledby": "last-errors-title" },
+    el("thead", {}, el("tr", {}, ...head.map((h) => el("th", { scope: "col", text: h })))),
+    el("tbody", {}, ...list.map((e) => el("tr", { "data-step": e.messageType },
+      el("td", { text: new Date(e.timestamp).toLocaleString() }), el("td", { text: e.messageType }),
+      el("td", { class: "mono", text: e.executionId }),
+      el("td", { class: "num status", text: e.error && e.error.httpStatusCode ? String(e.error.httpStatusCode) : "" }),
+      el("td", { class: "error message", text: e.error ? e.error.message : "" })))));
 }
 
 function drawCharts(series, rates, lags, lagLegend) {
@@ -311,14 +330,24 @@ function createBody(f) {
 
 function instancesPage() {
   const body = el("tbody");
-  const note = el("p", { class: "muted", text: "Instances sharing this store, by their heartbeat in the last 15 s, and the pipes each reports on. (Owned partitions are not reported by the instances yet.)" });
+  const note = el("p", { class: "muted", text: "Instances sharing this store, by their heartbeat in the last 15 s, with the pipes each runs and the partitions it owns." });
+  const head = ["Instance", "Last heartbeat", "Pipes it runs (owned partitions)"];
   setPage("Instances", note, el("table", { id: "instances" },
-    el("thead", {}, el("tr", {}, ...["Instance", "Pipes it runs"].map((h) => el("th", { scope: "col", text: h })))), body));
+    el("thead", {}, el("tr", {}, ...head.map((h) => el("th", { scope: "col", text: h })))), body));
   poll(async () => {
     const got = await api("GET", "instances");
-    body.replaceChildren(...got.Instances.map((i) => el("tr", {}, el("td", { text: i }),
-      el("td", { text: got.Observations.filter((o) => o.Instance === i).map((o) => `${o.Pipe} (${o.Phase || ""})`).join(", ") }))));
+    body.replaceChildren(...got.Instances.map(instanceRow));
   });
+}
+
+function instanceRow(i) {
+  const beat = i.LastHeartbeatMs === null ? "" :
+    `${new Date(i.LastHeartbeatMs).toLocaleTimeString()} (${(i.HeartbeatAgeMs / 1000).toFixed(1)} s ago)`;
+  const pipes = el("ul", { class: "plain" }, ...i.Pipes.map((p) => el("li", { "data-pipe": p.Pipe },
+    `${p.Pipe} (${p.Phase}): `, el("span", { class: "partitions", text: p.Partitions.length ? p.Partitions.join(", ") : "no partition" }))));
+  return el("tr", { "data-instance": i.Instance },
+    el("td", { text: i.This ? `${i.Instance} (this one)` : i.Instance }),
+    el("td", { class: "heartbeat", text: beat }), el("td", {}, pipes));
 }
 
 // ---- shell ----

@@ -1,55 +1,14 @@
 //! `sluice serve --tls-cert/--tls-key`: the AWS CLI lists pipes over HTTPS with a CA made by the
 //! test, and SIGHUP rotates the certificate (a bad file keeps the one in use).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use crate::support::poll_blocking;
 use crate::support::serve::{Aws, Serve};
-use crate::support::tls::{openssl, self_signed_ca};
+use crate::support::tls::{self_signed_ca, server_cert};
 use crate::support::tool;
-
-/// A certificate for 127.0.0.1 signed by `ca`, with `serial`: (certificate, key) in `dir`.
-fn make_server_cert(dir: &Path, ca: &(PathBuf, PathBuf), serial: u32) -> (PathBuf, PathBuf) {
-    let key = dir.join(format!("server-{serial}.key"));
-    let csr = dir.join(format!("server-{serial}.csr"));
-    let cert = dir.join(format!("server-{serial}.pem"));
-    let ext = dir.join("san.ext");
-    std::fs::write(&ext, "subjectAltName = IP:127.0.0.1\n").unwrap();
-    openssl(&[
-        "req",
-        "-new",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-keyout",
-        key.to_str().unwrap(),
-        "-out",
-        csr.to_str().unwrap(),
-    ]);
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        csr.to_str().unwrap(),
-        "-CA",
-        ca.0.to_str().unwrap(),
-        "-CAkey",
-        ca.1.to_str().unwrap(),
-        "-set_serial",
-        &serial.to_string(),
-        "-days",
-        "1",
-        "-extfile",
-        ext.to_str().unwrap(),
-        "-out",
-        cert.to_str().unwrap(),
-    ]);
-    (cert, key)
-}
 
 /// The serial number of the certificate a new TLS connection to `port` is served, as Python's
 /// `ssl` module sees it (verified against `ca`).
@@ -93,8 +52,8 @@ fn sighup(serve: &Serve) {
 fn the_aws_cli_lists_pipes_over_https_and_sighup_rotates_the_certificate() {
     let dir = tempfile::tempdir().unwrap();
     let ca = self_signed_ca(dir.path(), "ca", "sluice-test-ca");
-    let first = make_server_cert(dir.path(), &ca, 1);
-    let second = make_server_cert(dir.path(), &ca, 2);
+    let first = server_cert(dir.path(), &ca, 1);
+    let second = server_cert(dir.path(), &ca, 2);
     let (cert, key) = (dir.path().join("tls.pem"), dir.path().join("tls.key"));
     replace(&first.0, &cert);
     replace(&first.1, &key);

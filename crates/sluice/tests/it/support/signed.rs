@@ -123,6 +123,34 @@ impl Api {
         self.call("DELETE", &format!("/v1/pipes/{name}"), None)
             .await
     }
+
+    /// The console's JSON at `/console/api/{path}`, read in a session signed in with the test
+    /// key (the console takes no signed requests, only its session cookie).
+    pub async fn console_json(&self, path: &str) -> Value {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let signed_in = http
+            .post(format!("{}/console/signin", self.url))
+            .form(&[("access_key_id", AKID), ("secret_access_key", SECRET)])
+            .send()
+            .await
+            .unwrap();
+        let cookie = signed_in
+            .headers()
+            .get(reqwest::header::SET_COOKIE)
+            .and_then(|c| c.to_str().ok()?.split(';').next().map(str::to_string))
+            .unwrap_or_else(|| panic!("no session cookie: {signed_in:?}"));
+        let got = http
+            .get(format!("{}/console/api/{path}", self.url))
+            .header(reqwest::header::COOKIE, cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(got.status(), 200, "console {path}");
+        serde_json::from_slice(&got.bytes().await.unwrap()).unwrap()
+    }
 }
 
 /// Header or query pairs.
