@@ -527,8 +527,8 @@ async fn three_instances_share_the_pipes_and_survive_losing_one() {
 /// The partitions of `topic` the last `partitions assigned` line of `log` names.
 fn last_assignment(log: &str) -> Option<String> {
     log.lines()
-        .filter(|l| l.contains("partitions assigned") && l.contains(&format!("topic={TOPIC}")))
-        .last()
+        .rev()
+        .find(|l| l.contains("partitions assigned") && l.contains(&format!("topic={TOPIC}")))
         .and_then(|l| l.split("partitions=").nth(1))
         .map(|p| p.trim().to_string())
 }
