@@ -464,7 +464,7 @@ async fn serve(
     let cluster = ClusterOptions {
         instance_id,
         max_pipes: config.max_pipes,
-        static_membership: config.static_membership,
+        static_membership: static_membership(&config, &args),
         ..ClusterOptions::default()
     };
     let manager = PipeManager::open(store, ctx, metrics.clone(), options, cluster).await?;
@@ -507,6 +507,17 @@ async fn serve(
 }
 
 /// `--instance-id`, or the host name and the API's port.
+/// Static membership needs an instance id that survives a restart: one given, or the default on
+/// a fixed port. On a port the system picks, the id changes at every start, and the member a
+/// crashed instance leaves behind only holds its partitions until its session expires.
+fn static_membership(config: &sluice::control::config::ServeConfig, args: &ServeArgs) -> bool {
+    let stable = args.instance_id.is_some() || args.listen.port() != 0;
+    if config.static_membership && !stable {
+        tracing::info!("dynamic group membership: the instance id holds a port the system chose (give --instance-id or a fixed port for static membership)");
+    }
+    config.static_membership && stable
+}
+
 fn instance_id(given: Option<&str>, port: u16) -> anyhow::Result<String> {
     let id = match given {
         Some(id) => id.to_string(),

@@ -113,12 +113,12 @@ impl Engine {
     async fn clear(&self) {
         let started = Instant::now();
         loop {
-            let pipes = self.manager.list();
+            let pipes = self.manager.list().await.unwrap_or_default();
             if pipes.is_empty() {
                 return;
             }
             for p in pipes {
-                let _ = self.manager.delete(&p.name);
+                let _ = self.manager.delete(&p.record.name).await;
             }
             assert!(started.elapsed() < DELETE_DEADLINE, "a pipe's deletion did not finish");
             tokio::time::sleep(Duration::from_millis(5)).await;

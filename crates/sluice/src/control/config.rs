@@ -99,7 +99,8 @@ pub struct ServeConfig {
     /// each joins with `group.instance.id` = instance id + pipe name, so an instance restarted
     /// within the session timeout (10 s) takes its partitions back without moving anyone
     /// else's, while one that stops for good hands its partitions over only once that timeout
-    /// expires. Needs Kafka 2.3 or later. Default true.
+    /// expires. Needs Kafka 2.3 or later, and an instance id that survives a restart
+    /// (`--instance-id`, or the default on a fixed port). Default true.
     #[serde(default = "default_true")]
     pub static_membership: bool,
     /// The secret references pipe definitions may use (see `secrets::SecretAllowlist`); empty,
