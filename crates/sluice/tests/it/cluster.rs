@@ -384,14 +384,7 @@ async fn three_instances_share_the_pipes_and_survive_losing_one() {
     }
 
     // B restarts: it rejoins and delivers again.
-    cluster.restart(1);
-    let restarted = Instant::now();
-    wait_for("B delivering again", WAIT, || {
-        deliveries(&rx)
-            .iter()
-            .any(|d| d.instance == "B" && d.at > restarted)
-    })
-    .await;
+    restart_b(&mut cluster, &rx).await;
     let acked = production.finish().await;
     wait_for(
         "every produced record delivered by both pipes",
@@ -524,6 +517,19 @@ async fn three_instances_share_the_pipes_and_survive_losing_one() {
     agree(&[&a, &b, &c], "p2", WAIT, |v| state(v) == "RUNNING").await;
 }
 
+/// Start instance B (the second) again and wait until it delivers; when it was started.
+async fn restart_b(cluster: &mut Cluster, rx: &Receiver) -> Instant {
+    cluster.restart(1);
+    let restarted = Instant::now();
+    wait_for("B delivering again", WAIT, || {
+        deliveries(rx)
+            .iter()
+            .any(|d| d.instance == "B" && d.at > restarted)
+    })
+    .await;
+    restarted
+}
+
 /// The partitions of `topic` the last `partitions assigned` line of `log` names.
 fn last_assignment(log: &str) -> Option<String> {
     log.lines()
@@ -565,14 +571,7 @@ async fn an_instance_restarted_within_the_session_timeout_takes_its_partitions_b
     let b_owned = last_assignment(&cluster.serve(1).log_text()).unwrap();
 
     cluster.kill(1);
-    cluster.restart(1);
-    let restarted = Instant::now();
-    wait_for("B delivering again", WAIT, || {
-        deliveries(&rx)
-            .iter()
-            .any(|d| d.instance == "B" && d.at > restarted)
-    })
-    .await;
+    let restarted = restart_b(&mut cluster, &rx).await;
     eprintln!(
         "B delivered again {} ms after its restart",
         restarted.elapsed().as_millis()
