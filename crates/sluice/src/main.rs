@@ -506,7 +506,6 @@ async fn serve(
     Ok(ExitCode::SUCCESS)
 }
 
-/// `--instance-id`, or the host name and the API's port.
 /// Static membership needs an instance id that survives a restart: one given, or the default on
 /// a fixed port. On a port the system picks, the id changes at every start, and the member a
 /// crashed instance leaves behind only holds its partitions until its session expires.
@@ -518,6 +517,7 @@ fn static_membership(config: &sluice::control::config::ServeConfig, args: &Serve
     config.static_membership && stable
 }
 
+/// `--instance-id`, or the host name and the API's port.
 fn instance_id(given: Option<&str>, port: u16) -> anyhow::Result<String> {
     let id = match given {
         Some(id) => id.to_string(),

@@ -352,8 +352,8 @@ fn instances_json(o: &crate::store::Observed, now_ms: u64, this: &str) -> Value 
     let instances: Vec<Value> = o
         .live
         .iter()
-        .map(|id| {
-            let age = o.heartbeat_age.get(id).map(|a| a.as_millis() as u64);
+        .map(|(id, age)| {
+            let age = age.as_millis() as u64;
             let pipes: Vec<Value> = o
                 .observations
                 .iter()
@@ -367,7 +367,7 @@ fn instances_json(o: &crate::store::Observed, now_ms: u64, this: &str) -> Value 
                 "Instance": id,
                 "This": id == this,
                 "HeartbeatAgeMs": age,
-                "LastHeartbeatMs": age.map(|a| now_ms.saturating_sub(a)),
+                "LastHeartbeatMs": now_ms.saturating_sub(age),
                 "Pipes": pipes,
             })
         })
@@ -510,8 +510,7 @@ mod tests {
     #[test]
     fn instances_show_their_heartbeat_and_owned_partitions() {
         let observed = Observed {
-            live: ["a".to_string(), "b".to_string()].into(),
-            heartbeat_age: [
+            live: [
                 ("a".to_string(), Duration::from_millis(1500)),
                 ("b".to_string(), Duration::from_millis(200)),
             ]

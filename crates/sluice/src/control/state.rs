@@ -59,7 +59,7 @@ pub fn derive(record: &PipeRecord, observed: &Observed) -> (CurrentState, Option
     let at_v = |id: &String| mine.iter().find(|o| &o.instance == id && o.version == v);
     let pending: Vec<_> = observed
         .live
-        .iter()
+        .keys()
         .filter(|id| at_v(id).is_none_or(|o| o.phase != Phase::Running))
         .collect();
     if pending.is_empty() && !observed.live.is_empty() {
@@ -132,6 +132,7 @@ pub fn truncate_reason(reason: &str) -> String {
 mod tests {
     use super::*;
     use crate::store::{sample, Observation};
+    use std::time::Duration;
 
     fn record(desired: DesiredState, change: Change, version: u64) -> PipeRecord {
         PipeRecord {
@@ -144,8 +145,10 @@ mod tests {
 
     fn seen(live: &[&str], obs: &[(&str, u64, Phase)]) -> Observed {
         Observed {
-            live: live.iter().map(|s| s.to_string()).collect(),
-            heartbeat_age: Default::default(),
+            live: live
+                .iter()
+                .map(|s| (s.to_string(), Duration::ZERO))
+                .collect(),
             observations: obs
                 .iter()
                 .filter(|(i, _, _)| live.contains(i))

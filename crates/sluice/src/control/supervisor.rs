@@ -10,8 +10,9 @@
 //! last execution errors once the pipe has left this instance (deleted, or gone from the store)
 //! and its runtime stopped.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -227,9 +228,8 @@ impl Supervisor {
     fn show_state(&self, observation: &Observation) {
         let Some(record) = &self.record else { return };
         let mine = Observed {
-            live: BTreeSet::from([observation.instance.clone()]),
+            live: BTreeMap::from([(observation.instance.clone(), Duration::ZERO)]),
             observations: vec![observation.clone()],
-            ..Observed::default()
         };
         let (current, _) = state::derive(record, &mine);
         self.runner

@@ -88,7 +88,7 @@ impl PipeHealth {
 
     /// `partitions` were assigned to us (`true`) or revoked; a RUNNING status shows the change.
     pub fn own(&self, partitions: &[i32], assigned: bool) {
-        let owned = {
+        {
             let mut owned = self.owned.lock().unwrap_or_else(|e| e.into_inner());
             for p in partitions {
                 if assigned {
@@ -97,8 +97,8 @@ impl PipeHealth {
                     owned.remove(p);
                 }
             }
-            owned.iter().copied().collect::<Vec<i32>>()
-        };
+        }
+        let owned = self.owned();
         self.status.send_if_modified(|s| match s {
             PipeStatus::Running { partitions } if *partitions != owned => {
                 *partitions = owned;

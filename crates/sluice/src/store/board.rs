@@ -39,22 +39,20 @@ impl Board {
 
     pub fn observed(&self, pipe: Option<&str>, live: Duration) -> Observed {
         let inner = self.lock();
-        let heartbeat_age: BTreeMap<String, Duration> = inner
+        let alive: BTreeMap<String, Duration> = inner
             .heartbeats
             .iter()
             .map(|(id, at)| (id.clone(), at.elapsed()))
             .filter(|(_, age)| *age < live)
             .collect();
-        let alive: std::collections::BTreeSet<String> = heartbeat_age.keys().cloned().collect();
         let observations = inner
             .observations
             .values()
-            .filter(|o| pipe.is_none_or(|p| o.pipe == p) && alive.contains(&o.instance))
+            .filter(|o| pipe.is_none_or(|p| o.pipe == p) && alive.contains_key(&o.instance))
             .cloned()
             .collect();
         Observed {
             live: alive,
-            heartbeat_age,
             observations,
         }
     }

@@ -17,7 +17,7 @@ mod postgres;
 mod redb_store;
 mod state;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -91,11 +91,9 @@ pub struct Observation {
 /// The instances whose heartbeat is recent, and their observations.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Observed {
-    /// Live instances.
-    pub live: BTreeSet<String>,
-    /// How long before the read each live instance's last heartbeat was (by the store's clock:
-    /// the database's for PostgreSQL, so instances' clocks need not agree).
-    pub heartbeat_age: BTreeMap<String, Duration>,
+    /// Live instances, each with how long before the read its last heartbeat was (by the
+    /// store's clock: the database's for PostgreSQL, so instances' clocks need not agree).
+    pub live: BTreeMap<String, Duration>,
     /// Observations of live instances only.
     pub observations: Vec<Observation>,
 }
@@ -313,19 +311,11 @@ pub(crate) mod contract {
         };
         store.observe(&owning).await.unwrap();
         let seen = store.observed(Some("a"), LIVE).await.unwrap();
-        assert_eq!(seen.live, BTreeSet::from(["i1".into(), "i2".into()]));
+        assert_eq!(seen.live.keys().collect::<Vec<_>>(), ["i1", "i2"]);
         assert_eq!(seen.of("a").count(), 2);
         assert!(seen.of("a").all(|o| o.phase == Phase::Running));
         assert!(seen.of("a").any(|o| o == &owning), "{seen:?}");
-        assert_eq!(
-            seen.heartbeat_age.keys().collect::<Vec<_>>(),
-            ["i1", "i2"],
-            "each live instance's heartbeat"
-        );
-        assert!(
-            seen.heartbeat_age.values().all(|age| *age < LIVE),
-            "{seen:?}"
-        );
+        assert!(seen.live.values().all(|age| *age < LIVE), "{seen:?}");
         assert_eq!(
             store.observed(None, LIVE).await.unwrap().observations.len(),
             2

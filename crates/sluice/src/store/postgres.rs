@@ -418,8 +418,7 @@ impl PipeStore for PostgresStore {
             let id = row.get::<String, _>(0);
             // By the database's clock, so never negative in principle; clamped all the same.
             let age = Duration::from_secs_f64(row.get::<f64, _>(2).max(0.0));
-            out.heartbeat_age.insert(id.clone(), age);
-            out.live.insert(id);
+            out.live.insert(id, age);
             if let Some(text) = row.get::<Option<&str>, _>(1) {
                 let o: Observation =
                     serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
