@@ -43,13 +43,19 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         shutdown_timeout_secs: u64,
         /// Configuration file (the `sluice serve` format; `run` reads its `[targets]` section:
-        /// AWS endpoints, API destinations, connections; and `missing_topic_grace_seconds`).
+        /// AWS endpoints, API destinations, connections; `[source]`; and
+        /// `missing_topic_grace_seconds`).
         #[arg(long)]
         config: Option<PathBuf>,
         /// Kafka bootstrap servers (host:port[,host:port]) in place of the pipe file's: the
         /// address of an `smk://` Source, or `SluiceParameters.BootstrapServers` of an MSK source.
         #[arg(long, env = "SLUICE_BOOTSTRAP_SERVERS")]
         bootstrap_servers: Option<String>,
+        /// Join the consumer group as a static member (`group.instance.id`: this id and the
+        /// pipe's name), so a restart within the session timeout gets its partitions back without
+        /// a rebalance. Without it, a dynamic member.
+        #[arg(long)]
+        instance_id: Option<String>,
     },
     /// Serve the AWS Pipes API and run the pipes it holds, until SIGINT/SIGTERM.
     Serve(ServeArgs),
@@ -186,7 +192,15 @@ fn main() -> ExitCode {
             shutdown_timeout_secs,
             config,
             bootstrap_servers,
+            instance_id,
         } => {
+            let instance = match instance_id.as_deref().map(checked_instance_id).transpose() {
+                Ok(i) => i,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
             let tracing = match start_telemetry(log_format, config.as_deref()) {
                 Ok(t) => t,
                 Err(code) => return code,
@@ -202,6 +216,11 @@ fn main() -> ExitCode {
             let spec = match load(&pipe_file, &ctx, bootstrap_servers.as_deref()) {
                 Ok(s) => s,
                 Err(code) => return code,
+            };
+            let options = RuntimeOptions {
+                group_instance_id: instance
+                    .map(|i| sluice::control::group_instance_id(&i, &spec.name)),
+                ..options
             };
             let code = block_on(run(spec, metrics_addr, options));
             // Outside the runtime: the exporter's client blocks.
@@ -327,7 +346,8 @@ async fn run(
     let shutdown = CancellationToken::new();
     let metrics = Arc::new(Metrics::new());
     if let Some(addr) = metrics_addr {
-        telemetry::serve_metrics(addr, metrics.clone(), shutdown.clone())
+        let limits = sluice::api::limits::ListenerLimits::default();
+        telemetry::serve_metrics(addr, metrics.clone(), limits, shutdown.clone())
             .await
             .with_context(|| format!("cannot serve metrics on {addr}"))?;
     }
@@ -446,7 +466,7 @@ async fn serve(
     let shutdown = CancellationToken::new();
     let metrics = Arc::new(Metrics::for_instance(&instance_id));
     if let Some(addr) = args.metrics_addr {
-        telemetry::serve_metrics(addr, metrics.clone(), shutdown.clone())
+        telemetry::serve_metrics(addr, metrics.clone(), limits, shutdown.clone())
             .await
             .with_context(|| format!("cannot serve metrics on {addr}"))?;
     }
@@ -523,10 +543,15 @@ fn instance_id(given: Option<&str>, port: u16) -> anyhow::Result<String> {
         Some(id) => id.to_string(),
         None => format!("{}:{port}", gethostname::gethostname().to_string_lossy()),
     };
+    checked_instance_id(&id)
+}
+
+/// An instance id as given: 1-200 characters, no spaces or control characters.
+fn checked_instance_id(id: &str) -> anyhow::Result<String> {
     if id.is_empty() || id.len() > 200 || id.chars().any(|c| c.is_control() || c == ' ') {
         anyhow::bail!("--instance-id must be 1-200 characters without spaces, not {id:?}");
     }
-    Ok(id)
+    Ok(id.to_string())
 }
 
 /// PostgreSQL when `[store] url` (or `--store`) is given, else redb under `data`.

@@ -130,10 +130,12 @@ fn use_colour(terminal: bool, no_color: bool) -> bool {
     terminal && !no_color
 }
 
-/// Serve `GET /metrics` on `addr` until `shutdown`. Returns the bound address (port 0 picks one).
+/// Serve `GET /metrics` on `addr` with `limits` until `shutdown`. Returns the bound address (port
+/// 0 picks one).
 pub async fn serve_metrics(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
+    limits: crate::api::limits::ListenerLimits,
     shutdown: CancellationToken,
 ) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
@@ -153,11 +155,11 @@ pub async fn serve_metrics(
             }
         }),
     );
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await;
-    });
+    // The API listener's accept loop and limits: header and body timeouts, a connection cap and
+    // a bounded drain (a scraper that stalls must not hold a task forever).
+    tokio::spawn(crate::api::listener::run(
+        listener, app, None, limits, shutdown,
+    ));
     tracing::info!(%bound, "metrics on http://{bound}/metrics");
     Ok(bound)
 }

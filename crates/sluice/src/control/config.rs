@@ -19,6 +19,10 @@
 //! allowed_file_dirs = ["/run/sluice-secrets"]
 //! allowed_env_prefix = "SLUICE_PIPE_"
 //! allowed_secrets_manager_arn_prefix = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:sluice/"
+//! allowed_secrets_manager_endpoints = ["http://127.0.0.1:4566"]   # SluiceParameters.SecretsManagerEndpoint
+//!
+//! [source]                                 # librdkafka properties for every pipe's consumer
+//! librdkafka_options = { "fetch.max.bytes" = "1048576" }
 //!
 //! [store]                                  # several instances share pipes in PostgreSQL
 //! url = "postgres://sluice@db.example/sluice"
@@ -29,7 +33,7 @@
 //! `--store`) pipes live in the embedded store under `--data`.
 //!
 //! The `[targets]` section (AWS endpoints, API destinations, connections) is described in
-//! `targets::config`; `sluice run --config` reads it, `missing_topic_grace_seconds` and
+//! `targets::config`; `sluice run --config` reads it, `[source]`, `missing_topic_grace_seconds` and
 //! `msk_lookup_again_after_seconds` from a file of this same format.
 //!
 //! Access keys may also come from `SLUICE_ACCESS_KEYS=AKID:SECRET,AKID2:SECRET2`. Secret keys are
@@ -121,6 +125,9 @@ pub struct ServeConfig {
     /// The API listener's timeouts and limits (see `api::limits`).
     #[serde(default)]
     pub listener: crate::api::limits::ListenerConfig,
+    /// librdkafka properties for every pipe's consumer (see `sources::kafka::tuning`).
+    #[serde(default)]
+    pub source: crate::sources::kafka::tuning::SourceTuning,
 }
 
 /// `[telemetry]`.
@@ -150,6 +157,7 @@ impl Default for ServeConfig {
             telemetry: TelemetryConfig::default(),
             store: Default::default(),
             listener: Default::default(),
+            source: Default::default(),
         }
     }
 }
@@ -320,6 +328,7 @@ impl ServeConfig {
         self.secrets.validate()?;
         self.store.validate()?;
         self.listener.validate()?;
+        self.source.validate()?;
         Ok(())
     }
 
@@ -336,6 +345,7 @@ impl ServeConfig {
             msk_lookup_again_after: std::time::Duration::from_secs(
                 self.msk_lookup_again_after_seconds,
             ),
+            librdkafka_options: self.source.options(),
             ..crate::runtime::RuntimeOptions::default()
         }
     }

@@ -899,6 +899,37 @@ mod tests {
     }
 
     #[test]
+    fn a_secrets_manager_endpoint_outside_the_allowlist_is_refused() {
+        let ctx = ValidationContext {
+            secrets: Arc::new(crate::secrets::SecretAllowlist {
+                allowed_secrets_manager_endpoints: vec!["http://127.0.0.1:4566".into()],
+                ..Default::default()
+            }),
+            ..ValidationContext::default()
+        };
+        let with = |endpoint: &str| {
+            GOOD.replace(
+                "\"Target\"",
+                &format!(
+                    "\"SluiceParameters\":{{\"SecretsManagerEndpoint\":\"{endpoint}\"}},\"Target\""
+                ),
+            )
+        };
+        validate(&def(&with("http://127.0.0.1:4566")), &ctx).unwrap();
+        let errs = validate(&def(&with("https://collector.example")), &ctx)
+            .unwrap_err()
+            .fields;
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].name, "SluiceParameters.SecretsManagerEndpoint");
+        assert!(
+            errs[0]
+                .message
+                .contains("secrets.allowed_secrets_manager_endpoints"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
     fn regression_secret_references_outside_the_allowlist_were_accepted() {
         let ctx = ValidationContext {
             secrets: Arc::new(crate::secrets::SecretAllowlist {

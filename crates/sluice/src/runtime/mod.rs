@@ -62,6 +62,9 @@ pub struct RuntimeOptions {
     pub client_id: String,
     /// `group.instance.id` of the consumer (static membership, KIP-345); `None`, a dynamic member.
     pub group_instance_id: Option<String>,
+    /// librdkafka properties set on the consumer after Sluice's own (`[source]
+    /// librdkafka_options` of the configuration file, checked there).
+    pub librdkafka_options: Vec<(String, String)>,
     /// How long the source topic may be missing before the pipe fails (it may be created just
     /// after the pipe).
     pub missing_topic_grace: Duration,
@@ -94,6 +97,7 @@ impl Default for RuntimeOptions {
             lag_interval: Duration::from_secs(5),
             client_id: "sluice".into(),
             group_instance_id: None,
+            librdkafka_options: Vec::new(),
             missing_topic_grace: DEFAULT_MISSING_TOPIC_GRACE,
             listener_mismatch_grace: Duration::from_secs(10),
             msk_lookup_again_after: DEFAULT_MSK_LOOKUP_AGAIN_AFTER,
@@ -486,6 +490,7 @@ fn connect(
     if let Some(id) = &options.group_instance_id {
         cfg.set("group.instance.id", id);
     }
+    crate::sources::kafka::tuning::apply(&mut cfg, &options.librdkafka_options);
     security.apply(&mut cfg);
     tracing::info!(pipe = %spec.name, security = %security.description, "connecting to Kafka");
     let consumer = Arc::new(create_consumer(&cfg, context)?);

@@ -198,15 +198,21 @@ pub(crate) async fn report_lag(
         tick.tick().await;
         let Some(c) = consumer.upgrade() else { return };
         let parts = registry.committed();
+        let asked = parts.len();
         let t = topic.clone();
         let rows = tokio::task::spawn_blocking(move || measure_lag(&c, &t, parts)).await;
         if let Ok(rows) = rows {
+            let answered = rows.len();
             let mut total = 0;
             for (p, lag, base) in rows {
                 total += lag;
                 metrics.set_partition(&topic, p, lag, base);
             }
-            metrics.offset_lag.set(total);
+            // A partition whose watermark did not come keeps its last figure; a total without it
+            // would claim the backlog shrank.
+            if answered == asked {
+                metrics.offset_lag.set(total);
+            }
         }
     }
 }

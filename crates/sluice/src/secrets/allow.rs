@@ -29,6 +29,10 @@ pub struct SecretAllowlist {
     /// engine's AWS credentials can read.
     #[serde(default)]
     pub allowed_secrets_manager_arn_prefix: String,
+    /// The Secrets Manager endpoints a pipe's `SluiceParameters.SecretsManagerEndpoint` may name
+    /// (the engine signs its requests there with its AWS credentials). Empty: any URL.
+    #[serde(default)]
+    pub allowed_secrets_manager_endpoints: Vec<String>,
 }
 
 impl SecretAllowlist {
@@ -43,6 +47,20 @@ impl SecretAllowlist {
             }
         }
         Ok(())
+    }
+
+    /// Whether a pipe definition may send Secrets Manager requests to `endpoint`.
+    pub fn check_endpoint(&self, endpoint: &str) -> Result<(), String> {
+        let listed = self.allowed_secrets_manager_endpoints.is_empty()
+            || self
+                .allowed_secrets_manager_endpoints
+                .iter()
+                .any(|e| e.trim_end_matches('/') == endpoint.trim_end_matches('/'));
+        if listed {
+            Ok(())
+        } else {
+            Err("is not among the endpoints allowed (secrets.allowed_secrets_manager_endpoints of the serve config): the engine signs its requests there with its AWS credentials".into())
+        }
     }
 
     /// Whether a pipe definition may use `reference`; the error says which rule refuses it.
@@ -111,6 +129,7 @@ mod tests {
             allowed_env_prefix: "SLUICE_PIPE_".into(),
             allowed_secrets_manager_arn_prefix:
                 "arn:aws:secretsmanager:eu-west-1:123456789012:secret:sluice/".into(),
+            allowed_secrets_manager_endpoints: Vec::new(),
         };
         assert_eq!(a.validate(), Ok(()));
         for ok in [
@@ -138,6 +157,24 @@ mod tests {
             .unwrap_err();
         assert!(
             e.contains("secrets.allowed_secrets_manager_arn_prefix"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn regression_a_pipe_could_have_signed_secrets_manager_requests_sent_to_any_host() {
+        assert_eq!(
+            SecretAllowlist::default().check_endpoint("http://attacker.example"),
+            Ok(())
+        );
+        let a = SecretAllowlist {
+            allowed_secrets_manager_endpoints: vec!["http://127.0.0.1:4566/".into()],
+            ..SecretAllowlist::default()
+        };
+        assert_eq!(a.check_endpoint("http://127.0.0.1:4566"), Ok(()));
+        let e = a.check_endpoint("http://attacker.example").unwrap_err();
+        assert!(
+            e.contains("secrets.allowed_secrets_manager_endpoints"),
             "{e}"
         );
     }

@@ -348,6 +348,8 @@ impl Target for HttpTarget {
 #[derive(Debug)]
 pub struct HttpCaller {
     endpoint: Endpoint,
+    /// The endpoint's URL parsed once, when no path parameter changes it per request.
+    fixed_url: Option<Url>,
     params: HttpParameters,
     timeout: Duration,
     client: Client,
@@ -383,8 +385,15 @@ impl HttpCaller {
             Some(a) => Some(ConnectionAuth::resolve(a, &SecretResolver::new()).await?),
             None => None,
         };
+        let fixed_url = params
+            .path_parameter_values
+            .as_ref()
+            .is_none_or(Vec::is_empty)
+            .then(|| Url::parse(&endpoint.url).ok())
+            .flatten();
         Ok(HttpCaller {
             endpoint: endpoint.clone(),
+            fixed_url,
             params: params.clone(),
             timeout,
             client,
@@ -426,14 +435,10 @@ impl HttpCaller {
         record: Option<&serde_json::Value>,
     ) -> Result<RequestParts, TargetError> {
         let p = &self.params;
-        let mut url_text = self.endpoint.url.clone();
-        for v in p.path_parameter_values.iter().flatten() {
-            let value = resolve_param(v, record)?;
-            let encoded = percent_encode_segment(&value);
-            url_text = url_text.replacen('*', &encoded, 1);
-        }
-        let mut url =
-            Url::parse(&url_text).map_err(|e| TargetError::Request(format!("bad URL: {e}")))?;
+        let mut url = match &self.fixed_url {
+            Some(url) => url.clone(),
+            None => self.url_with_path_parameters(record)?,
+        };
         if let Some(q) = &p.query_string_parameters {
             let resolved: BTreeMap<&str, String> = q
                 .iter()
@@ -454,6 +459,19 @@ impl HttpCaller {
             headers.append(name, value);
         }
         Ok(RequestParts { url, headers })
+    }
+
+    fn url_with_path_parameters(
+        &self,
+        record: Option<&serde_json::Value>,
+    ) -> Result<Url, TargetError> {
+        let mut url_text = self.endpoint.url.clone();
+        for v in self.params.path_parameter_values.iter().flatten() {
+            let value = resolve_param(v, record)?;
+            let encoded = percent_encode_segment(&value);
+            url_text = url_text.replacen('*', &encoded, 1);
+        }
+        Url::parse(&url_text).map_err(|e| TargetError::Request(format!("bad URL: {e}")))
     }
 
     async fn send(

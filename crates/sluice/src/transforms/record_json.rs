@@ -360,13 +360,7 @@ fn decode_bytes(b: &[u8]) -> Value {
 }
 
 fn base64_into(out: &mut Vec<u8>, bytes: &[u8]) {
-    let start = out.len();
-    let len = base64::encoded_len(bytes.len(), true).unwrap_or(0);
-    out.resize(start + len, 0);
-    let written = base64::engine::general_purpose::STANDARD
-        .encode_slice(bytes, &mut out[start..])
-        .unwrap_or(0);
-    out.truncate(start + written);
+    base64_simd::STANDARD.encode_append(bytes, out);
 }
 
 fn json_str(out: &mut Vec<u8>, s: &str) {

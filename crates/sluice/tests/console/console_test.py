@@ -14,6 +14,7 @@ Each step asserts what the console must show; a failed assertion exits non-zero.
 
 import json
 import os
+import pathlib
 import time
 
 from confluent_kafka import Producer
@@ -24,6 +25,7 @@ CONSOLE = URL + "/console/"
 AKID, SECRET = os.environ["AKID"], os.environ["SECRET"]
 BOOTSTRAP, TOPIC = os.environ["BOOTSTRAP"], os.environ["TOPIC"]
 TARGET = os.environ["TARGET_URL"]
+GATE_FILE = os.environ["GATE_FILE"]
 SHOTS = os.environ["SHOTS"]
 SPKI_PIN = os.environ["SPKI_PIN"]
 FAILING_TOPIC, FAILING_TARGET = os.environ["FAILING_TOPIC"], os.environ["FAILING_TARGET_URL"]
@@ -128,26 +130,32 @@ def figures_move(page):
     producer = Producer({"bootstrap.servers": BOOTSTRAP})
     for i in range(4000):
         producer.produce(TOPIC, key=f"k{i}", value=json.dumps({"kind": "order", "id": f"A{i}"}))
-    producer.flush(30)
+    left = producer.flush(30)
+    assert left == 0, f"{left} records were not produced"
     page.goto(CONSOLE + "#/pipe/orders")
-    deadline = time.time() + WAIT_MS / 1000
-    peak_rate, peak_lag, last_lag = 0.0, 0, None
-    while time.time() < deadline:
-        rates = series(page, "#chart-rates")
-        lags = series(page, "#chart-lag")
-        delivered = next((s["points"] for s in rates if s["name"] == "delivered"), [])
-        peak_rate = max([peak_rate] + [p[1] for p in delivered])
-        lag_points = [p[1] for s in lags for p in s["points"]]
-        if lag_points:
-            peak_lag = max(peak_lag, *lag_points)
-            last_lag = lag_points[-1]
-        if peak_rate > 0 and peak_lag > 0 and last_lag < peak_lag:
-            break
-        time.sleep(0.5)
+    # The target holds deliveries until the gate opens: first the backlog must show as lag.
+    peak_lag = wait_for_lag(page, lambda lag: lag > 0, "lag never rose above 0 with 4,000 records waiting")
+    pathlib.Path(GATE_FILE).touch()
+    last_lag = wait_for_lag(page, lambda lag: lag < peak_lag, f"lag never fell below {peak_lag}")
+    rates = series(page, "#chart-rates")
+    delivered = next((s["points"] for s in rates if s["name"] == "delivered"), [])
+    peak_rate = max([0.0] + [p[1] for p in delivered])
     assert peak_rate > 0, f"records/s never rose: {rates}"
-    assert peak_lag > 0 and last_lag is not None and last_lag < peak_lag, f"lag never fell: {lags}"
     step(f"records/s peaked at {peak_rate:.0f}, lag fell from {peak_lag} to {last_lag}")
     shot(page, "pipe")
+
+
+def wait_for_lag(page, wanted, failure):
+    """The lag chart's latest total once `wanted` holds for it."""
+    deadline = time.time() + WAIT_MS / 1000
+    lags = []
+    while time.time() < deadline:
+        lags = series(page, "#chart-lag")
+        latest = [s["points"][-1][1] for s in lags if s["points"]]
+        if latest and wanted(sum(latest)):
+            return sum(latest)
+        time.sleep(0.5)
+    raise AssertionError(f"{failure}: {lags}")
 
 
 def stop_and_start(page):

@@ -416,3 +416,16 @@ fn validate_names_the_filter_pattern_that_aws_would_refuse() {
         "{err}"
     );
 }
+
+#[test]
+fn run_refuses_an_instance_id_with_a_space_before_it_connects() {
+    let file =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/orders-to-http.json");
+    let out = sluice(&["run", file.to_str().unwrap(), "--instance-id", "a b"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("--instance-id must be 1-200 characters without spaces"),
+        "{err}"
+    );
+}

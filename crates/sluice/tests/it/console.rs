@@ -51,9 +51,17 @@ async fn the_console_shows_pipes_and_acts_on_them_in_a_browser() {
     };
     let broker = Broker::start("console", &BrokerOptions::memory());
     broker.create_topic("orders", 1).await;
-    // A slow target, so that a backlog builds up and the lag can be seen falling.
-    let rx = Receiver::start(Arc::new(|_, _| Reply {
-        delay: Duration::from_millis(250),
+    let data = tempfile::tempdir().unwrap();
+    // A target that holds every delivery for a second until the script opens the gate, so the
+    // backlog is still there when the lag is next measured, however fast this machine is.
+    let gate = data.path().join("gate-open");
+    let gate_seen = gate.clone();
+    let rx = Receiver::start(Arc::new(move |_, _| Reply {
+        delay: if gate_seen.exists() {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(1)
+        },
         ..Reply::ok()
     }))
     .await;
@@ -64,7 +72,6 @@ async fn the_console_shows_pipes_and_acts_on_them_in_a_browser() {
         ..Reply::ok()
     }))
     .await;
-    let data = tempfile::tempdir().unwrap();
     let ca = self_signed_ca(data.path(), "ca", "sluice-console-test-ca");
     let (cert, key) = server_cert(data.path(), &ca, 1);
     let tls = [
@@ -87,6 +94,7 @@ async fn the_console_shows_pipes_and_acts_on_them_in_a_browser() {
         .env("BOOTSTRAP", broker.bootstrap())
         .env("TOPIC", "orders")
         .env("TARGET_URL", &rx.url)
+        .env("GATE_FILE", &gate)
         .env("FAILING_TOPIC", "failing")
         .env("FAILING_TARGET_URL", &failing.url)
         .env("LOG_FILE", data.path().join("failing.jsonl"))

@@ -185,6 +185,11 @@ pub(crate) fn validate_security(
                 "SluiceParameters.SecretsManagerEndpoint",
                 "must be an http:// or https:// URL",
             ));
+        } else if let Err(e) = allow.check_endpoint(ep) {
+            errs.push(FieldError::new(
+                "SluiceParameters.SecretsManagerEndpoint",
+                e,
+            ));
         }
     }
     if looked_up {

@@ -23,6 +23,7 @@ pub mod msk;
 pub mod probe;
 pub mod record;
 pub mod start;
+pub mod tuning;
 
 // Kept where `SourceContext` and the MSK IAM tests find them; they live in `crate::kafka`.
 pub use crate::kafka::{iam, log_to_tracing};

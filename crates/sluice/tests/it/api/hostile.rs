@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 
 use crate::support::serve::{run_python, Serve, AKID, ROLE, SECRET};
 use crate::support::signed::{sign, Api, Signing};
-use crate::support::Launch;
+use crate::support::{free_port, Launch};
 
 /// `sluice serve` with `[listener]` set to `listener` (TOML lines).
 fn serve_with(listener: &str) -> (Serve, tempfile::TempDir) {
@@ -166,6 +166,40 @@ async fn bodies_over_the_limit_answer_413_and_unsigned_bodies_are_never_read() {
     let answer = read_answer(&mut stream).await;
     assert_eq!(answer.status, 403, "{answer:?}");
     assert_eq!(answer.error_type(), "unrecognizedclientexception");
+}
+
+#[tokio::test]
+async fn regression_the_metrics_listener_kept_idle_connections_forever() {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sluice.toml");
+    std::fs::write(&config, "[listener]\nheader_read_timeout_ms = 500\n").unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    let args = [
+        "--config",
+        config.to_str().unwrap(),
+        "--metrics-addr",
+        &addr,
+    ];
+    let _serve = Serve::start_with(&dir.path().join("data"), &args, &Launch::default());
+    let mut idle = TcpStream::connect(&addr).await.unwrap();
+    assert!(
+        closed_within(&mut idle, Duration::from_secs(5))
+            .await
+            .is_some(),
+        "an idle connection to /metrics stayed open"
+    );
+    let mut scrape = TcpStream::connect(&addr).await.unwrap();
+    scrape
+        .write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let got = closed_within(&mut scrape, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("# EOF"), "{text}");
 }
 
 #[tokio::test]
