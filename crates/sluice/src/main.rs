@@ -17,6 +17,10 @@ use sluice::telemetry::{self, LogFormat};
 use sluice::transforms::record_json::{self, RecordJson};
 use sluice::transforms::Filter;
 
+/// Small allocations per record dominate; glibc's malloc spent a quarter of a pipe's CPU on them.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Sluice: EventBridge Pipes for Kafka, self-hosted.
 #[derive(Debug, Parser)]
 #[command(version, about)]

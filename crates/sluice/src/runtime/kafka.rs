@@ -11,11 +11,13 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
-use rdkafka::consumer::stream_consumer::StreamPartitionQueue;
+use futures::{FutureExt, StreamExt};
+use rdkafka::consumer::stream_consumer::{MessageStream, StreamPartitionQueue};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::commits::{CommitEntry, CommitQueue, GroupCommit};
 use super::keyed::KeyedLane;
 use super::lane::{CommitError, Committer, Lane, LaneControl, RecordStream, StoredRetry};
 use super::lanes::LaneRegistry;
@@ -26,31 +28,76 @@ use crate::sources::kafka::{record_from_message, KafkaConsumer, PartitionHandler
 
 type PartitionQueue = StreamPartitionQueue<SourceContext>;
 
-/// One partition's records, from its own librdkafka queue.
-pub(crate) struct PartitionStream {
+/// One partition's records, from its own librdkafka queue. One message stream for the lane's
+/// life: each `recv()` would register and drop a waker slot (two locks) per record.
+pub(crate) struct PartitionStream<'q> {
     partition: i32,
-    queue: PartitionQueue,
+    messages: MessageStream<'q, SourceContext>,
 }
 
-impl RecordStream for PartitionStream {
+impl RecordStream for PartitionStream<'_> {
     async fn next(&mut self) -> Option<SourceRecord> {
         loop {
-            match self.queue.recv().await {
+            // The stream never ends: librdkafka's queues do not.
+            match self.messages.next().await? {
                 Ok(m) => return Some(record_from_message(&m)),
-                // A broker restarting, a fetch error: librdkafka retries; the queue goes on.
-                Err(e) => {
-                    tracing::warn!(partition = self.partition, error = %e, "consumer error")
-                }
+                Err(e) => self.consumer_error(&e),
+            }
+        }
+    }
+
+    fn next_ready(&mut self) -> Option<SourceRecord> {
+        loop {
+            match self.messages.next().now_or_never()?? {
+                Ok(m) => return Some(record_from_message(&m)),
+                Err(e) => self.consumer_error(&e),
             }
         }
     }
 }
 
-/// Synchronous offset commits through the pipe's consumer.
+impl PartitionStream<'_> {
+    /// A broker restarting, a fetch error: librdkafka retries; the queue goes on.
+    fn consumer_error(&self, e: &KafkaError) {
+        tracing::warn!(partition = self.partition, error = %e, "consumer error")
+    }
+}
+
+/// A lane's offset commits, through the pipe's commit queue ([`CommitQueue`]).
 pub(crate) struct ConsumerCommitter {
     consumer: Weak<KafkaConsumer>,
     topic: String,
+    commits: CommitQueue,
     metadata: Arc<MetadataCheck>,
+}
+
+/// Synchronous offset commits of several partitions through the pipe's consumer (on the blocking
+/// pool: librdkafka waits for the broker's answer).
+struct KafkaGroupCommit {
+    consumer: Weak<KafkaConsumer>,
+    topic: String,
+}
+
+impl GroupCommit for KafkaGroupCommit {
+    async fn commit_all(&self, entries: &[CommitEntry]) -> Result<(), CommitError> {
+        let consumer = self.consumer.upgrade().ok_or(CommitError::Closed)?;
+        let mut tpl = TopicPartitionList::with_capacity(entries.len());
+        for e in entries {
+            let mut elem = tpl.add_partition(&self.topic, e.partition);
+            elem.set_offset(Offset::Offset(e.next_offset))
+                .map_err(|e| CommitError::Failed(e.to_string()))?;
+            if let Some(m) = &e.metadata {
+                elem.set_metadata(m);
+            }
+        }
+        let result =
+            tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync)).await;
+        match result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(CommitError::Failed(e.to_string())),
+            Err(e) => Err(CommitError::Failed(format!("commit task: {e}"))),
+        }
+    }
 }
 
 /// Whether the cluster keeps offset commit metadata, learned from the first commit that carried
@@ -86,30 +133,17 @@ impl Committer for ConsumerCommitter {
         next_offset: i64,
         retry: Option<&StoredRetry>,
     ) -> Result<(), CommitError> {
-        let consumer = self.consumer()?;
-        let topic = self.topic.clone();
         let metadata = retry.map(|r| r.to_metadata());
-        let sent = metadata.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            let mut tpl = TopicPartitionList::new();
-            let mut elem = tpl.add_partition(&topic, partition);
-            elem.set_offset(Offset::Offset(next_offset))?;
-            if let Some(m) = &metadata {
-                elem.set_metadata(m);
-            }
-            consumer.commit(&tpl, CommitMode::Sync)
-        })
-        .await;
-        match result {
-            Ok(Ok(())) => {
-                if let Some(sent) = sent {
-                    self.check_metadata(partition, sent).await;
-                }
-                Ok(())
-            }
-            Ok(Err(e)) => Err(CommitError::Failed(e.to_string())),
-            Err(e) => Err(CommitError::Failed(format!("commit task: {e}"))),
+        let entry = CommitEntry {
+            partition,
+            next_offset,
+            metadata: metadata.clone(),
+        };
+        self.commits.commit(entry).await?;
+        if let Some(sent) = metadata {
+            self.check_metadata(partition, sent).await;
         }
+        Ok(())
     }
 
     async fn committed(
@@ -155,6 +189,8 @@ pub(crate) struct RebalanceHooks {
     health: Arc<PipeHealth>,
     /// Queues split before an assignment, waiting for their lanes.
     split: Mutex<HashMap<i32, PartitionQueue>>,
+    /// The lanes' commit queue (started with the consumer).
+    commits: OnceLock<CommitQueue>,
     metadata: Arc<MetadataCheck>,
 }
 
@@ -172,13 +208,19 @@ impl RebalanceHooks {
             processor,
             health,
             split: Mutex::new(HashMap::new()),
+            commits: OnceLock::new(),
             metadata: Arc::default(),
         }
     }
 
-    /// The consumer whose partitions the hooks manage (set once it exists).
+    /// The consumer whose partitions the hooks manage (set once it exists), and its commit queue.
+    /// Runs on the runtime.
     pub fn attach(&self, consumer: &Arc<KafkaConsumer>) {
         let _ = self.consumer.set(Arc::downgrade(consumer));
+        let _ = self.commits.set(CommitQueue::start(KafkaGroupCommit {
+            consumer: Arc::downgrade(consumer),
+            topic: self.topic.clone(),
+        }));
     }
 
     /// Drop queues split for an assignment that never completed; they hold the consumer.
@@ -198,34 +240,47 @@ impl RebalanceHooks {
 
     fn start_lane(&self, partition: i32, queue: PartitionQueue) {
         let control = Arc::new(LaneControl::new(partition));
-        let stream = PartitionStream { partition, queue };
+        let Some(commits) = self.commits.get().cloned() else {
+            tracing::debug!(partition, "no consumer attached; no lane");
+            return;
+        };
         let committer = ConsumerCommitter {
             consumer: self.consumer(),
             topic: self.topic.clone(),
+            commits,
             metadata: self.metadata.clone(),
         };
         let processor = self.processor.clone();
-        match processor.parallelization() {
-            1 => {
-                let lane = Lane {
-                    control: control.clone(),
-                    stream,
-                    committer,
-                    processor,
-                };
-                self.registry.spawn(control, lane.run());
+        let lane_control = control.clone();
+        // The lane's future owns the queue, and its stream borrows it.
+        let lane = async move {
+            let stream = PartitionStream {
+                partition,
+                messages: queue.stream(),
+            };
+            match processor.parallelization() {
+                1 => {
+                    let lane = Lane {
+                        control: lane_control,
+                        stream,
+                        committer,
+                        processor,
+                    };
+                    lane.run().await
+                }
+                factor => {
+                    let lane = KeyedLane {
+                        control: lane_control,
+                        stream,
+                        committer,
+                        processor,
+                        factor,
+                    };
+                    lane.run().await
+                }
             }
-            factor => {
-                let lane = KeyedLane {
-                    control: control.clone(),
-                    stream,
-                    committer,
-                    processor,
-                    factor,
-                };
-                self.registry.spawn(control, lane.run());
-            }
-        }
+        };
+        self.registry.spawn(control, lane);
     }
 }
 

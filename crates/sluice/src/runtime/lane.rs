@@ -25,7 +25,7 @@ use super::retry::RetryState;
 use crate::record::SourceRecord;
 
 /// Where a lane's records come from: one partition, in offset order.
-pub(crate) trait RecordStream: Send + 'static {
+pub(crate) trait RecordStream: Send {
     /// The next record, once there is one; `None` when the stream has ended.
     fn next(&mut self) -> impl Future<Output = Option<SourceRecord>> + Send;
 
@@ -239,23 +239,31 @@ impl<S: RecordStream, C: Committer> Lane<S, C> {
         let mut batch = Vec::with_capacity(limits.size.min(1024));
         batch.push(first);
         let deadline = tokio::time::Instant::now() + limits.window;
+        // One timer and one drain watch per batch, not per record: records already fetched are
+        // taken without awaiting, and only an empty queue waits on the three.
+        let window = tokio::time::sleep_until(deadline);
+        tokio::pin!(window);
         while batch.len() < limits.size {
-            let next = if limits.window.is_zero() {
-                match self.stream.next_ready() {
-                    Some(r) => r,
-                    None => break,
+            let next = match self.stream.next_ready() {
+                Some(r) if !window_closed(limits, &batch, deadline) => r,
+                Some(r) => {
+                    *pending = Some(r);
+                    break;
                 }
-            } else {
-                tokio::select! {
+                None if limits.window.is_zero() => break,
+                None => tokio::select! {
                     biased;
                     _ = drain.cancelled() => return None,
-                    _ = tokio::time::sleep_until(deadline) => break,
+                    _ = &mut window => break,
                     r = self.stream.next() => match r {
                         Some(r) => r,
                         None => break,
                     },
-                }
+                },
             };
+            if drain.is_cancelled() {
+                return None;
+            }
             let size = estimated_json_size(&next);
             if bytes + size > limits.payload_cap {
                 *pending = Some(next);
@@ -267,6 +275,22 @@ impl<S: RecordStream, C: Committer> Lane<S, C> {
         Some(batch)
     }
 }
+
+/// Whether a batch being filled from records that are already there has outlived its window (a
+/// window of 0 takes all of them). The clock is read every [`WINDOW_CHECK_EVERY`] records: taking
+/// a ready record costs less than reading it.
+fn window_closed(
+    limits: &BatchLimits,
+    batch: &[SourceRecord],
+    deadline: tokio::time::Instant,
+) -> bool {
+    !limits.window.is_zero()
+        && batch.len().is_multiple_of(WINDOW_CHECK_EVERY)
+        && tokio::time::Instant::now() >= deadline
+}
+
+/// How many ready records a batch takes between two looks at its window's deadline.
+const WINDOW_CHECK_EVERY: usize = 64;
 
 /// Size of the record's JSON form (base64 grows bytes by 4/3), for the payload cap.
 pub(crate) fn estimated_json_size(r: &SourceRecord) -> usize {

@@ -476,6 +476,26 @@ async fn a_batch_waits_for_its_window_unless_it_fills() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_window_closes_a_batch_while_records_keep_trickling_in() {
+    let target = FakeTarget::new(NO_LATENCY, vec![]);
+    let mut h = Harness::start(&kafka(100, 2), "", target.clone());
+    let t0 = Instant::now();
+    // One record every 300 ms: the batch never fills, its window ends it.
+    for _ in 0..10 {
+        h.send(1, b"{}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    target.wait_calls(1).await;
+    let first = &target.calls()[0];
+    assert_eq!(first.offsets, (0..7).collect::<Vec<i64>>());
+    assert!(
+        first.at - t0 >= Duration::from_secs(2) && first.at - t0 < Duration::from_millis(2100),
+        "{:?}",
+        first.at - t0
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn batch_delivery_caps_the_payload() {
     let target = FakeTarget::new(NO_LATENCY, vec![]);
     let extra = r#","SluiceParameters":{"HttpDelivery":"BATCH"}"#;
