@@ -141,8 +141,19 @@ fn is_unsupported(e: &openssl::error::ErrorStack) -> bool {
     })
 }
 
+/// Whether OpenSSL lacks the key's cipher. Its decoder also says "unsupported" when it cannot decode
+/// what a wrong password decrypted to (one wrong password in 256 passes the padding check), so
+/// the decoder's own errors do not count.
+fn is_unsupported_cipher(e: &openssl::error::ErrorStack) -> bool {
+    e.errors().iter().any(|e| {
+        e.library() != Some("DECODER routines")
+            && e.reason()
+                .is_some_and(|r| r.contains("unsupported") || r.contains("fetch failed"))
+    })
+}
+
 fn decrypt_error(e: &openssl::error::ErrorStack, names: &IdentityFields<'_>) -> TlsError {
-    if is_unsupported(e) {
+    if is_unsupported_cipher(e) {
         TlsError(format!(
             "{} uses an encryption this OpenSSL cannot read",
             names.key
@@ -249,6 +260,24 @@ mod tests {
         assert!(e.0.contains("wrong password"), "{e}");
         let e = client_identity(&cert_secret(&cert, enc, None)).unwrap_err();
         assert!(e.0.contains("`privateKeyPassword` is missing"), "{e}");
+    }
+
+    /// About one wrong password in 256 passes the CBC padding check; OpenSSL then fails to decode
+    /// the garbage ("DECODER routines::unsupported"), which was taken for an unreadable cipher.
+    #[test]
+    fn regression_a_wrong_password_was_reported_as_an_unsupported_encryption() {
+        let k = key();
+        let cert = self_signed(&k);
+        let enc = String::from_utf8(
+            k.private_key_to_pem_pkcs8_passphrase(Cipher::aes_256_cbc(), b"kpw")
+                .unwrap(),
+        )
+        .unwrap();
+        for i in 0..2000 {
+            let pw = format!("wrong-{i}");
+            let e = client_identity(&cert_secret(&cert, enc.clone(), Some(&pw))).unwrap_err();
+            assert!(e.0.contains("wrong password"), "password {pw}: {e}");
+        }
     }
 
     #[test]
