@@ -82,21 +82,13 @@ async fn commit_waiting(committer: &impl GroupCommit, waiting: Vec<Request>) {
     let result = committer.commit_all(&entries).await;
     if result.is_ok() || waiting.len() == 1 {
         for r in waiting {
-            let _ = r.answer.send(clone_result(&result));
+            let _ = r.answer.send(result.clone());
         }
         return;
     }
     for r in waiting {
         let alone = committer.commit_all(std::slice::from_ref(&r.entry)).await;
         let _ = r.answer.send(alone);
-    }
-}
-
-fn clone_result(result: &Result<(), CommitError>) -> Result<(), CommitError> {
-    match result {
-        Ok(()) => Ok(()),
-        Err(CommitError::Closed) => Err(CommitError::Closed),
-        Err(CommitError::Failed(m)) => Err(CommitError::Failed(m.clone())),
     }
 }
 

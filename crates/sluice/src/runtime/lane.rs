@@ -37,7 +37,7 @@ pub(crate) trait RecordStream: Send {
 
 /// Why an offset commit failed. Never fatal to a lane: the next owner of the partition re-reads
 /// from the last committed offset, so the batch may be delivered again, never lost.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub(crate) enum CommitError {
     /// The consumer is gone (the pipe is stopping).
     #[error("the consumer is closed")]
