@@ -11,8 +11,6 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
-use futures::{FutureExt, StreamExt};
-use rdkafka::consumer::stream_consumer::{MessageStream, StreamPartitionQueue};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
@@ -24,42 +22,22 @@ use super::lanes::LaneRegistry;
 use super::process::BatchProcessor;
 use super::status::PipeHealth;
 use crate::record::SourceRecord;
-use crate::sources::kafka::{record_from_message, KafkaConsumer, PartitionHandler, SourceContext};
+use crate::sources::kafka::queue::PartitionQueue;
+use crate::sources::kafka::{KafkaConsumer, PartitionHandler, SourceContext};
 
-type PartitionQueue = StreamPartitionQueue<SourceContext>;
-
-/// One partition's records, from its own librdkafka queue. One message stream for the lane's
-/// life: each `recv()` would register and drop a waker slot (two locks) per record.
-pub(crate) struct PartitionStream<'q> {
-    partition: i32,
-    messages: MessageStream<'q, SourceContext>,
+/// One partition's records, from its own librdkafka queue.
+pub(crate) struct PartitionStream {
+    queue: PartitionQueue,
 }
 
-impl RecordStream for PartitionStream<'_> {
+impl RecordStream for PartitionStream {
     async fn next(&mut self) -> Option<SourceRecord> {
-        loop {
-            // The stream never ends: librdkafka's queues do not.
-            match self.messages.next().await? {
-                Ok(m) => return Some(record_from_message(&m)),
-                Err(e) => self.consumer_error(&e),
-            }
-        }
+        // The stream never ends: librdkafka's queues do not.
+        Some(std::future::poll_fn(|cx| self.queue.poll_next(cx)).await)
     }
 
     fn next_ready(&mut self) -> Option<SourceRecord> {
-        loop {
-            match self.messages.next().now_or_never()?? {
-                Ok(m) => return Some(record_from_message(&m)),
-                Err(e) => self.consumer_error(&e),
-            }
-        }
-    }
-}
-
-impl PartitionStream<'_> {
-    /// A broker restarting, a fetch error: librdkafka retries; the queue goes on.
-    fn consumer_error(&self, e: &KafkaError) {
-        tracing::warn!(partition = self.partition, error = %e, "consumer error")
+        self.queue.next_ready()
     }
 }
 
@@ -233,9 +211,7 @@ impl RebalanceHooks {
     }
 
     fn split_queue(&self, partition: i32) -> Option<PartitionQueue> {
-        self.consumer()
-            .upgrade()?
-            .split_partition_queue(&self.topic, partition)
+        PartitionQueue::split(&self.consumer().upgrade()?, &self.topic, partition)
     }
 
     fn start_lane(&self, partition: i32, queue: PartitionQueue) {
@@ -252,12 +228,8 @@ impl RebalanceHooks {
         };
         let processor = self.processor.clone();
         let lane_control = control.clone();
-        // The lane's future owns the queue, and its stream borrows it.
         let lane = async move {
-            let stream = PartitionStream {
-                partition,
-                messages: queue.stream(),
-            };
+            let stream = PartitionStream { queue };
             match processor.parallelization() {
                 1 => {
                     let lane = Lane {

@@ -1,6 +1,7 @@
 //! The Kafka source: the librdkafka consumer configuration (group, starting position, offset
 //! handling), the callbacks that tell the runtime when partitions are assigned and revoked
-//! ([`PartitionHandler`]), and the copy of a polled message into a `SourceRecord` ([`record`]).
+//! ([`PartitionHandler`]), each assigned partition's own queue, read in batches ([`queue`]), and the
+//! copy of a polled message into a `SourceRecord` ([`record`]).
 //!
 //! Offsets are never committed automatically: `enable.auto.commit` and `enable.auto.offset.store`
 //! are off, and the runtime commits a partition's offset only after its batch was delivered.
@@ -21,6 +22,7 @@ pub mod auth;
 pub mod health;
 pub mod msk;
 pub mod probe;
+pub mod queue;
 pub mod record;
 pub mod start;
 pub mod tuning;
