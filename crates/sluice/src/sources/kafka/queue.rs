@@ -103,10 +103,16 @@ impl PartitionQueue {
         }
         self.waker.register(cx.waker());
         // A message that came between the read and the registration woke nobody.
-        match self.next_ready() {
-            Some(r) => Poll::Ready(r),
-            None => Poll::Pending,
+        if let Some(r) = self.next_ready() {
+            return Poll::Ready(r);
         }
+        // A read can stop early (a yield) or serve only other ops and leave messages behind;
+        // librdkafka calls back only when the empty queue gets one, so look again soon.
+        // SAFETY: the queue is valid.
+        if unsafe { rd::rd_kafka_queue_length(self.queue.as_ptr()) } > 0 {
+            cx.waker().wake_by_ref();
+        }
+        Poll::Pending
     }
 
     /// Move what the queue holds now (up to [`READ_AT_ONCE`]) into `ready`.
