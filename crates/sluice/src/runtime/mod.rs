@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
+use rdkafka::Message;
 use tokio_util::sync::CancellationToken;
 
 use crate::dead_letter::letter::Origin;
@@ -37,7 +38,7 @@ use crate::metrics::Metrics;
 use crate::model::{KafkaSourceKind, KafkaSourceSpec, PipeSpec};
 use crate::sources::kafka::SourceContext;
 use crate::sources::kafka::{auth, msk};
-use crate::sources::kafka::{client_config, create_consumer, record_from_message, KafkaConsumer};
+use crate::sources::kafka::{client_config, create_consumer, KafkaConsumer};
 use crate::targets::TargetError;
 use crate::transforms::event::EventBuilder;
 use crate::transforms::record_json::RecordJson;
@@ -516,10 +517,9 @@ async fn poll(consumer: &KafkaConsumer, shutdown: &CancellationToken, health: &P
             m = consumer.recv() => match m {
                 Ok(msg) => {
                     // Fail-stop rather than skip it: nothing is committed past an undelivered record.
-                    let rec = record_from_message(&msg);
                     health.fail(format!(
                         "internal error: record {} of partition {} reached the consumer's main queue instead of its lane; the pipe stopped without committing past it",
-                        rec.offset, rec.partition
+                        msg.offset(), msg.partition()
                     ));
                 }
                 Err(e) => on_consumer_error(&e, health, &mut last_error),

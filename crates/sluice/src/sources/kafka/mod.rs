@@ -1,7 +1,7 @@
 //! The Kafka source: the librdkafka consumer configuration (group, starting position, offset
 //! handling), the callbacks that tell the runtime when partitions are assigned and revoked
-//! ([`PartitionHandler`]), each assigned partition's own queue, read in batches ([`queue`]), and the
-//! copy of a polled message into a `SourceRecord` ([`record`]).
+//! ([`PartitionHandler`]), and each assigned partition's own queue, read in batches and copied
+//! into `SourceRecord`s ([`queue`]).
 //!
 //! Offsets are never committed automatically: `enable.auto.commit` and `enable.auto.offset.store`
 //! are off, and the runtime commits a partition's offset only after its batch was delivered.
@@ -23,14 +23,11 @@ pub mod health;
 pub mod msk;
 pub mod probe;
 pub mod queue;
-pub mod record;
 pub mod start;
 pub mod tuning;
 
 // Kept where `SourceContext` and the MSK IAM tests find them; they live in `crate::kafka`.
 pub use crate::kafka::{iam, log_to_tracing};
-
-pub use record::record_from_message;
 
 use std::sync::Arc;
 
