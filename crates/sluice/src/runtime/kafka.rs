@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -22,6 +22,7 @@ use super::lanes::LaneRegistry;
 use super::process::BatchProcessor;
 use super::status::PipeHealth;
 use crate::record::SourceRecord;
+use crate::sources::kafka::commit;
 use crate::sources::kafka::queue::PartitionQueue;
 use crate::sources::kafka::{KafkaConsumer, PartitionHandler, SourceContext};
 
@@ -49,8 +50,8 @@ pub(crate) struct ConsumerCommitter {
     metadata: Arc<MetadataCheck>,
 }
 
-/// Synchronous offset commits of several partitions through the pipe's consumer (on the blocking
-/// pool: librdkafka waits for the broker's answer).
+/// Offset commits of several partitions through the pipe's consumer, each awaited until the broker
+/// answered ([`commit::commit`]).
 struct KafkaGroupCommit {
     consumer: Weak<KafkaConsumer>,
     topic: String,
@@ -68,13 +69,17 @@ impl GroupCommit for KafkaGroupCommit {
                 elem.set_metadata(m);
             }
         }
-        let result =
-            tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync)).await;
-        match result {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(CommitError::Failed(e.to_string())),
-            Err(e) => Err(CommitError::Failed(format!("commit task: {e}"))),
-        }
+        let result = commit::commit(&consumer, &tpl).await;
+        release(consumer);
+        result.map_err(|e| CommitError::Failed(e.to_string()))
+    }
+}
+
+/// Let go of an upgraded consumer. Closing it blocks, so when this was the last reference (the
+/// pipe stopped during the commit), that happens on the blocking pool, not on a worker.
+fn release(consumer: Arc<KafkaConsumer>) {
+    if let Some(last) = Arc::into_inner(consumer) {
+        tokio::task::spawn_blocking(move || drop(last));
     }
 }
 

@@ -4,7 +4,8 @@
 //! into `SourceRecord`s ([`queue`]).
 //!
 //! Offsets are never committed automatically: `enable.auto.commit` and `enable.auto.offset.store`
-//! are off, and the runtime commits a partition's offset only after its batch was delivered.
+//! are off, and the runtime commits a partition's offset only after its batch was delivered,
+//! awaiting the broker's answer without a blocked thread ([`commit`]).
 //!
 //! Authentication and TLS ([`auth`]) are decided at validation and resolved into settings when the
 //! pipe starts, with the client settings, key handling and MSK IAM tokens of the neutral
@@ -19,12 +20,16 @@
 //! AWS does not.
 
 pub mod auth;
+pub mod commit;
 pub mod health;
 pub mod msk;
 pub mod probe;
 pub mod queue;
 pub mod start;
 pub mod tuning;
+
+#[cfg(test)]
+mod test_support;
 
 // Kept where `SourceContext` and the MSK IAM tests find them; they live in `crate::kafka`.
 pub use crate::kafka::{iam, log_to_tracing};

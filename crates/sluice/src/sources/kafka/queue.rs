@@ -250,22 +250,13 @@ mod tests {
     use std::time::Duration;
 
     use rdkafka::config::ClientConfig;
-    use rdkafka::consumer::BaseConsumer;
     use rdkafka::message::{Header, OwnedHeaders};
     use rdkafka::mocking::MockCluster;
     use rdkafka::producer::{FutureProducer, FutureRecord};
     use rdkafka::{Offset, TopicPartitionList};
 
     use super::*;
-    use crate::sources::kafka::{PartitionHandler, SourceContext};
-
-    struct NoLanes;
-
-    impl PartitionHandler for NoLanes {
-        fn assigned(&self, _: &BaseConsumer<SourceContext>, _: &[i32]) {}
-        fn revoking(&self, _: &BaseConsumer<SourceContext>, _: &[i32]) {}
-        fn client_error(&self, _: &rdkafka::error::KafkaError, _: &str) {}
-    }
+    use crate::sources::kafka::test_support;
 
     /// Record `i` of the test: every third without a key, every fifth a tombstone, two headers,
     /// the second with a null value.
@@ -311,14 +302,7 @@ mod tests {
         for i in 0..n {
             produce(&producer, i).await;
         }
-        let consumer: Arc<KafkaConsumer> = Arc::new(
-            ClientConfig::new()
-                .set("bootstrap.servers", cluster.bootstrap_servers())
-                .set("group.id", "g")
-                .set("enable.auto.commit", "false")
-                .create_with_context(SourceContext::new("t", Arc::new(NoLanes)))
-                .unwrap(),
-        );
+        let consumer = test_support::consumer(&cluster, "t");
         let mut queue = PartitionQueue::split(&consumer, "t", 0).unwrap();
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset("t", 0, Offset::Beginning).unwrap();
