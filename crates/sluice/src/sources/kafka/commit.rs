@@ -8,19 +8,18 @@
 //! drain. A reply queue per commit needs neither (docs/ARCHITECTURE.md says why it is hand-written).
 #![allow(unsafe_code)]
 
-use std::ffi::c_void;
 use std::future::poll_fn;
 use std::marker::PhantomData;
 use std::ptr::{null_mut, NonNull};
 use std::task::{Context, Poll};
 
-use futures::task::AtomicWaker;
 use rdkafka::bindings as rd;
 use rdkafka::consumer::Consumer;
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use rdkafka::TopicPartitionList;
 
+use super::waking_queue::WakingQueue;
 use super::KafkaConsumer;
 
 /// Commit `offsets` (with their metadata) for `consumer`'s group and wait for the broker's answer,
@@ -49,23 +48,8 @@ fn check(err: RDKafkaRespErr) -> KafkaResult<()> {
 /// A queue of one commit's answer; it borrows the consumer because librdkafka's queues must go
 /// before its handle.
 struct ReplyQueue<'a> {
-    queue: NonNull<rd::rd_kafka_queue_t>,
-    /// Woken by librdkafka when the empty queue gets the answer; boxed so its address, which
-    /// librdkafka holds, does not move.
-    waker: Box<AtomicWaker>,
+    queue: WakingQueue,
     _consumer: PhantomData<&'a KafkaConsumer>,
-}
-
-// SAFETY: librdkafka's queues may be used from any thread, and the waker is thread-safe.
-unsafe impl Send for ReplyQueue<'_> {}
-unsafe impl Sync for ReplyQueue<'_> {}
-
-/// librdkafka's call when the empty queue gets an op (under the queue's lock, on its thread).
-unsafe extern "C" fn answer_posted(_rk: *mut rd::rd_kafka_t, opaque: *mut c_void) {
-    // SAFETY: `opaque` is the `AtomicWaker` of a live `ReplyQueue`: its drop disables this
-    // callback (under the same lock) before the waker goes.
-    let waker = unsafe { &*(opaque as *const AtomicWaker) };
-    waker.wake();
 }
 
 impl<'a> ReplyQueue<'a> {
@@ -73,18 +57,10 @@ impl<'a> ReplyQueue<'a> {
         let rk = consumer.client().native_ptr();
         // SAFETY: `rk` is the live handle of `consumer`, which outlives the queue.
         let queue = NonNull::new(unsafe { rd::rd_kafka_queue_new(rk) })?;
-        let waker = Box::new(AtomicWaker::new());
-        // SAFETY: `queue` is valid; the waker outlives the callback (see `Drop`).
-        unsafe {
-            rd::rd_kafka_queue_cb_event_enable(
-                queue.as_ptr(),
-                Some(answer_posted),
-                &*waker as *const AtomicWaker as *mut c_void,
-            );
-        }
+        // SAFETY: a new queue's handle, ours alone.
+        let queue = unsafe { WakingQueue::new(queue) };
         Some(Self {
             queue,
-            waker,
             _consumer: PhantomData,
         })
     }
@@ -94,7 +70,7 @@ impl<'a> ReplyQueue<'a> {
         if let Some(err) = self.take_answer() {
             return Poll::Ready(err);
         }
-        self.waker.register(cx.waker());
+        self.queue.register(cx.waker());
         // An answer posted between the look and the registration woke nobody.
         match self.take_answer() {
             Some(err) => Poll::Ready(err),
@@ -119,18 +95,6 @@ impl<'a> ReplyQueue<'a> {
                     return Some(err);
                 }
             }
-        }
-    }
-}
-
-impl Drop for ReplyQueue<'_> {
-    fn drop(&mut self) {
-        // SAFETY: disabling takes the queue's lock, under which the callback runs, so no callback
-        // is running or will run once it returns; then our handle is released, once (an answer
-        // still to come goes to librdkafka's reference and is freed with it).
-        unsafe {
-            rd::rd_kafka_queue_cb_event_enable(self.queue.as_ptr(), None, null_mut());
-            rd::rd_kafka_queue_destroy(self.queue.as_ptr());
         }
     }
 }

@@ -27,6 +27,7 @@ pub mod probe;
 pub mod queue;
 pub mod start;
 pub mod tuning;
+mod waking_queue;
 
 #[cfg(test)]
 mod test_support;

@@ -13,11 +13,11 @@ use std::ptr::{null_mut, NonNull};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use futures::task::AtomicWaker;
 use rdkafka::bindings as rd;
 use rdkafka::consumer::Consumer;
 use rdkafka::types::RDKafkaRespErr;
 
+use super::waking_queue::WakingQueue;
 use super::KafkaConsumer;
 use crate::record::{SourceRecord, TimestampType};
 
@@ -26,20 +26,14 @@ const READ_AT_ONCE: usize = 128;
 
 /// One assigned partition's queue. Its records never reach the consumer's main queue.
 pub struct PartitionQueue {
-    queue: NonNull<rd::rd_kafka_queue_t>,
-    /// Woken by librdkafka when the empty queue gets a message.
-    waker: Arc<AtomicWaker>,
+    /// Wakes the lane when the empty queue gets a message; released before `_consumer`.
+    queue: WakingQueue,
     /// Records read from librdkafka, not yet taken.
     ready: VecDeque<SourceRecord>,
     partition: i32,
     /// librdkafka's queues must go before its handle.
     _consumer: Arc<KafkaConsumer>,
 }
-
-// SAFETY: librdkafka's queues may be used from any thread; the queue is only read through
-// `&mut self`, and `&self` reaches nothing of librdkafka's.
-unsafe impl Send for PartitionQueue {}
-unsafe impl Sync for PartitionQueue {}
 
 impl std::fmt::Debug for PartitionQueue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -48,15 +42,6 @@ impl std::fmt::Debug for PartitionQueue {
             .field("ready", &self.ready.len())
             .finish()
     }
-}
-
-/// librdkafka's call when the queue goes from empty to not empty (under the queue's lock, on a
-/// librdkafka thread).
-unsafe extern "C" fn queue_not_empty(_rk: *mut rd::rd_kafka_t, opaque: *mut c_void) {
-    // SAFETY: `opaque` is the `AtomicWaker` of a live `PartitionQueue`: its drop disables this
-    // callback (under the same lock) before the waker goes.
-    let waker = unsafe { &*(opaque as *const AtomicWaker) };
-    waker.wake();
 }
 
 impl PartitionQueue {
@@ -68,20 +53,14 @@ impl PartitionQueue {
         // SAFETY: `rk` is the live handle of `consumer`, which the queue keeps.
         let raw = unsafe { rd::rd_kafka_queue_get_partition(rk, topic.as_ptr(), partition) };
         let queue = NonNull::new(raw)?;
-        let waker = Arc::new(AtomicWaker::new());
-        // SAFETY: `queue` is valid. Forwarding it nowhere keeps its records off the main queue;
-        // the callback's waker outlives the callback (see `Drop`).
-        unsafe {
+        // SAFETY: `queue` is a valid handle of ours. Forwarding it nowhere keeps its records off
+        // the main queue.
+        let queue = unsafe {
             rd::rd_kafka_queue_forward(queue.as_ptr(), null_mut());
-            rd::rd_kafka_queue_cb_event_enable(
-                queue.as_ptr(),
-                Some(queue_not_empty),
-                Arc::as_ptr(&waker) as *mut c_void,
-            );
-        }
+            WakingQueue::new(queue)
+        };
         Some(Self {
             queue,
-            waker,
             ready: VecDeque::with_capacity(READ_AT_ONCE),
             partition,
             _consumer: consumer.clone(),
@@ -101,7 +80,7 @@ impl PartitionQueue {
         if let Some(r) = self.next_ready() {
             return Poll::Ready(r);
         }
-        self.waker.register(cx.waker());
+        self.queue.register(cx.waker());
         // A message that came between the read and the registration woke nobody.
         if let Some(r) = self.next_ready() {
             return Poll::Ready(r);
@@ -139,17 +118,6 @@ impl PartitionQueue {
     /// A broker restarting, a fetch error: librdkafka retries; the queue goes on.
     fn consumer_error(&self, error: String) {
         tracing::warn!(partition = self.partition, %error, "consumer error")
-    }
-}
-
-impl Drop for PartitionQueue {
-    fn drop(&mut self) {
-        // SAFETY: disabling takes the queue's lock, under which the callback runs, so no callback
-        // is running or will run once it returns; then the handle is released, once.
-        unsafe {
-            rd::rd_kafka_queue_cb_event_enable(self.queue.as_ptr(), None, null_mut());
-            rd::rd_kafka_queue_destroy(self.queue.as_ptr());
-        }
     }
 }
 
