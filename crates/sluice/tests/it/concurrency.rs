@@ -177,7 +177,9 @@ async fn sigkill_with_sub_lanes_replays_only_above_the_watermark() {
     let broker = Broker::start("conc-kill", &BrokerOptions::sqlite());
     create_topics(&broker.client_config(), &["killed"], 1).await;
     produce(&broker.producer(), "killed", &keyed(5_000, 100)).await;
-    let target = SlowTarget::start(Duration::from_millis(5), None).await;
+    // Paced (20 ms a request: about 600 a second here) so that the first run is still
+    // delivering when its membership has settled.
+    let target = SlowTarget::start(Duration::from_millis(20), None).await;
     let def = pipe(
         "killed",
         &broker,
@@ -186,11 +188,16 @@ async fn sigkill_with_sub_lanes_replays_only_above_the_watermark() {
         json!({"ParallelizationFactor": 16}),
     );
     let mut first = Sluice::run(&def);
+    first.wait_settled().await;
     wait_for("2,000 deliveries", WAIT, || {
         target.accepted().len() >= 2_000
     })
     .await;
     first.sigkill();
+    assert!(
+        target.accepted().len() < 5_000,
+        "the first run delivered everything before the kill; pace the target slower"
+    );
     let at_kill = committed(&broker, "sluice-killed", "killed", 1)[0];
     let second = Sluice::run(&def);
     wait_committed(&second, &broker, "sluice-killed", "killed", 1, 5_000).await;

@@ -377,17 +377,23 @@ async fn at_least_once_across_sigkill() {
     broker.create_topic("c", 4).await;
     let total = 4 * 300;
     produce(&broker.producer(), "c", &keyed(4, 300)).await;
+    // Paced so that the first run is still delivering when its membership has settled.
     let rx = Receiver::start(Arc::new(|_, _| Reply {
-        delay: Duration::from_millis(2),
+        delay: Duration::from_millis(40),
         ..Reply::ok()
     }))
     .await;
     let mut def = pipe("crash", &broker, "c", &rx.url);
     def["SourceParameters"]["SelfManagedKafkaParameters"]["BatchSize"] = json!(20);
     let mut s = Sluice::run(&def);
+    s.wait_settled().await;
     wait_for("a third of the records", LONG, || rx.count() >= total / 3).await;
     s.sigkill();
     let before_kill = rx.count();
+    assert!(
+        before_kill < total,
+        "the first run delivered everything before the kill; pace the target slower"
+    );
     let committed_at_kill = committed(&broker, "sluice-crash", "c", 4);
     let _s2 = Sluice::run(&def);
     let all: std::collections::HashSet<(i32, i64)> =

@@ -7,6 +7,10 @@ use std::time::{Duration, Instant};
 
 use super::Broker;
 
+/// How long a member holds its partitions before a test may SIGKILL it (see
+/// [`Sluice::wait_settled`]); 6 s of membership was enough in every run seen.
+pub const SETTLED_MEMBERSHIP: Duration = Duration::from_secs(6);
+
 /// The `sluice` binary under test.
 pub fn sluice_command() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sluice"))
@@ -154,6 +158,17 @@ impl Sluice {
     }
 
     /// Wait until the log says the group assigned partitions.
+    /// Wait for partitions, then until they have been held for [`SETTLED_MEMBERSHIP`]: Tansu
+    /// leaves the next member without partitions for minutes when a member is SIGKILLed within
+    /// about a second of joining (`../shared/test-broker.md`), so a test kills only after this.
+    /// Returns when the assignment was seen.
+    pub async fn wait_settled(&self) -> Instant {
+        self.wait_assigned().await;
+        let assigned = Instant::now();
+        tokio::time::sleep(SETTLED_MEMBERSHIP).await;
+        assigned
+    }
+
     pub async fn wait_assigned(&self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         while !self.log_text().contains("partitions assigned") {
