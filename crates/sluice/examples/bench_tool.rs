@@ -2,8 +2,11 @@
 //!
 //!   bench_tool produce --bootstrap B --topic T --partitions 8 --count 1000000 --size 200
 //!   bench_tool consume --bootstrap B --topic T --count 1000000      (raw rdkafka consumer: the ceiling)
-//!   bench_tool consume-split --bootstrap B --topic T --count 1000000 --partitions 8
-//!                                                                  (a queue per partition, as Sluice)
+//!   bench_tool consume-split --bootstrap B --topic T --count 1000000 --partitions 8 [--commit-every N]
+//!                                                                  (a queue per partition, as Sluice;
+//!                                                                   with N, each partition's thread
+//!                                                                   commits synchronously after
+//!                                                                   every N of its records)
 //!   bench_tool receive --port-file F --expect 1000000 [--delay-ms 20]
 //!                                                                   (HTTP receiver counting records,
 //!                                                                    answering after the delay)
@@ -177,13 +180,19 @@ async fn consume(args: &[String]) {
 
 /// The ceiling for Sluice's design: one BaseConsumer, every partition assigned from the start and
 /// split into its own queue, one thread per partition polling it (what Sluice's lanes do, minus
-/// the pipe).
+/// the pipe). With `--commit-every N` a thread also commits its partition's offset, and waits for
+/// the broker's answer, after every N records: the offset commit per batch that the spec asks of a
+/// pipe, without the pipe.
 fn consume_split(args: &[String]) {
     use rdkafka::consumer::BaseConsumer;
     let bootstrap = arg(args, "--bootstrap");
     let topic = arg(args, "--topic");
     let count: u64 = arg(args, "--count").parse().unwrap();
     let partitions: i32 = arg(args, "--partitions").parse().unwrap();
+    let commit_every: Option<u64> = args
+        .iter()
+        .any(|a| a == "--commit-every")
+        .then(|| arg(args, "--commit-every").parse().unwrap());
     let consumer: Arc<BaseConsumer> = Arc::new(
         with_extra_settings(
             args,
@@ -216,12 +225,18 @@ fn consume_split(args: &[String]) {
     for p in 0..partitions {
         let queue = consumer.split_partition_queue(&topic, p).unwrap();
         let (total, first) = (total.clone(), first.clone());
+        let (consumer, topic) = (consumer.clone(), topic.clone());
         threads.push(std::thread::spawn(move || {
+            let mut mine = 0u64;
             while total.load(Ordering::Relaxed) < count {
                 if let Some(Ok(m)) = queue.poll(Duration::from_millis(100)) {
                     first.lock().unwrap().get_or_insert_with(Instant::now);
                     let _ = rdkafka::Message::payload(&m).map_or(0, <[u8]>::len);
                     total.fetch_add(1, Ordering::Relaxed);
+                    mine += 1;
+                    if commit_every.is_some_and(|n| mine.is_multiple_of(n)) {
+                        commit_next(&consumer, &topic, p, rdkafka::Message::offset(&m) + 1);
+                    }
                 }
             }
         }));
@@ -242,6 +257,21 @@ fn consume_split(args: &[String]) {
         "{{\"records\":{n},\"secs\":{secs:.3},\"rate\":{:.0}}}",
         n as f64 / secs
     );
+}
+
+/// Commit `offset` for one partition and wait for the broker's answer.
+fn commit_next(
+    consumer: &rdkafka::consumer::BaseConsumer,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) {
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, rdkafka::Offset::Offset(offset))
+        .unwrap();
+    if let Err(e) = consumer.commit(&tpl, rdkafka::consumer::CommitMode::Sync) {
+        eprintln!("consume-split: commit: {e}");
+    }
 }
 
 async fn receive(args: &[String]) {

@@ -197,14 +197,18 @@ impl IamTokenSource {
         let provider = self.credentials.clone();
         let handle = self.handle.clone();
         // A fresh thread may block on the runtime whatever the calling thread is (a tokio worker
-        // polling the consumer cannot).
-        let creds = std::thread::scope(|s| {
-            s.spawn(move || {
-                handle.block_on(async move {
-                    tokio::time::timeout(CREDENTIALS_TIMEOUT, provider.provide_credentials()).await
+        // polling the consumer cannot); the caller, when a worker, hands the runtime over while
+        // it waits (the lookup's I/O needs a worker that is not blocked).
+        let creds = super::block_in_callback(|| {
+            std::thread::scope(|s| {
+                s.spawn(move || {
+                    handle.block_on(async move {
+                        tokio::time::timeout(CREDENTIALS_TIMEOUT, provider.provide_credentials())
+                            .await
+                    })
                 })
+                .join()
             })
-            .join()
         })
         .map_err(|_| IamError::Credentials("the credentials lookup panicked".into()))?
         .map_err(|_| IamError::Credentials("timed out".into()))?
@@ -259,6 +263,51 @@ mod tests {
             .decode(token.expose())
             .unwrap();
         url::Url::parse(std::str::from_utf8(&bytes).unwrap()).unwrap()
+    }
+
+    /// Credentials that take a tokio timer to arrive, as a lookup over the network does.
+    #[derive(Debug)]
+    struct SlowCredentials;
+
+    impl ProvideCredentials for SlowCredentials {
+        fn provide_credentials<'a>(
+            &'a self,
+        ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+        where
+            Self: 'a,
+        {
+            aws_credential_types::provider::future::ProvideCredentials::new(async {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                Ok(creds(None))
+            })
+        }
+    }
+
+    /// With `TOKIO_WORKER_THREADS=1` the token callback blocked the only worker while the lookup
+    /// waited for that worker's timers and I/O: the token never came.
+    #[test]
+    fn regression_a_token_asked_for_on_the_only_worker_arrives() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Its own thread: when the bug is back, it stays blocked and the test fails on time.
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            let source = IamTokenSource::new(
+                "us-east-1",
+                SharedCredentialsProvider::new(SlowCredentials),
+                rt.handle().clone(),
+            );
+            let made = rt.block_on(async move {
+                tokio::spawn(async move { source.token().map(|t| t.expires_at_ms) })
+                    .await
+                    .unwrap()
+            });
+            let _ = tx.send(made.is_ok());
+        });
+        assert_eq!(rx.recv_timeout(Duration::from_secs(30)), Ok(true));
     }
 
     /// Found by the `msk_iam_token` fuzz target: a "region" holding `?` and `&` turned into query

@@ -134,16 +134,6 @@ impl LaneRegistry {
                 self.metrics.remove_partition(&self.topic, *p);
             }
         };
-        block_if_async(wait);
-    }
-}
-
-/// Run blocking work from a callback that may be on a tokio worker thread.
-fn block_if_async<R>(f: impl FnOnce() -> R) -> R {
-    match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(f)
-        }
-        _ => f(),
+        crate::kafka::block_in_callback(wait);
     }
 }
