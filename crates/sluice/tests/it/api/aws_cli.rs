@@ -330,6 +330,7 @@ async fn a_pipe_created_with_the_cli_delivers_again_after_sigkill() {
         ids(&rx).contains(&"before".to_string())
     })
     .await;
+    serve.wait_settled().await;
 
     serve.sigkill();
     let serve = Serve::start(data.path(), &[]);
