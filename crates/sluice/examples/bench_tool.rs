@@ -40,11 +40,15 @@ fn with_extra_settings(args: &[String], cfg: &ClientConfig) -> ClientConfig {
 }
 
 fn arg(args: &[String], name: &str) -> String {
+    opt_arg(args, name).unwrap_or_else(|| panic!("missing {name}"))
+}
+
+/// The value after `name`, when given.
+fn opt_arg(args: &[String], name: &str) -> Option<String> {
     args.iter()
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1))
         .cloned()
-        .unwrap_or_else(|| panic!("missing {name}"))
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -189,10 +193,7 @@ fn consume_split(args: &[String]) {
     let topic = arg(args, "--topic");
     let count: u64 = arg(args, "--count").parse().unwrap();
     let partitions: i32 = arg(args, "--partitions").parse().unwrap();
-    let commit_every: Option<u64> = args
-        .iter()
-        .any(|a| a == "--commit-every")
-        .then(|| arg(args, "--commit-every").parse().unwrap());
+    let commit_every: Option<u64> = opt_arg(args, "--commit-every").map(|n| n.parse().unwrap());
     let consumer: Arc<BaseConsumer> = Arc::new(
         with_extra_settings(
             args,
@@ -278,11 +279,8 @@ async fn receive(args: &[String]) {
     use axum::body::Bytes;
     let expect: u64 = arg(args, "--expect").parse().unwrap();
     let port_file = arg(args, "--port-file");
-    let delay = Duration::from_millis(
-        args.iter()
-            .position(|a| a == "--delay-ms")
-            .map_or(0, |_| arg(args, "--delay-ms").parse().unwrap()),
-    );
+    let delay =
+        Duration::from_millis(opt_arg(args, "--delay-ms").map_or(0, |ms| ms.parse().unwrap()));
     let count = Arc::new(AtomicU64::new(0));
     let times: Arc<Mutex<(Option<Instant>, Option<Instant>)>> = Arc::default();
     let done = Arc::new(tokio::sync::Notify::new());

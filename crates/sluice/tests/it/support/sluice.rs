@@ -157,18 +157,15 @@ impl Sluice {
         }
     }
 
-    /// Wait until the log says the group assigned partitions.
     /// Wait for partitions, then until they have been held for [`SETTLED_MEMBERSHIP`]: Tansu
     /// leaves the next member without partitions for minutes when a member is SIGKILLed within
     /// about a second of joining (`../shared/test-broker.md`), so a test kills only after this.
-    /// Returns when the assignment was seen.
-    pub async fn wait_settled(&self) -> Instant {
+    pub async fn wait_settled(&self) {
         self.wait_assigned().await;
-        let assigned = Instant::now();
         tokio::time::sleep(SETTLED_MEMBERSHIP).await;
-        assigned
     }
 
+    /// Wait until the log says the group assigned partitions.
     pub async fn wait_assigned(&self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         while !self.log_text().contains("partitions assigned") {
