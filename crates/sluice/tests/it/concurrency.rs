@@ -11,8 +11,8 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 use crate::support::{
-    committed, create_topics, free_port, produce, wait_committed, wait_for, Broker, BrokerOptions,
-    Launch, Rec, Sluice, WAIT,
+    committed, create_topics, free_port, outlive_session, produce, wait_committed, wait_for,
+    Broker, BrokerOptions, Launch, Rec, Sluice, WAIT,
 };
 
 /// One request the receiver saw.
@@ -199,6 +199,7 @@ async fn sigkill_with_sub_lanes_replays_only_above_the_watermark() {
         "the first run delivered everything before the kill; pace the target slower"
     );
     let at_kill = committed(&broker, "sluice-killed", "killed", 1)[0];
+    outlive_session().await;
     let second = Sluice::run(&def);
     wait_committed(&second, &broker, "sluice-killed", "killed", 1, 5_000).await;
     let seen = target.accepted();

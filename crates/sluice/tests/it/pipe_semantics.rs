@@ -395,6 +395,7 @@ async fn at_least_once_across_sigkill() {
         "the first run delivered everything before the kill; pace the target slower"
     );
     let committed_at_kill = committed(&broker, "sluice-crash", "c", 4);
+    outlive_session().await;
     let _s2 = Sluice::run(&def);
     let all: std::collections::HashSet<(i32, i64)> =
         (0..4).flat_map(|p| (0..300).map(move |o| (p, o))).collect();

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::support::cluster::Cluster;
 use crate::support::serve::{Aws, Serve, ROLE};
-use crate::support::{produce, wait_for, Broker, BrokerOptions, Rec, Receiver};
+use crate::support::{outlive_session, produce, wait_for, Broker, BrokerOptions, Rec, Receiver};
 use serde_json::{json, Value};
 
 const STATE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -333,6 +333,7 @@ async fn a_pipe_created_with_the_cli_delivers_again_after_sigkill() {
     serve.wait_settled().await;
 
     serve.sigkill();
+    outlive_session().await;
     let serve = Serve::start(data.path(), &[]);
     let aws = Aws::new(&serve.url);
     let d = aws.describe("survivor").expect("survivor is still there");

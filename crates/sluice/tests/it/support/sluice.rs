@@ -11,6 +11,20 @@ use super::Broker;
 /// [`Sluice::wait_settled`]); 6 s of membership was enough in every run seen.
 pub const SETTLED_MEMBERSHIP: Duration = Duration::from_secs(6);
 
+/// Longer than the session timeout Sluice asks for (10 s, `sources/kafka`), with a margin.
+const SESSION_EXPIRY: Duration = Duration::from_secs(12);
+
+/// Wait, after a member was SIGKILLed, until its session has certainly expired, so that the next
+/// member's JoinGroup is what drops it. Tansu 0.6 drops an expired member in two ways, and only
+/// one of them works: a JoinGroup starts a new generation without it, but a survivor's Heartbeat
+/// removes it and leaves the group formed with the old assignment, so a member that joined while
+/// the dead one still held the partitions keeps an empty assignment for good
+/// (`../shared/test-broker.md`). The broker's group state is not observable here (DescribeGroups
+/// fails on sqlite storage), so this is a wait on the clock the broker itself uses.
+pub async fn outlive_session() {
+    tokio::time::sleep(SESSION_EXPIRY).await;
+}
+
 /// The `sluice` binary under test.
 pub fn sluice_command() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sluice"))
@@ -159,7 +173,8 @@ impl Sluice {
 
     /// Wait for partitions, then until they have been held for [`SETTLED_MEMBERSHIP`]: Tansu
     /// leaves the next member without partitions for minutes when a member is SIGKILLed within
-    /// about a second of joining (`../shared/test-broker.md`), so a test kills only after this.
+    /// about a second of joining (`../shared/test-broker.md`), so a test kills only after this
+    /// (and starts the next member only after [`outlive_session`]).
     pub async fn wait_settled(&self) {
         self.wait_assigned().await;
         tokio::time::sleep(SETTLED_MEMBERSHIP).await;
