@@ -199,7 +199,7 @@ fn remote_contexts(records: &[&SourceRecord]) -> Vec<SpanContext> {
     let propagator = TraceContextPropagator::new();
     let mut out: Vec<SpanContext> = Vec::new();
     for r in records {
-        if !r.headers.iter().any(|(k, _)| k == "traceparent") {
+        if !r.headers().any(|(k, _)| k == "traceparent") {
             continue;
         }
         let cx = propagator.extract(&RecordHeaders(r));
@@ -216,15 +216,14 @@ struct RecordHeaders<'a>(&'a SourceRecord);
 impl Extractor for RecordHeaders<'_> {
     fn get(&self, key: &str) -> Option<&str> {
         self.0
-            .headers
-            .iter()
+            .headers()
             .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .and_then(|(_, v)| v.as_deref())
+            .and_then(|(_, v)| v)
             .and_then(|v| std::str::from_utf8(v).ok())
     }
 
     fn keys(&self) -> Vec<&str> {
-        self.0.headers.iter().map(|(k, _)| k.as_str()).collect()
+        self.0.headers().map(|(k, _)| k).collect()
     }
 }
 
@@ -266,17 +265,9 @@ mod tests {
     use super::*;
 
     fn record(traceparent: Option<&str>) -> SourceRecord {
-        SourceRecord {
-            partition: 0,
-            offset: 0,
-            timestamp: 0,
-            timestamp_type: crate::record::TimestampType::CreateTime,
-            key: None,
-            value: None,
-            headers: traceparent
-                .map(|t| vec![("traceparent".to_string(), Some(t.as_bytes().to_vec()))])
-                .unwrap_or_default(),
-        }
+        SourceRecord::new(0, 0)
+            .with_timestamp(0, crate::record::TimestampType::CreateTime)
+            .with_headers(traceparent.map(|t| ("traceparent", Some(t.as_bytes()))))
     }
 
     #[test]

@@ -135,15 +135,10 @@ mod tests {
     use crate::targets::Event;
 
     fn rec(offset: i64, ts: i64) -> SourceRecord {
-        SourceRecord {
-            partition: 2,
-            offset,
-            timestamp: ts,
-            timestamp_type: TimestampType::CreateTime,
-            key: Some(b"k".to_vec()),
-            value: Some(b"v".to_vec()),
-            headers: vec![],
-        }
+        SourceRecord::new(2, offset)
+            .with_timestamp(ts, TimestampType::CreateTime)
+            .with_key(Some(b"k"))
+            .with_value(Some(b"v"))
     }
 
     fn origin() -> Origin {

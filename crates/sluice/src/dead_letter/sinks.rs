@@ -79,10 +79,10 @@ impl DeadLetterSink for KafkaSink {
                 .records
                 .iter()
                 .map(|r| {
-                    let mut rec = (*r).clone();
                     let extra = error_headers(&self.origin, r, letter.failure);
-                    rec.headers
-                        .extend(extra.into_iter().map(|(k, v)| (k, Some(v.into_bytes()))));
+                    let rec = r.with_more_headers(
+                        extra.iter().map(|(k, v)| (k.as_str(), Some(v.as_bytes()))),
+                    );
                     Event {
                         payload: Bytes::new(),
                         is_json: false,

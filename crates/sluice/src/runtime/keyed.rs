@@ -351,7 +351,7 @@ impl<S: RecordStream, C: Committer> KeyedLane<S, C> {
                     None => break,
                 },
             };
-            let lane = sub_lane(rec.key.as_deref(), self.factor);
+            let lane = sub_lane(rec.key(), self.factor);
             shared.watermark().read(lane, rec.offset);
             let _ = senders[lane].send(rec);
         }

@@ -294,7 +294,7 @@ const WINDOW_CHECK_EVERY: usize = 64;
 
 /// Size of the record's JSON form (base64 grows bytes by 4/3), for the payload cap.
 pub(crate) fn estimated_json_size(r: &SourceRecord) -> usize {
-    r.size() * 4 / 3 + 200 + r.headers.len() * 16
+    r.size() * 4 / 3 + 200 + r.headers().len() * 16
 }
 
 /// The first and the longest pause between attempts to commit a delivered batch again.

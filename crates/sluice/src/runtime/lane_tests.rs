@@ -379,15 +379,10 @@ impl Harness {
     }
 
     fn send_record(&mut self, key: Option<Vec<u8>>, value: &[u8], timestamp: i64) {
-        let r = SourceRecord {
-            partition: 0,
-            offset: self.next_offset,
-            timestamp,
-            timestamp_type: TimestampType::CreateTime,
-            key,
-            value: Some(value.to_vec()),
-            headers: Vec::new(),
-        };
+        let r = SourceRecord::new(0, self.next_offset)
+            .with_timestamp(timestamp, TimestampType::CreateTime)
+            .with_key(key.as_deref())
+            .with_value(Some(value));
         self.next_offset += 1;
         self.records.send(r).unwrap();
     }

@@ -172,14 +172,14 @@ mod tests {
 
     fn records() -> Vec<SourceRecord> {
         (0..5)
-            .map(|i| SourceRecord {
-                partition: i % 2,
-                offset: 100 + i64::from(i),
-                timestamp: 1_700_000_000_000,
-                timestamp_type: TimestampType::CreateTime,
-                key: (i != 1).then(|| format!("k{i}").into_bytes()),
-                value: (i != 2).then(|| format!("{{\"n\":{i}}}").repeat(i as usize).into_bytes()),
-                headers: vec![("h".into(), Some(vec![0xC3, i as u8]))],
+            .map(|i| {
+                let key = (i != 1).then(|| format!("k{i}"));
+                let value = (i != 2).then(|| format!("{{\"n\":{i}}}").repeat(i as usize));
+                SourceRecord::new(i % 2, 100 + i64::from(i))
+                    .with_timestamp(1_700_000_000_000, TimestampType::CreateTime)
+                    .with_key(key.as_ref().map(String::as_bytes))
+                    .with_value(value.as_ref().map(String::as_bytes))
+                    .with_headers([("h", Some(&[0xC3, i as u8][..]))])
             })
             .collect()
     }

@@ -117,15 +117,11 @@ mod tests {
     use serde_json::json;
 
     fn rec(value: &[u8]) -> SourceRecord {
-        SourceRecord {
-            partition: 1,
-            offset: 7,
-            timestamp: 1000,
-            timestamp_type: TimestampType::CreateTime,
-            key: Some(b"\"k\"".to_vec()),
-            value: Some(value.to_vec()),
-            headers: vec![("h".into(), Some(vec![0xff]))],
-        }
+        SourceRecord::new(1, 7)
+            .with_timestamp(1000, TimestampType::CreateTime)
+            .with_key(Some(b"\"k\""))
+            .with_value(Some(value))
+            .with_headers([("h", Some(&[0xff][..]))])
     }
 
     #[test]
@@ -158,7 +154,7 @@ mod tests {
         let kept: Vec<&[u8]> = f
             .retain(&ctx, &batch)
             .iter()
-            .map(|r| r.value.as_deref().unwrap())
+            .map(|r| r.value().unwrap())
             .collect();
         assert_eq!(kept, vec![&br#"{"id":"A1"}"#[..], &br#"{"id":"A2"}"#[..]]);
         assert!(Filter::compile(&[r#"{"eventSource": ["x"]}"#]).is_err());

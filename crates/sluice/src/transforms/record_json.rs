@@ -14,7 +14,7 @@ use base64::Engine;
 use serde_json::{Map, Value};
 use sluice_pattern::KafkaRecord;
 
-use crate::record::{SourceRecord, TimestampType};
+use crate::record::{RecordWriter, SourceRecord, TimestampType};
 
 /// The per-pipe constant part of every record's JSON (`eventSource` and where it came from), and
 /// the writers of the record's forms.
@@ -101,13 +101,13 @@ impl RecordJson {
         out.extend_from_slice(b",\"timestampType\":\"");
         out.extend_from_slice(rec.timestamp_type.as_str().as_bytes());
         out.push(b'"');
-        if let Some(key) = &rec.key {
+        if let Some(key) = rec.key() {
             out.extend_from_slice(b",\"key\":\"");
             base64_into(out, key);
             out.push(b'"');
         }
         out.extend_from_slice(b",\"value\":");
-        match &rec.value {
+        match rec.value() {
             Some(v) => {
                 out.push(b'"');
                 base64_into(out, v);
@@ -116,7 +116,7 @@ impl RecordJson {
             None => out.extend_from_slice(b"null"),
         }
         out.extend_from_slice(b",\"headers\":[");
-        for (i, (k, v)) in rec.headers.iter().enumerate() {
+        for (i, (k, v)) in rec.headers().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
@@ -135,17 +135,16 @@ impl RecordJson {
     /// About the length of the record's wire JSON (base64 grows bytes by 4/3; a header byte is up
     /// to 5 characters), so it is written without reallocating.
     pub fn wire_len_hint(&self, rec: &SourceRecord) -> usize {
-        let bytes = |b: &Option<Vec<u8>>| b.as_ref().map_or(4, |b| b.len().div_ceil(3) * 4 + 2);
+        let bytes = |b: Option<&[u8]>| b.map_or(4, |b| b.len().div_ceil(3) * 4 + 2);
         let headers: usize = rec
-            .headers
-            .iter()
-            .map(|(k, v)| k.len() + 8 + v.as_ref().map_or(4, |v| v.len() * 5))
+            .headers()
+            .map(|(k, v)| k.len() + 8 + v.map_or(4, |v| v.len() * 5))
             .sum();
         self.prefix.len()
             + self.topic_field.len()
             + 140
-            + bytes(&rec.key)
-            + bytes(&rec.value)
+            + bytes(rec.key())
+            + bytes(rec.value())
             + headers
     }
 
@@ -177,22 +176,21 @@ impl RecordJson {
         m.insert("offset".into(), rec.offset.into());
         m.insert("timestamp".into(), rec.timestamp.into());
         m.insert("timestampType".into(), rec.timestamp_type.as_str().into());
-        if let Some(k) = &rec.key {
+        if let Some(k) = rec.key() {
             m.insert("key".into(), decode_bytes(k));
         }
         m.insert(
             "value".into(),
-            rec.value.as_deref().map_or(Value::Null, decode_bytes),
+            rec.value().map_or(Value::Null, decode_bytes),
         );
         let headers = rec
-            .headers
-            .iter()
+            .headers()
             .map(|(k, v)| {
-                let bytes = v.as_ref().map_or(Value::Null, |b| {
+                let bytes = v.map_or(Value::Null, |b| {
                     Value::Array(b.iter().map(|x| Value::from(*x as i8)).collect())
                 });
                 let mut h = Map::new();
-                h.insert(k.clone(), bytes);
+                h.insert(k.to_string(), bytes);
                 Value::Object(h)
             })
             .collect();
@@ -208,15 +206,15 @@ impl RecordJson {
         headers: &'s mut Vec<(&'r str, Option<&'r [u8]>)>,
     ) -> KafkaRecord<'s> {
         headers.clear();
-        headers.extend(rec.headers.iter().map(|(k, v)| (k.as_str(), v.as_deref())));
+        headers.extend(rec.headers());
         KafkaRecord {
             topic: &self.topic,
             partition: rec.partition,
             offset: rec.offset,
             timestamp: rec.timestamp,
             timestamp_type: rec.timestamp_type.as_str(),
-            key: rec.key.as_deref(),
-            value: rec.value.as_deref(),
+            key: rec.key(),
+            value: rec.value(),
             headers,
             bootstrap_servers: self.bootstrap_servers.as_deref(),
             event_source_arn: self.event_source_arn.as_deref(),
@@ -252,15 +250,17 @@ pub fn from_wire(v: &Value) -> Result<Option<(RecordJson, SourceRecord)>, String
         Some("LOG_APPEND_TIME") => TimestampType::LogAppendTime,
         _ => TimestampType::CreateTime,
     };
-    let rec = SourceRecord {
-        partition,
-        offset: m.get("offset").and_then(Value::as_i64).unwrap_or(0),
-        timestamp: m.get("timestamp").and_then(Value::as_i64).unwrap_or(-1),
-        timestamp_type,
-        key: base64_field(m.get("key"), "key")?,
-        value: base64_field(m.get("value"), "value")?,
-        headers: wire_headers(m.get("headers"))?,
-    };
+    let key = base64_field(m.get("key"), "key")?;
+    let value = base64_field(m.get("value"), "value")?;
+    let headers = wire_headers(m.get("headers"))?;
+    let offset = m.get("offset").and_then(Value::as_i64).unwrap_or(0);
+    let mut w = RecordWriter::new(partition, offset, key.as_deref(), value.as_deref(), 0)
+        .timestamp(
+            m.get("timestamp").and_then(Value::as_i64).unwrap_or(-1),
+            timestamp_type,
+        );
+    w.headers(headers.iter().map(|(k, v)| (k.as_str(), v.as_deref())));
+    let rec = w.finish();
     Ok(Some((json, rec)))
 }
 
@@ -392,21 +392,17 @@ mod tests {
     use sluice_pattern::Matcher;
 
     fn record() -> SourceRecord {
-        SourceRecord {
-            partition: 3,
-            offset: 15,
-            timestamp: 1_545_084_650_987,
-            timestamp_type: TimestampType::CreateTime,
-            key: Some(b"k1".to_vec()),
-            value: Some(b"Hello, this is a test.".to_vec()),
-            headers: vec![
-                ("headerKey".into(), Some(b"headerValue".to_vec())),
-                ("bin".into(), Some(vec![0xC3, 0x00, 0x7F, 0x80, 0xFF])),
-                ("empty".into(), Some(vec![])),
-                ("headerKey".into(), Some(b"again".to_vec())),
-                ("nul".into(), None),
-            ],
-        }
+        SourceRecord::new(3, 15)
+            .with_timestamp(1_545_084_650_987, TimestampType::CreateTime)
+            .with_key(Some(b"k1"))
+            .with_value(Some(b"Hello, this is a test."))
+            .with_headers([
+                ("headerKey", Some(&b"headerValue"[..])),
+                ("bin", Some(&[0xC3, 0x00, 0x7F, 0x80, 0xFF][..])),
+                ("empty", Some(&[][..])),
+                ("headerKey", Some(&b"again"[..])),
+                ("nul", None),
+            ])
     }
 
     fn wire(ctx: &RecordJson, r: &SourceRecord) -> Value {
@@ -419,8 +415,7 @@ mod tests {
             RecordJson::self_managed("orders", "b1:9092,b2:9092"),
             RecordJson::msk("orders", "arn:aws:kafka:us-east-1:1:cluster/c/u"),
         ] {
-            let mut r = record();
-            r.value = Some(br#"{"n": 7}"#.to_vec());
+            let r = record().with_value(Some(br#"{"n": 7}"#));
             let (back_ctx, back) = from_wire(&wire(&ctx, &r)).unwrap().unwrap();
             assert_eq!(back, r);
             assert_eq!(back_ctx.wire_string(&back), ctx.wire_string(&r));
@@ -473,10 +468,7 @@ mod tests {
     #[test]
     fn null_key_is_omitted_and_tombstone_is_null() {
         let ctx = RecordJson::self_managed("t", "h:1");
-        let mut r = record();
-        r.key = None;
-        r.value = None;
-        r.headers.clear();
+        let mut r = record().with_key(None).with_value(None).with_headers([]);
         r.timestamp_type = TimestampType::LogAppendTime;
         let v = wire(&ctx, &r);
         assert!(v.get("key").is_none());
@@ -488,9 +480,8 @@ mod tests {
     #[test]
     fn every_header_byte_is_written_as_its_signed_value() {
         let ctx = RecordJson::self_managed("t", "h:1");
-        let mut r = record();
         let all: Vec<u8> = (0..=255).collect();
-        r.headers = vec![("all".into(), Some(all.clone()))];
+        let r = record().with_headers([("all", Some(&all[..]))]);
         let expected: Vec<i64> = all.iter().map(|b| i64::from(*b as i8)).collect();
         assert_eq!(wire(&ctx, &r)["headers"][0]["all"], json!(expected));
     }
@@ -498,25 +489,24 @@ mod tests {
     #[test]
     fn control_characters_in_names_stay_valid_json() {
         let ctx = RecordJson::self_managed("t", "h:1");
-        let mut r = record();
-        r.headers = vec![("a\u{1}\n\\".into(), Some(vec![1]))];
+        let r = record().with_headers([("a\u{1}\n\\", Some(&[1][..]))]);
         assert_eq!(wire(&ctx, &r)["headers"][0]["a\u{1}\n\\"], json!([1]));
     }
 
     #[test]
     fn json_values_are_decoded_and_others_stay_base64() {
         let ctx = RecordJson::self_managed("t", "h:1");
-        let mut r = record();
-        r.key = Some(b"\"k\"".to_vec());
-        r.value = Some(br#"{"id":"A1","n":3}"#.to_vec());
-        r.headers = vec![("h".into(), Some(vec![0xff]))];
+        let r = record()
+            .with_key(Some(b"\"k\""))
+            .with_value(Some(br#"{"id":"A1","n":3}"#))
+            .with_headers([("h", Some(&[0xff][..]))]);
         let d = ctx.decoded(&r);
         assert_eq!(d["value"], json!({"id": "A1", "n": 3}));
         assert_eq!(d["key"], json!("k"));
         assert_eq!(d["headers"], json!([{"h": [-1]}]));
-        r.value = Some(b"plain text".to_vec());
+        let r = r.with_value(Some(b"plain text"));
         assert_eq!(ctx.decoded(&r)["value"], json!("cGxhaW4gdGV4dA=="));
-        r.value = Some(vec![0xff, 0xfe]);
+        let r = r.with_value(Some(&[0xff, 0xfe]));
         assert_eq!(ctx.decoded(&r)["value"], json!("//4="));
     }
 
@@ -538,9 +528,9 @@ mod tests {
     /// matches the record.
     #[test]
     fn wire_decoded_and_filter_views_agree_on_every_field() {
-        let mut json_rec = record();
-        json_rec.key = Some(br#"{"tenant":"t1"}"#.to_vec());
-        json_rec.value = Some(br#"{"id":"A1","n":3}"#.to_vec());
+        let json_rec = record()
+            .with_key(Some(br#"{"tenant":"t1"}"#))
+            .with_value(Some(br#"{"id":"A1","n":3}"#));
         for ctx in [
             RecordJson::self_managed("orders", "h1:9092,h2:9092"),
             RecordJson::msk("orders", "arn:aws:kafka:us-east-1:123456789012:cluster/c/u"),
@@ -556,8 +546,12 @@ mod tests {
                 for (field, w) in wire {
                     let d = &decoded[field];
                     if field == "key" || field == "value" {
-                        let raw = if field == "key" { &rec.key } else { &rec.value };
-                        let raw = raw.as_deref().unwrap();
+                        let raw = if field == "key" {
+                            rec.key()
+                        } else {
+                            rec.value()
+                        };
+                        let raw = raw.unwrap();
                         assert_eq!(*d, decode_bytes(raw), "{field}");
                         let b64 = base64::engine::general_purpose::STANDARD.encode(raw);
                         assert_eq!(*w, json!(b64), "{field}");
@@ -567,8 +561,8 @@ mod tests {
                     // Key and value bytes that are not JSON: the filter reads them as plain
                     // text, templates as base64 (`filtering.md`, `input-templates.md`).
                     let raw = match field.as_str() {
-                        "key" => rec.key.as_deref(),
-                        "value" => rec.value.as_deref(),
+                        "key" => rec.key(),
+                        "value" => rec.value(),
                         _ => None,
                     };
                     let seen = match raw {

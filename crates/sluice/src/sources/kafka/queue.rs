@@ -19,7 +19,7 @@ use rdkafka::types::RDKafkaRespErr;
 
 use super::waking_queue::WakingQueue;
 use super::KafkaConsumer;
-use crate::record::{SourceRecord, TimestampType};
+use crate::record::{RecordWriter, SourceRecord, TimestampType};
 
 /// Most messages one call takes from librdkafka.
 const READ_AT_ONCE: usize = 128;
@@ -142,15 +142,21 @@ impl OwnedMessage {
                 return Err(self.error_text(m.err));
             }
             let (timestamp, timestamp_type) = self.timestamp();
-            Ok(SourceRecord {
-                partition: m.partition,
-                offset: m.offset,
-                timestamp,
-                timestamp_type,
-                key: bytes(m.key, m.key_len).map(<[u8]>::to_vec),
-                value: bytes(m.payload, m.len).map(<[u8]>::to_vec),
-                headers: self.headers(),
-            })
+            let key = bytes(m.key, m.key_len);
+            let value = bytes(m.payload, m.len);
+            let mut hdrs: *mut rd::rd_kafka_headers_t = null_mut();
+            let has_headers = rd::rd_kafka_message_headers(self.0.as_ptr(), &mut hdrs)
+                == RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR
+                && !hdrs.is_null();
+            // Room for the headers' bytes without counting them first: enough for a few small
+            // headers; more grow the buffer.
+            let header_room = if has_headers { 64 } else { 0 };
+            let mut w = RecordWriter::new(m.partition, m.offset, key, value, header_room)
+                .timestamp(timestamp, timestamp_type);
+            if has_headers {
+                write_headers(hdrs, &mut w);
+            }
+            Ok(w.finish())
         }
     }
 
@@ -173,29 +179,25 @@ impl OwnedMessage {
             T::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE => (-1, TimestampType::CreateTime),
         }
     }
+}
 
-    /// Headers in record order; a name that is not UTF-8 is read lossily (rust-rdkafka panics).
-    fn headers(&self) -> Vec<(String, Option<Vec<u8>>)> {
-        let mut hdrs: *mut rd::rd_kafka_headers_t = null_mut();
-        // SAFETY: the message is valid; the headers belong to it.
-        unsafe {
-            let err = rd::rd_kafka_message_headers(self.0.as_ptr(), &mut hdrs);
-            if err != RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR || hdrs.is_null() {
-                return Vec::new();
+/// Add the message's headers to `w` in record order; a name that is not UTF-8 is read lossily
+/// (rust-rdkafka panics).
+///
+/// # Safety
+/// `hdrs` is the valid header list of a message that outlives this call.
+unsafe fn write_headers(hdrs: *const rd::rd_kafka_headers_t, w: &mut RecordWriter) {
+    // SAFETY: the caller's promise; every pointer librdkafka returns belongs to the list.
+    unsafe {
+        for i in 0..rd::rd_kafka_header_cnt(hdrs) {
+            let (mut name, mut value, mut size) = (std::ptr::null(), std::ptr::null(), 0);
+            if rd::rd_kafka_header_get_all(hdrs, i, &mut name, &mut value, &mut size)
+                != RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR
+            {
+                break;
             }
-            let count = rd::rd_kafka_header_cnt(hdrs);
-            let mut out = Vec::with_capacity(count);
-            for i in 0..count {
-                let (mut name, mut value, mut size) = (std::ptr::null(), std::ptr::null(), 0);
-                if rd::rd_kafka_header_get_all(hdrs, i, &mut name, &mut value, &mut size)
-                    != RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR
-                {
-                    break;
-                }
-                let name = CStr::from_ptr(name).to_string_lossy().into_owned();
-                out.push((name, bytes(value.cast_mut(), size).map(<[u8]>::to_vec)));
-            }
-            out
+            let name = CStr::from_ptr(name).to_string_lossy();
+            w.header(&name, bytes(value.cast_mut(), size));
         }
     }
 }
@@ -291,16 +293,18 @@ mod tests {
             assert_eq!((r.partition, r.offset), (0, i as i64));
             assert_eq!(r.timestamp, 1_700_000_000_000 + i as i64);
             assert_eq!(r.timestamp_type, TimestampType::CreateTime);
-            let key = (!i.is_multiple_of(3)).then(|| format!("k{i}").into_bytes());
-            assert_eq!(r.key, key, "key of {i}");
-            let value = (!i.is_multiple_of(5)).then(|| format!("value {i}").into_bytes());
-            assert_eq!(r.value, value, "value of {i}");
+            let key = (!i.is_multiple_of(3)).then(|| format!("k{i}"));
+            assert_eq!(r.key(), key.as_ref().map(String::as_bytes), "key of {i}");
+            let value = (!i.is_multiple_of(5)).then(|| format!("value {i}"));
             assert_eq!(
-                r.headers,
-                vec![
-                    ("h".to_string(), Some(format!("{i}").into_bytes())),
-                    ("null".to_string(), None)
-                ]
+                r.value(),
+                value.as_ref().map(String::as_bytes),
+                "value of {i}"
+            );
+            let h = format!("{i}");
+            assert_eq!(
+                r.headers().collect::<Vec<_>>(),
+                [("h", Some(h.as_bytes())), ("null", None)]
             );
         }
         assert!(queue.next_ready().is_none());

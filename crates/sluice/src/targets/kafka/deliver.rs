@@ -57,19 +57,18 @@ impl KafkaTarget {
         let record = ev.record.as_deref();
         let source = ev.source.as_deref();
         let value = match source {
-            Some(s) if self.config.mirror_value => s.value.clone(),
+            Some(s) if self.config.mirror_value => s.value().map(<[u8]>::to_vec),
             _ => Some(ev.payload.to_vec()),
         };
         let key = match &p.key {
             Some(k) => Some(resolve_param(k, record)?.into_bytes()),
-            None => source.and_then(|s| s.key.clone()),
+            None => source.and_then(|s| s.key().map(<[u8]>::to_vec)),
         };
         let mut headers: Vec<(String, Option<Vec<u8>>)> = source
             .map(|s| {
-                s.headers
-                    .iter()
-                    .filter(|(k, _)| !p.headers.contains_key(k))
-                    .cloned()
+                s.headers()
+                    .filter(|(k, _)| !p.headers.contains_key(*k))
+                    .map(|(k, v)| (k.to_string(), v.map(<[u8]>::to_vec)))
                     .collect()
             })
             .unwrap_or_default();
