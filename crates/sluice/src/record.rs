@@ -79,14 +79,17 @@ impl SourceRecord {
 
     /// The same record with this key (`None`: a null key).
     pub fn with_key(&self, key: Option<&[u8]>) -> Self {
-        let mut w = self.rewriter(key, self.value());
-        w.headers(self.headers());
-        w.finish()
+        self.with_parts(key, self.value())
     }
 
     /// The same record with this value (`None`: a tombstone).
     pub fn with_value(&self, value: Option<&[u8]>) -> Self {
-        let mut w = self.rewriter(self.key(), value);
+        self.with_parts(self.key(), value)
+    }
+
+    /// The same record with this key and value, and its own headers.
+    fn with_parts(&self, key: Option<&[u8]>, value: Option<&[u8]>) -> Self {
+        let mut w = self.rewriter(key, value);
         w.headers(self.headers());
         w.finish()
     }
