@@ -191,6 +191,7 @@ mod tests {
                 is_json: true,
                 record: None,
                 source: None,
+                array: None,
             })
             .collect();
         let f = failure("boom".into());

@@ -88,6 +88,7 @@ impl DeadLetterSink for KafkaSink {
                         is_json: false,
                         record: None,
                         source: Some(Arc::new(rec)),
+                        array: None,
                     }
                 })
                 .collect();

@@ -261,7 +261,8 @@ impl<S: RecordStream, C: Committer> Lane<S, C> {
                     },
                 },
             };
-            if drain.is_cancelled() {
+            // A look at the drain takes a lock: once every few records, and once at the end.
+            if batch.len().is_multiple_of(CHECK_EVERY) && drain.is_cancelled() {
                 return None;
             }
             let size = estimated_json_size(&next);
@@ -272,25 +273,26 @@ impl<S: RecordStream, C: Committer> Lane<S, C> {
             bytes += size;
             batch.push(next);
         }
-        Some(batch)
+        (!drain.is_cancelled()).then_some(batch)
     }
 }
 
 /// Whether a batch being filled from records that are already there has outlived its window (a
-/// window of 0 takes all of them). The clock is read every [`WINDOW_CHECK_EVERY`] records: taking
-/// a ready record costs less than reading it.
+/// window of 0 takes all of them). The clock is read every [`CHECK_EVERY`] records: taking a ready
+/// record costs less than reading it.
 fn window_closed(
     limits: &BatchLimits,
     batch: &[SourceRecord],
     deadline: tokio::time::Instant,
 ) -> bool {
     !limits.window.is_zero()
-        && batch.len().is_multiple_of(WINDOW_CHECK_EVERY)
+        && batch.len().is_multiple_of(CHECK_EVERY)
         && tokio::time::Instant::now() >= deadline
 }
 
-/// How many ready records a batch takes between two looks at its window's deadline.
-const WINDOW_CHECK_EVERY: usize = 64;
+/// How many ready records a batch takes between two looks at its window's deadline and at the
+/// drain.
+const CHECK_EVERY: usize = 64;
 
 /// Size of the record's JSON form (base64 grows bytes by 4/3), for the payload cap.
 pub(crate) fn estimated_json_size(r: &SourceRecord) -> usize {

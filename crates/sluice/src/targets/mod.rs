@@ -38,6 +38,10 @@ pub struct Event {
     /// The source record itself, for targets that keep its key and headers (Kafka); `None` when
     /// not needed or after an enrichment replaced the batch.
     pub source: Option<Arc<SourceRecord>>,
+    /// On the first event of a batch its builder wrote as one JSON array: that array, each
+    /// event's payload a slice of it, so the batch's body is sent without being copied together
+    /// again ([`http::batch_body`]); `None` on every other event.
+    pub array: Option<bytes::Bytes>,
 }
 
 /// Why a delivery failed. Carries whether trying again may help, whether the user must act, and

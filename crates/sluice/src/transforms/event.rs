@@ -66,32 +66,36 @@ impl EventBuilder {
     }
 
     /// The events the target receives for a batch of records (pipes without enrichment). Plain wire
-    /// JSON, the common case, is written into one buffer for the whole batch, each event a slice of
-    /// it: one allocation per batch rather than two per record.
+    /// JSON, the common case, is written as the batch's JSON array into one buffer, each event a
+    /// slice of it: one allocation per batch rather than two per record, and the array is the
+    /// batch's body as it stands.
     pub fn for_targets(&self, recs: &[&SourceRecord]) -> Vec<Event> {
         if self.target_template.is_some() || self.target_needs_record {
             return recs.iter().map(|r| self.for_target(r)).collect();
         }
-        let hint: usize = recs.iter().map(|r| self.json.wire_len_hint(r)).sum();
-        let mut buf = Vec::with_capacity(hint);
-        let mut ends = Vec::with_capacity(recs.len());
-        for rec in recs {
+        let hint: usize = recs.iter().map(|r| self.json.wire_len_hint(r) + 1).sum();
+        let mut buf = Vec::with_capacity(hint + 1);
+        let mut spans = Vec::with_capacity(recs.len());
+        buf.push(b'[');
+        for (i, rec) in recs.iter().enumerate() {
+            if i > 0 {
+                buf.push(b',');
+            }
+            let start = buf.len();
             self.json.write_wire(rec, &mut buf);
-            ends.push(buf.len());
+            spans.push(start..buf.len());
         }
-        let buf = Bytes::from(buf);
-        let mut start = 0;
+        buf.push(b']');
+        let array = Bytes::from(buf);
         recs.iter()
-            .zip(ends)
-            .map(|(rec, end)| {
-                let payload = buf.slice(start..end);
-                start = end;
-                Event {
-                    payload,
-                    is_json: true,
-                    record: None,
-                    source: self.target_needs_source.then(|| Arc::new((*rec).clone())),
-                }
+            .zip(spans)
+            .enumerate()
+            .map(|(i, (rec, span))| Event {
+                payload: array.slice(span),
+                is_json: true,
+                record: None,
+                source: self.target_needs_source.then(|| Arc::new((*rec).clone())),
+                array: (i == 0).then(|| array.clone()),
             })
             .collect()
     }
@@ -119,6 +123,7 @@ impl EventBuilder {
             is_json,
             record: self.target_needs_record.then(|| Arc::new(item)),
             source: None,
+            array: None,
         }
     }
 
@@ -150,6 +155,7 @@ impl EventBuilder {
                 None
             },
             source: needs_source.then(|| Arc::new(rec.clone())),
+            array: None,
         }
     }
 }
@@ -159,6 +165,7 @@ mod tests {
     use super::*;
     use crate::model::{parse_definition, validate, ValidationContext};
     use crate::record::TimestampType;
+    use crate::targets::http::batch_body;
 
     fn builder(extra: &str) -> EventBuilder {
         let text = format!(
@@ -204,5 +211,36 @@ mod tests {
                 let _: serde_json::Value = serde_json::from_slice(&ev.payload).unwrap();
             }
         }
+    }
+
+    /// A whole batch's body is the array its events were written into, not a copy; any part of
+    /// the batch (a bisection's half, the rest after a partial failure) gets a body of its own,
+    /// the same as one put together from single events.
+    #[test]
+    fn a_batch_body_is_the_written_array_and_a_part_is_written_anew() {
+        let recs = records();
+        let refs: Vec<&SourceRecord> = recs.iter().collect();
+        let b = builder("");
+        let batch = b.for_targets(&refs);
+        let singles: Vec<Event> = recs.iter().map(|r| b.for_target(r)).collect();
+        let whole = batch_body(&batch);
+        assert_eq!(whole, batch_body(&singles));
+        let array = batch[0]
+            .array
+            .as_ref()
+            .expect("the first event carries the array");
+        assert_eq!(whole.as_ptr(), array.as_ptr(), "the body is not copied");
+        assert!(batch[1..].iter().all(|e| e.array.is_none()));
+        for (from, to) in [(0, 2), (2, 5), (1, 4), (0, 4), (0, 1)] {
+            let part = batch_body(&batch[from..to]);
+            assert_eq!(part, batch_body(&singles[from..to]), "{from}..{to}");
+            let v: serde_json::Value = serde_json::from_slice(&part).unwrap();
+            assert_eq!(v.as_array().unwrap().len(), to - from);
+        }
+        let skipping = [batch[0].clone(), batch[2].clone()];
+        assert_eq!(
+            batch_body(&skipping),
+            batch_body(&[singles[0].clone(), singles[2].clone()])
+        );
     }
 }

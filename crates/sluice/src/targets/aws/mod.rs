@@ -779,6 +779,7 @@ mod tests {
             is_json,
             record: record.map(Arc::new),
             source: None,
+            array: None,
         }
     }
 
