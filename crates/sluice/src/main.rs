@@ -27,8 +27,8 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// How long memory freed stays committed before mimalloc gives it back to the OS. Its default,
 /// 10 ms, is shorter than the gap between two batches of a lane, so each batch's large buffers
-/// (the record JSON, the request) were given back and faulted in again: the decommits, and the
-/// TLB shootdowns they send to the other cores, took about a tenth of a pipe's CPU at BatchSize
+/// (the record JSON, the request) were given back and faulted in again: the decommits' TLB
+/// shootdowns to the other cores and the page faults took about 6% of a pipe's CPU at BatchSize
 /// 1000 (issue 21). An idle pipe still returns its memory within a second or so.
 const PURGE_DELAY_MS: std::ffi::c_long = 1000;
 
@@ -745,14 +745,13 @@ mod tests {
     #[test]
     #[allow(unsafe_code)]
     fn the_allocator_keeps_freed_memory_for_a_second() {
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+            return; // The environment's choice applies, not ours.
+        }
         // SAFETY: reading an option.
         let get = || unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
-        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-            assert_eq!(get(), 10);
-        }
+        assert_eq!(get(), 10);
         tune_allocator();
-        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-            assert_eq!(get(), PURGE_DELAY_MS);
-        }
+        assert_eq!(get(), PURGE_DELAY_MS);
     }
 }
