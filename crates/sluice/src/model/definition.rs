@@ -265,6 +265,14 @@ pub struct SluiceParameters {
     /// `file:///path` (JSON lines, one record a line).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_destination: Option<String>,
+    /// Least time between two offset commits of a partition, in seconds, 0-300 (default 0, AWS
+    /// behaviour: a batch's offsets are committed, and the commit awaited, before the next batch).
+    /// Above 0, the offsets of batches delivered within the interval are committed together, at
+    /// most this long after the first of them (and when the partition is released): less CPU and
+    /// fewer commit requests, but a crash may deliver again every batch of the interval, not only
+    /// the one in flight. Only with `ParallelizationFactor` 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset_commit_interval_seconds: Option<f64>,
 }
 
 /// `LogConfiguration` (AWS's `PipeLogConfigurationParameters`): what each execution of the pipe

@@ -5,6 +5,7 @@
 pub mod concurrency;
 pub mod definition;
 pub mod failure;
+pub mod offsets;
 pub mod parse;
 pub mod timestamp;
 pub mod update;

@@ -32,6 +32,7 @@ pub const EXTENSION_TAGS: &[&str] = &[
     "MaximumConcurrency",
     "AdaptiveConcurrency",
     "LogDestination",
+    "OffsetCommitIntervalSeconds",
 ];
 
 const MAX_TAGS: usize = 50;
@@ -347,6 +348,9 @@ pub fn with_tag_extensions(def: &PipeDefinition) -> Result<PipeDefinition, Valid
             "MaximumConcurrency" => ext.maximum_concurrency = integer(&mut errs),
             "AdaptiveConcurrency" => ext.adaptive_concurrency = boolean(&mut errs),
             "LogDestination" => ext.log_destination = Some(value.clone()),
+            "OffsetCommitIntervalSeconds" => {
+                ext.offset_commit_interval_seconds = seconds(&mut errs)
+            }
             "DeadLetterArn" => {
                 ext.dead_letter_config = Some(DeadLetterConfig {
                     arn: Some(value.clone()),
@@ -528,7 +532,7 @@ mod tests {
     #[test]
     fn sluice_tags_set_extensions() {
         let d = def(
-            r#"{"Tags":{"team":"a","sluice:HttpDelivery":"BATCH","sluice:BootstrapServers":"a:1, b:2","sluice:HttpTimeoutSeconds":"2.5","sluice:LogDestination":"stdout"}}"#,
+            r#"{"Tags":{"team":"a","sluice:HttpDelivery":"BATCH","sluice:BootstrapServers":"a:1, b:2","sluice:HttpTimeoutSeconds":"2.5","sluice:LogDestination":"stdout","sluice:OffsetCommitIntervalSeconds":"1"}}"#,
         );
         let ext = with_tag_extensions(&d).unwrap().sluice_parameters.unwrap();
         assert_eq!(ext.http_delivery.as_deref(), Some("BATCH"));
@@ -538,6 +542,7 @@ mod tests {
         );
         assert_eq!(ext.http_timeout_seconds, Some(2.5));
         assert_eq!(ext.log_destination.as_deref(), Some("stdout"));
+        assert_eq!(ext.offset_commit_interval_seconds, Some(1.0));
         let err = with_tag_extensions(&def(
             r#"{"Tags":{"sluice:Nope":"1","sluice:HttpTimeoutSeconds":"soon"}}"#,
         ))

@@ -11,6 +11,7 @@ use sluice_pattern::{MAX_FILTERS, MAX_PATTERN_CHARS};
 use super::concurrency::{validate_concurrency, ConcurrencySettings};
 use super::definition::{KafkaParameters, PipeDefinition};
 use super::failure::{validate_failure_handling, FailureSettings};
+use super::offsets::validate_commit_interval;
 use super::FieldError;
 use super::ValidationError;
 use crate::dead_letter::DeadLetterConfig;
@@ -71,6 +72,9 @@ pub struct PipeSpec {
     pub dead_letter: Option<DeadLetterConfig>,
     /// Sub-lanes per partition and the limit of target calls in flight.
     pub concurrency: ConcurrencySettings,
+    /// Least time between two offset commits of a partition (`OffsetCommitIntervalSeconds`);
+    /// zero commits after every batch.
+    pub commit_interval: Duration,
     /// Execution logs; `None` when the level is `OFF`.
     pub execution_log: Option<crate::execution_log::ExecutionLogConfig>,
 }
@@ -298,6 +302,7 @@ pub fn validate(
     };
 
     let concurrency = validate_concurrency(def, &mut errs);
+    let commit_interval = validate_commit_interval(def, concurrency.parallelization, &mut errs);
     let execution_log =
         crate::execution_log::config::validate(def, &ctx.region, &ctx.targets, &mut errs);
 
@@ -316,6 +321,7 @@ pub fn validate(
             failure,
             dead_letter,
             concurrency,
+            commit_interval,
             execution_log,
         }),
         _ => {

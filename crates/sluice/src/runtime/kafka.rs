@@ -237,12 +237,7 @@ impl RebalanceHooks {
             let stream = PartitionStream { queue };
             match processor.parallelization() {
                 1 => {
-                    let lane = Lane {
-                        control: lane_control,
-                        stream,
-                        committer,
-                        processor,
-                    };
+                    let lane = Lane::new(lane_control, stream, committer, processor);
                     lane.run().await
                 }
                 factor => {

@@ -329,15 +329,15 @@ impl<S: RecordStream, C: Committer> KeyedLane<S, C> {
         for lane in 0..lanes {
             let (tx, rx) = mpsc::unbounded_channel();
             senders.push(tx);
-            let sub = Lane {
-                control: Arc::new(self.control.child()),
-                stream: SubLaneStream(rx),
-                committer: SubLaneCommitter {
+            let sub = Lane::new(
+                Arc::new(self.control.child()),
+                SubLaneStream(rx),
+                SubLaneCommitter {
                     lane,
                     shared: shared.clone(),
                 },
-                processor: self.processor.clone(),
-            };
+                self.processor.clone(),
+            );
             tasks.push(tokio::spawn(sub.run()));
         }
         tracing::debug!(partition = p, sub_lanes = lanes, "keyed lane started");

@@ -4,7 +4,9 @@
 //! the lane's [`Committer`] only what is done: `last offset + 1` after the batch, never past an
 //! undelivered record. One batch in flight per partition, and one uncommitted: the next batch waits
 //! until the previous one's commit landed (retried while a rebalance refuses it), so a new owner
-//! replays at most the batch in flight. Lanes of different partitions run in parallel.
+//! replays at most the batch in flight; with `OffsetCommitIntervalSeconds` the commits within the
+//! interval are owed and sent together ([`IntervalCommitter`]), and a crash replays up to an
+//! interval's batches. Lanes of different partitions run in parallel.
 //!
 //! The lane knows nothing of Kafka: [`super::kafka`] adapts a librdkafka partition queue and the
 //! consumer's commit, and the unit tests below drive a lane with a channel and a recording
@@ -19,6 +21,7 @@ use futures::FutureExt;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+use super::commit_interval::IntervalCommitter;
 use super::delivery::{Delivery, Outcome};
 use super::process::{BatchLimits, BatchProcessor};
 use super::retry::RetryState;
@@ -137,13 +140,29 @@ impl LaneControl {
 
 /// The worker of one partition.
 pub(crate) struct Lane<S, C> {
-    pub control: Arc<LaneControl>,
-    pub stream: S,
-    pub committer: C,
-    pub processor: Arc<BatchProcessor>,
+    control: Arc<LaneControl>,
+    stream: S,
+    /// Commits at most every `OffsetCommitIntervalSeconds` (after every batch by default).
+    committer: IntervalCommitter<C>,
+    processor: Arc<BatchProcessor>,
 }
 
 impl<S: RecordStream, C: Committer> Lane<S, C> {
+    pub fn new(
+        control: Arc<LaneControl>,
+        stream: S,
+        committer: C,
+        processor: Arc<BatchProcessor>,
+    ) -> Self {
+        let committer = IntervalCommitter::new(committer, processor.commit_interval());
+        Self {
+            control,
+            stream,
+            committer,
+            processor,
+        }
+    }
+
     /// Work until drained, abandoned, or the stream ends.
     pub async fn run(mut self) {
         let p = self.control.partition;
@@ -183,7 +202,26 @@ impl<S: RecordStream, C: Committer> Lane<S, C> {
                 break;
             }
         }
+        self.release().await;
         tracing::debug!(partition = p, "lane stopped");
+    }
+
+    /// Send an owed commit before the partition goes to its next owner, once; not when abandoned
+    /// (the partition may be another member's already).
+    async fn release(&self) {
+        if self.control.abandon.is_cancelled() || self.committer.due().is_none() {
+            return;
+        }
+        self.flush_owed().await;
+    }
+
+    /// Send the commit the interval held back (`OffsetCommitIntervalSeconds`); refused, it is
+    /// tried again after another interval, or by the next batch's commit.
+    async fn flush_owed(&self) {
+        if let Err(e) = self.committer.flush().await {
+            tracing::debug!(partition = self.control.partition, error = %e,
+                "owed offset commit failed; tried again later");
+        }
     }
 
     /// Make sure the delivered batch's commit (`next_offset`) landed before the next batch goes
@@ -229,10 +267,16 @@ impl<S: RecordStream, C: Committer> Lane<S, C> {
         let drain = self.control.drain.clone();
         let first = match pending.take() {
             Some(r) => r,
-            None => tokio::select! {
-                biased;
-                _ = drain.cancelled() => return None,
-                r = self.stream.next() => r?,
+            None => loop {
+                // While the lane waits for records, an owed commit goes out when it is due.
+                let due = self.committer.due();
+                tokio::select! {
+                    biased;
+                    _ = drain.cancelled() => return None,
+                    _ = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)),
+                        if due.is_some() => self.flush_owed().await,
+                    r = self.stream.next() => break r?,
+                }
             },
         };
         let mut bytes = estimated_json_size(&first);

@@ -330,15 +330,7 @@ impl Harness {
             failing: Arc::new(AtomicUsize::new(setup.failing_commits)),
         };
         let lane = match processor.parallelization() {
-            1 => tokio::spawn(
-                Lane {
-                    control: control.clone(),
-                    stream,
-                    committer,
-                    processor,
-                }
-                .run(),
-            ),
+            1 => tokio::spawn(Lane::new(control.clone(), stream, committer, processor).run()),
             factor => tokio::spawn(
                 KeyedLane {
                     control: control.clone(),
@@ -679,6 +671,63 @@ async fn a_drained_lane_stops_retrying_a_refused_commit() {
     h.control.drain.cancel();
     h.ended().await;
     assert_eq!(target.calls().len(), 1);
+}
+
+const INTERVAL_2S: &str = r#","SluiceParameters":{"OffsetCommitIntervalSeconds":2}"#;
+
+#[tokio::test(start_paused = true)]
+async fn with_a_commit_interval_the_batches_within_it_share_one_commit_sent_when_due() {
+    let target = FakeTarget::new(Duration::from_millis(100), vec![]);
+    let mut h = Harness::start(&kafka(10, 0), INTERVAL_2S, target.clone());
+    let t0 = Instant::now();
+    h.send(50, b"{}");
+    h.wait_commits(2).await;
+    // The first batch's commit went out; the next four were owed until 2 s after it.
+    assert_eq!(target.sizes(), vec![10; 5]);
+    assert_eq!(h.commits(), vec![10, 50]);
+    let second = t0.elapsed();
+    assert!(
+        second >= Duration::from_millis(2100) && second < Duration::from_millis(2200),
+        "{second:?}"
+    );
+    assert_eq!(h.control.committed.load(Ordering::Relaxed), 50);
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_a_commit_interval_a_drained_lane_sends_what_it_owes() {
+    let target = FakeTarget::new(NO_LATENCY, vec![]);
+    let mut h = Harness::start(&kafka(10, 0), INTERVAL_2S, target.clone());
+    let t0 = Instant::now();
+    h.send(30, b"{}");
+    target.wait_calls(3).await;
+    h.control.drain.cancel();
+    let commits = h.commits.clone();
+    h.ended().await;
+    let offsets: Vec<i64> = commits.borrow().iter().map(|c| c.offset).collect();
+    assert_eq!(offsets, vec![10, 30]);
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "sent by the drain, not when due"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_a_commit_interval_an_abandoned_lane_sends_nothing_it_owes() {
+    let target = FakeTarget::new(NO_LATENCY, vec![]);
+    let mut h = Harness::start(&kafka(10, 0), INTERVAL_2S, target.clone());
+    h.send(30, b"{}");
+    target.wait_calls(3).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    h.control.drain.cancel();
+    h.control.abandon.cancel();
+    let commits = h.commits.clone();
+    h.ended().await;
+    let offsets: Vec<i64> = commits.borrow().iter().map(|c| c.offset).collect();
+    assert_eq!(
+        offsets,
+        vec![10],
+        "the partition may be another member's already"
+    );
 }
 
 // ------------------------------------------------------------------------------------------------

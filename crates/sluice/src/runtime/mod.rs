@@ -10,6 +10,7 @@
 //! [`delivery`] (attempts, retries, bisection, dead letters; commits what is done) -> [`process`]
 //! (filter, events, enrichment, target, dead-letter write).
 
+pub mod commit_interval;
 pub mod commits;
 pub mod delivery;
 pub mod kafka;

@@ -90,6 +90,8 @@ pub(crate) struct BatchProcessor {
     calls: CallLimit,
     /// Sub-lanes per partition.
     parallelization: usize,
+    /// Least time between two offset commits of a partition.
+    commit_interval: Duration,
     metrics: PipeMetrics,
     limits: BatchLimits,
     /// The pipe's ARN, for traces.
@@ -124,6 +126,7 @@ impl BatchProcessor {
                 metrics.clone(),
             ),
             parallelization: spec.concurrency.parallelization,
+            commit_interval: spec.commit_interval,
             metrics,
             limits: BatchLimits::of(spec),
             arn: spec.arn.clone(),
@@ -166,6 +169,12 @@ impl BatchProcessor {
     /// Sub-lanes per partition (`ParallelizationFactor`).
     pub fn parallelization(&self) -> usize {
         self.parallelization
+    }
+
+    /// Least time between two offset commits of a partition (`OffsetCommitIntervalSeconds`);
+    /// zero commits after every batch.
+    pub fn commit_interval(&self) -> Duration {
+        self.commit_interval
     }
 
     /// The retry policy and failure settings.

@@ -371,6 +371,44 @@ async fn sigterm_finishes_the_batch_in_flight_commits_and_exits_zero() {
     assert_eq!(committed(&broker, "sluice-graceful", "g", 1), vec![10]);
 }
 
+/// `OffsetCommitIntervalSeconds`: the batches delivered within the interval of the first commit
+/// get no commit of their own, and the commit they are owed goes out when the pipe stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_commit_interval_batches_share_a_commit_sent_when_the_pipe_stops() {
+    let broker = Broker::start("interval", &BrokerOptions::sqlite());
+    broker.create_topic("ci", 1).await;
+    produce(
+        &broker.producer(),
+        "ci",
+        &(0..30)
+            .map(|i| Rec::kv(0, "k", &i.to_string()))
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    let rx = Receiver::start(Arc::new(|_, _| Reply::ok())).await;
+    let mut def = pipe("interval", &broker, "ci", &rx.url);
+    def["SourceParameters"]["SelfManagedKafkaParameters"]["BatchSize"] = json!(10);
+    def["SluiceParameters"] = json!({"HttpDelivery": "BATCH", "OffsetCommitIntervalSeconds": 300});
+    let mut s = Sluice::run(&def);
+    let records = |rx: &Receiver| -> usize {
+        rx.accepted()
+            .iter()
+            .map(|b| b.as_array().map_or(0, Vec::len))
+            .sum()
+    };
+    wait_for("all 30 delivered", LONG, || records(&rx) >= 30).await;
+    let bodies = rx.accepted();
+    assert!(bodies.len() >= 3, "batches of at most 10: {}", bodies.len());
+    let first_end = position(bodies[0].as_array().unwrap().last().unwrap()).1 + 1;
+    // The second batch went out once the first batch's commit landed; the others are owed.
+    assert_eq!(
+        committed(&broker, "sluice-interval", "ci", 1),
+        vec![first_end]
+    );
+    assert_eq!(s.sigterm().await, Some(0), "{}", s.log_text());
+    assert_eq!(committed(&broker, "sluice-interval", "ci", 1), vec![30]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_least_once_across_sigkill() {
     let broker = Broker::start("crash", &BrokerOptions::sqlite());
