@@ -116,74 +116,34 @@ impl<C: Committer> Committer for IntervalCommitter<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::lane::tests::RecordingCommitter;
     use crate::runtime::retry::RetryState;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
-
-    /// Records the offsets it commits; the first `failing` commits are refused.
-    #[derive(Default, Clone)]
-    struct Recorder {
-        sent: Arc<Mutex<Vec<i64>>>,
-        failing: Arc<AtomicUsize>,
-    }
-
-    impl Recorder {
-        fn sent(&self) -> Vec<i64> {
-            self.sent.lock().unwrap().clone()
-        }
-    }
-
-    impl Committer for Recorder {
-        async fn commit(
-            &self,
-            _partition: i32,
-            next_offset: i64,
-            _retry: Option<&StoredRetry>,
-        ) -> Result<(), CommitError> {
-            let fail = self
-                .failing
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                .is_ok();
-            if fail {
-                return Err(CommitError::Failed("rebalance in progress".into()));
-            }
-            self.sent.lock().unwrap().push(next_offset);
-            Ok(())
-        }
-
-        async fn committed(
-            &self,
-            _partition: i32,
-        ) -> Result<Option<(i64, Option<StoredRetry>)>, CommitError> {
-            Ok(None)
-        }
-    }
 
     const SECOND: Duration = Duration::from_secs(1);
 
     #[tokio::test(start_paused = true)]
     async fn commits_within_the_interval_are_owed_and_the_last_one_goes_out_when_due() {
-        let recorder = Recorder::default();
+        let recorder = RecordingCommitter::new(0);
         let c = IntervalCommitter::new(recorder.clone(), SECOND);
         let started = Instant::now();
         for next in [100, 200, 300] {
             c.commit(0, next, None).await.unwrap();
             tokio::time::advance(Duration::from_millis(100)).await;
         }
-        assert_eq!(recorder.sent(), [100]);
+        assert_eq!(recorder.offsets(), [100]);
         assert_eq!(c.due(), Some(started + SECOND));
         c.flush().await.unwrap();
-        assert_eq!(recorder.sent(), [100, 300]);
+        assert_eq!(recorder.offsets(), [100, 300]);
         assert_eq!(c.due(), None);
         // Past the interval a commit goes out at once.
         tokio::time::advance(SECOND).await;
         c.commit(0, 400, None).await.unwrap();
-        assert_eq!(recorder.sent(), [100, 300, 400]);
+        assert_eq!(recorder.offsets(), [100, 300, 400]);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_commit_with_retry_history_is_never_owed() {
-        let recorder = Recorder::default();
+        let recorder = RecordingCommitter::new(0);
         let c = IntervalCommitter::new(recorder.clone(), SECOND);
         c.commit(0, 100, None).await.unwrap();
         c.commit(0, 200, None).await.unwrap();
@@ -192,34 +152,34 @@ mod tests {
             len: 5,
         };
         c.commit(0, 200, Some(&retry)).await.unwrap();
-        assert_eq!(recorder.sent(), [100, 200]);
+        assert_eq!(recorder.offsets(), [100, 200]);
         assert_eq!(c.due(), None, "the history's commit covered what was owed");
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_refused_flush_stays_owed_until_the_next_interval() {
-        let recorder = Recorder::default();
+        let recorder = RecordingCommitter::new(0);
         let c = IntervalCommitter::new(recorder.clone(), SECOND);
         c.commit(0, 100, None).await.unwrap();
         c.commit(0, 200, None).await.unwrap();
-        recorder.failing.store(1, Ordering::SeqCst);
+        recorder.fail_next(1);
         let refused_at = Instant::now();
         assert!(c.flush().await.is_err());
         assert_eq!(c.due(), Some(refused_at + SECOND));
         c.flush().await.unwrap();
-        assert_eq!(recorder.sent(), [100, 200]);
+        assert_eq!(recorder.offsets(), [100, 200]);
     }
 
     #[tokio::test(start_paused = true)]
     async fn at_an_interval_of_zero_every_commit_goes_out_and_none_is_owed() {
-        let recorder = Recorder::default();
+        let recorder = RecordingCommitter::new(0);
         let c = IntervalCommitter::new(recorder.clone(), Duration::ZERO);
-        recorder.failing.store(1, Ordering::SeqCst);
+        recorder.fail_next(1);
         assert!(c.commit(0, 100, None).await.is_err());
         for next in [100, 200, 300] {
             c.commit(0, next, None).await.unwrap();
         }
-        assert_eq!(recorder.sent(), [100, 200, 300]);
+        assert_eq!(recorder.offsets(), [100, 200, 300]);
         assert_eq!(c.due(), None);
     }
 }

@@ -217,18 +217,40 @@ impl RecordStream for ChannelStream {
 
 /// A commit as the committer saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Commit {
+pub(crate) struct Commit {
     offset: i64,
     retry: Option<StoredRetry>,
 }
 
+/// Records the commits it is given (the other committers' tests use it too).
 #[derive(Clone)]
-struct RecordingCommitter {
+pub(crate) struct RecordingCommitter {
     commits: Arc<watch::Sender<Vec<Commit>>>,
     /// What `committed` answers (the previous owner's commit).
     stored: Option<(i64, Option<StoredRetry>)>,
     /// How many of the next commits fail (a rebalance in progress), recorded or not.
     failing: Arc<AtomicUsize>,
+}
+
+impl RecordingCommitter {
+    /// A committer with nothing committed before, whose first `failing` commits are refused.
+    pub(crate) fn new(failing: usize) -> Self {
+        Self {
+            commits: Arc::new(watch::channel(Vec::new()).0),
+            stored: None,
+            failing: Arc::new(AtomicUsize::new(failing)),
+        }
+    }
+
+    /// Refuse the next `n` commits.
+    pub(crate) fn fail_next(&self, n: usize) {
+        self.failing.store(n, Ordering::SeqCst);
+    }
+
+    /// The committed offsets, in order.
+    pub(crate) fn offsets(&self) -> Vec<i64> {
+        self.commits.borrow().iter().map(|c| c.offset).collect()
+    }
 }
 
 impl Committer for RecordingCommitter {
