@@ -270,7 +270,8 @@ pub struct SluiceParameters {
     /// Above 0, the offsets of batches delivered within the interval are committed together, at
     /// most this long after the first of them (and when the partition is released): less CPU and
     /// fewer commit requests, but a crash may deliver again every batch of the interval, not only
-    /// the one in flight. Only with `ParallelizationFactor` 1.
+    /// the one in flight. With `ParallelizationFactor` above 1 the partition's watermark commits
+    /// are the ones spaced.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub offset_commit_interval_seconds: Option<f64>,
 }

@@ -11,11 +11,8 @@ const FIELD: &str = "SluiceParameters.OffsetCommitIntervalSeconds";
 const MAX_SECS: f64 = 300.0;
 
 /// The least time between two offset commits of a partition; zero commits after every batch.
-/// Refused with `ParallelizationFactor` above 1 (`parallelization`): sub-lanes commit their
-/// partition's watermark through a task of their own, which does not space its commits.
 pub(crate) fn validate_commit_interval(
     def: &PipeDefinition,
-    parallelization: usize,
     errs: &mut Vec<FieldError>,
 ) -> Duration {
     let secs = def
@@ -31,13 +28,6 @@ pub(crate) fn validate_commit_interval(
             ));
             Duration::ZERO
         }
-        Some(s) if s > 0.0 && parallelization > 1 => {
-            errs.push(FieldError::new(
-                FIELD,
-                "applies only with ParallelizationFactor 1 (sub-lanes commit after every batch)",
-            ));
-            Duration::ZERO
-        }
         Some(s) => Duration::from_secs_f64(s),
     }
 }
@@ -47,10 +37,10 @@ mod tests {
     use super::*;
     use crate::model::parse_definition;
 
-    fn check(ext: &str, parallelization: usize) -> Result<Duration, Vec<FieldError>> {
+    fn check(ext: &str) -> Result<Duration, Vec<FieldError>> {
         let def = parse_definition(&format!(r#"{{"SluiceParameters":{ext}}}"#), false).unwrap();
         let mut errs = Vec::new();
-        let interval = validate_commit_interval(&def, parallelization, &mut errs);
+        let interval = validate_commit_interval(&def, &mut errs);
         if errs.is_empty() {
             Ok(interval)
         } else {
@@ -60,9 +50,9 @@ mod tests {
 
     #[test]
     fn no_interval_commits_after_every_batch() {
-        assert_eq!(check("{}", 1), Ok(Duration::ZERO));
+        assert_eq!(check("{}"), Ok(Duration::ZERO));
         assert_eq!(
-            check(r#"{"OffsetCommitIntervalSeconds":0}"#, 8),
+            check(r#"{"OffsetCommitIntervalSeconds":0}"#),
             Ok(Duration::ZERO)
         );
     }
@@ -70,11 +60,11 @@ mod tests {
     #[test]
     fn an_interval_in_range_is_taken() {
         assert_eq!(
-            check(r#"{"OffsetCommitIntervalSeconds":2.5}"#, 1),
+            check(r#"{"OffsetCommitIntervalSeconds":2.5}"#),
             Ok(Duration::from_millis(2500))
         );
         assert_eq!(
-            check(r#"{"OffsetCommitIntervalSeconds":300}"#, 1),
+            check(r#"{"OffsetCommitIntervalSeconds":300}"#),
             Ok(Duration::from_secs(300))
         );
     }
@@ -82,8 +72,7 @@ mod tests {
     #[test]
     fn an_interval_out_of_range_names_the_field_and_the_range() {
         for bad in ["-1", "300.5", "1e9"] {
-            let errs =
-                check(&format!(r#"{{"OffsetCommitIntervalSeconds":{bad}}}"#), 1).unwrap_err();
+            let errs = check(&format!(r#"{{"OffsetCommitIntervalSeconds":{bad}}}"#)).unwrap_err();
             assert_eq!(errs[0].name, FIELD);
             assert!(
                 errs[0].message.contains("between 0 and 300"),
@@ -91,12 +80,5 @@ mod tests {
                 errs[0].message
             );
         }
-    }
-
-    #[test]
-    fn an_interval_with_sub_lanes_is_refused() {
-        let errs = check(r#"{"OffsetCommitIntervalSeconds":1}"#, 4).unwrap_err();
-        assert_eq!(errs[0].name, FIELD);
-        assert!(errs[0].message.contains("ParallelizationFactor 1"));
     }
 }

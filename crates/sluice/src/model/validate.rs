@@ -302,7 +302,7 @@ pub fn validate(
     };
 
     let concurrency = validate_concurrency(def, &mut errs);
-    let commit_interval = validate_commit_interval(def, concurrency.parallelization, &mut errs);
+    let commit_interval = validate_commit_interval(def, &mut errs);
     let execution_log =
         crate::execution_log::config::validate(def, &ctx.region, &ctx.targets, &mut errs);
 

@@ -9,7 +9,9 @@
 //! done; a crash replays at most what lies above it. At most `10 x BatchSize x F` records wait above
 //! the watermark; then the partition is not read until it moves. A sub-lane's next batch waits
 //! until the commit covering its previous one landed (a refused commit is retried with backoff), so
-//! a rebalance replays only the batches in flight, as with one lane. The failure history of a
+//! a rebalance replays only the batches in flight, as with one lane (with
+//! `OffsetCommitIntervalSeconds`, the watermark's commits are spaced by an [`IntervalCommitter`]
+//! and a crash replays up to an interval's batches). The failure history of a
 //! failing sub-lane batch lives in memory only (the commit metadata holds one history per
 //! partition).
 
@@ -19,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::sync::CancellationToken;
 
+use super::commit_interval::IntervalCommitter;
 use super::lane::{
     CommitError, Committer, Lane, LaneControl, RecordStream, StoredRetry, SETTLE_BACKOFF_MAX,
     SETTLE_BACKOFF_MIN,
@@ -215,10 +218,10 @@ impl Committer for SubLaneCommitter {
 /// Commit the partition's watermark whenever it moves, until `stop`; then once more, so what the
 /// sub-lanes finished while draining is committed. A refused commit is tried again with backoff
 /// (the sub-lanes wait for it) until it lands, the partition is abandoned or drained, or the
-/// consumer closed.
+/// consumer closed. A commit the interval holds back goes out when due, and at the end.
 async fn commit_watermark<C: Committer>(
     shared: Arc<Shared>,
-    committer: C,
+    committer: IntervalCommitter<C>,
     control: Arc<LaneControl>,
     stop: CancellationToken,
 ) {
@@ -226,9 +229,15 @@ async fn commit_watermark<C: Committer>(
     let mut wait = SETTLE_BACKOFF_MIN;
     let mut failing = false;
     loop {
+        let due = committer.due();
         let stopping = tokio::select! {
             biased;
             _ = stop.cancelled() => true,
+            _ = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)),
+                if due.is_some() && !failing => {
+                flush_owed(&committer, &control, "tried again later").await;
+                continue;
+            }
             _ = shared.moved.notified(), if !failing => false,
             _ = tokio::time::sleep(wait), if failing => control.drain.is_cancelled(),
         };
@@ -262,7 +271,27 @@ async fn commit_watermark<C: Committer>(
             break;
         }
     }
+    // Not once abandoned: the partition may be another member's already.
+    if !control.abandon.is_cancelled() && committer.due().is_some() {
+        flush_owed(
+            &committer,
+            &control,
+            "its next owner delivers again what was delivered since the last commit",
+        )
+        .await;
+    }
     shared.progress.send_modify(|p| p.closed = true);
+}
+
+/// Send the commit the interval held back; refused, it stays owed (`then` says what follows).
+async fn flush_owed<C: Committer>(
+    committer: &IntervalCommitter<C>,
+    control: &LaneControl,
+    then: &str,
+) {
+    if let Err(e) = committer.flush().await {
+        tracing::warn!(partition = control.partition, error = %e, "owed offset commit failed; {then}");
+    }
 }
 
 /// Commit `mark` unless `last` (committed already) covers it.
@@ -320,7 +349,7 @@ impl<S: RecordStream, C: Committer> KeyedLane<S, C> {
         let stop = CancellationToken::new();
         let commits = tokio::spawn(commit_watermark(
             shared.clone(),
-            self.committer,
+            IntervalCommitter::new(self.committer, self.processor.commit_interval()),
             self.control.clone(),
             stop.clone(),
         ));
@@ -329,7 +358,7 @@ impl<S: RecordStream, C: Committer> KeyedLane<S, C> {
         for lane in 0..lanes {
             let (tx, rx) = mpsc::unbounded_channel();
             senders.push(tx);
-            let sub = Lane::new(
+            let sub = Lane::unspaced(
                 Arc::new(self.control.child()),
                 SubLaneStream(rx),
                 SubLaneCommitter {

@@ -148,17 +148,39 @@ pub(crate) struct Lane<S, C> {
 }
 
 impl<S: RecordStream, C: Committer> Lane<S, C> {
+    /// A partition's lane: its commits spaced by the pipe's `OffsetCommitIntervalSeconds`.
     pub fn new(
         control: Arc<LaneControl>,
         stream: S,
         committer: C,
         processor: Arc<BatchProcessor>,
     ) -> Self {
-        let committer = IntervalCommitter::new(committer, processor.commit_interval());
+        let interval = processor.commit_interval();
+        Self::spaced(control, stream, committer, processor, interval)
+    }
+
+    /// A sub-lane: every report goes to the partition's watermark at once (the watermark's own
+    /// commits are the ones spaced).
+    pub fn unspaced(
+        control: Arc<LaneControl>,
+        stream: S,
+        committer: C,
+        processor: Arc<BatchProcessor>,
+    ) -> Self {
+        Self::spaced(control, stream, committer, processor, Duration::ZERO)
+    }
+
+    fn spaced(
+        control: Arc<LaneControl>,
+        stream: S,
+        committer: C,
+        processor: Arc<BatchProcessor>,
+        interval: Duration,
+    ) -> Self {
         Self {
             control,
             stream,
-            committer,
+            committer: IntervalCommitter::new(committer, interval),
             processor,
         }
     }

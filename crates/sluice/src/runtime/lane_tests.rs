@@ -1211,3 +1211,34 @@ async fn each_attempt_logs_its_steps_at_the_pipes_level() {
     let (failed, _) = records[6].fitted();
     assert_eq!(failed.error.as_ref().unwrap().http_status_code, Some(429));
 }
+
+/// `OffsetCommitIntervalSeconds` with sub-lanes: the watermark's commits are the ones spaced; what
+/// the interval held back goes out when due, and a drain sends what is still owed.
+#[tokio::test(start_paused = true)]
+async fn with_a_commit_interval_the_watermark_commits_are_spaced() {
+    let target = FakeTarget::new(Duration::from_millis(10), vec![]);
+    let extra = sluice(r#""ParallelizationFactor":2,"OffsetCommitIntervalSeconds":2"#);
+    let mut h = Harness::start(&kafka(1, 0), &extra, target.clone());
+    let t0 = Instant::now();
+    h.send_keyed(&["a", "b", "a", "b", "a", "b"]);
+    h.wait_committed(6).await;
+    let when = t0.elapsed();
+    // The first report's commit went out at once; every later one was owed until 2 s after it.
+    assert_eq!(target.calls().len(), 6);
+    assert_eq!(h.commits().len(), 2, "{:?}", h.commits());
+    assert!(
+        when >= Duration::from_secs(2) && when < Duration::from_millis(2100),
+        "{when:?}"
+    );
+    // Owed at the drain: sent then, not 2 s later.
+    h.send_keyed(&["a", "b"]);
+    target.wait_calls(8).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let t1 = Instant::now();
+    h.control.drain.cancel();
+    let commits = h.commits.clone();
+    h.ended().await;
+    assert!(t1.elapsed() < Duration::from_secs(1), "{:?}", t1.elapsed());
+    let offsets: Vec<i64> = commits.borrow().iter().map(|c| c.offset).collect();
+    assert_eq!(offsets.last(), Some(&8), "{offsets:?}");
+}
