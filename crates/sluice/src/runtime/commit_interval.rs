@@ -46,6 +46,34 @@ impl<C: Committer> IntervalCommitter<C> {
         Some(s.last_sent.map_or_else(Instant::now, |t| t + self.interval))
     }
 
+    /// Resolves when the owed commit is due; never while nothing is owed.
+    pub async fn until_due(&self) {
+        match self.due() {
+            Some(t) => tokio::time::sleep_until(t).await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Send the owed commit of `partition` now; refused, it stays owed and is tried again after
+    /// another interval, or covered by the next commit.
+    pub async fn send_owed(&self, partition: i32) {
+        if let Err(e) = self.flush().await {
+            tracing::debug!(partition, error = %e, "owed offset commit failed; tried again later");
+        }
+    }
+
+    /// The partition goes to its next owner: send what is owed, once; not when `abandoned` (the
+    /// partition may be another member's already).
+    pub async fn release(&self, partition: i32, abandoned: bool) {
+        if abandoned || self.due().is_none() {
+            return;
+        }
+        if let Err(e) = self.flush().await {
+            tracing::warn!(partition, error = %e,
+                "owed offset commit failed as the partition was released; its next owner delivers again what was delivered since the last commit");
+        }
+    }
+
     /// Send the owed commit now, if there is one (refused, it stays owed).
     pub async fn flush(&self) -> Result<(), CommitError> {
         let owed = self.spacing().owed;

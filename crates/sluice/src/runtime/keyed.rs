@@ -229,13 +229,11 @@ async fn commit_watermark<C: Committer>(
     let mut wait = SETTLE_BACKOFF_MIN;
     let mut failing = false;
     loop {
-        let due = committer.due();
         let stopping = tokio::select! {
             biased;
             _ = stop.cancelled() => true,
-            _ = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)),
-                if due.is_some() && !failing => {
-                flush_owed(&committer, &control, "tried again later").await;
+            _ = committer.until_due(), if !failing => {
+                committer.send_owed(control.partition).await;
                 continue;
             }
             _ = shared.moved.notified(), if !failing => false,
@@ -271,27 +269,10 @@ async fn commit_watermark<C: Committer>(
             break;
         }
     }
-    // Not once abandoned: the partition may be another member's already.
-    if !control.abandon.is_cancelled() && committer.due().is_some() {
-        flush_owed(
-            &committer,
-            &control,
-            "its next owner delivers again what was delivered since the last commit",
-        )
+    committer
+        .release(control.partition, control.abandon.is_cancelled())
         .await;
-    }
     shared.progress.send_modify(|p| p.closed = true);
-}
-
-/// Send the commit the interval held back; refused, it stays owed (`then` says what follows).
-async fn flush_owed<C: Committer>(
-    committer: &IntervalCommitter<C>,
-    control: &LaneControl,
-    then: &str,
-) {
-    if let Err(e) = committer.flush().await {
-        tracing::warn!(partition = control.partition, error = %e, "owed offset commit failed; {then}");
-    }
 }
 
 /// Commit `mark` unless `last` (committed already) covers it.

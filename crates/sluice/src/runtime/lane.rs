@@ -224,29 +224,9 @@ impl<S: RecordStream, C: Committer> Lane<S, C> {
                 break;
             }
         }
-        self.release().await;
+        let abandoned = self.control.abandon.is_cancelled();
+        self.committer.release(p, abandoned).await;
         tracing::debug!(partition = p, "lane stopped");
-    }
-
-    /// Send an owed commit before the partition goes to its next owner, once; not when abandoned
-    /// (the partition may be another member's already).
-    async fn release(&self) {
-        if self.control.abandon.is_cancelled() || self.committer.due().is_none() {
-            return;
-        }
-        if let Err(e) = self.committer.flush().await {
-            tracing::warn!(partition = self.control.partition, error = %e,
-                "owed offset commit failed as the partition was released; its next owner delivers again what was delivered since the last commit");
-        }
-    }
-
-    /// Send the commit the interval held back (`OffsetCommitIntervalSeconds`); refused, it is
-    /// tried again after another interval, or by the next batch's commit.
-    async fn flush_owed(&self) {
-        if let Err(e) = self.committer.flush().await {
-            tracing::debug!(partition = self.control.partition, error = %e,
-                "owed offset commit failed; tried again later");
-        }
     }
 
     /// Make sure the delivered batch's commit (`next_offset`) landed before the next batch goes
@@ -294,12 +274,12 @@ impl<S: RecordStream, C: Committer> Lane<S, C> {
             Some(r) => r,
             None => loop {
                 // While the lane waits for records, an owed commit goes out when it is due.
-                let due = self.committer.due();
                 tokio::select! {
                     biased;
                     _ = drain.cancelled() => return None,
-                    _ = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)),
-                        if due.is_some() => self.flush_owed().await,
+                    _ = self.committer.until_due() => {
+                        self.committer.send_owed(self.control.partition).await
+                    }
                     r = self.stream.next() => break r?,
                 }
             },
