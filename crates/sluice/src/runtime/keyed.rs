@@ -361,6 +361,7 @@ impl<S: RecordStream, C: Committer> KeyedLane<S, C> {
                     None => break,
                 },
             };
+            self.control.record_read(rec.offset);
             let lane = sub_lane(rec.key(), self.factor);
             shared.watermark().read(lane, rec.offset);
             let _ = senders[lane].send(rec);

@@ -108,7 +108,8 @@ pub(crate) struct LaneControl {
     pub drain: CancellationToken,
     /// Stop at once, even mid-delivery.
     pub abandon: CancellationToken,
-    /// The next offset the group will read, once this lane committed (-1 before).
+    /// The next offset the group will read: the last commit's, or before the first commit the
+    /// offset of the first record the lane read (-1 before that). The lag is measured from it.
     pub committed: AtomicI64,
 }
 
@@ -129,6 +130,15 @@ impl LaneControl {
             drain: self.drain.child_token(),
             abandon: self.abandon.child_token(),
             committed: AtomicI64::new(-1),
+        }
+    }
+
+    /// The lane read the record at `offset`: before any commit, the group would read it again.
+    pub fn record_read(&self, offset: i64) {
+        if self.committed.load(Ordering::Relaxed) < 0 {
+            let _ =
+                self.committed
+                    .compare_exchange(-1, offset, Ordering::Relaxed, Ordering::Relaxed);
         }
     }
 
@@ -284,6 +294,7 @@ impl<S: RecordStream, C: Committer> Lane<S, C> {
                 }
             },
         };
+        self.control.record_read(first.offset);
         let mut bytes = estimated_json_size(&first);
         let mut batch = Vec::with_capacity(limits.size.min(1024));
         batch.push(first);

@@ -695,6 +695,22 @@ async fn a_drained_lane_stops_retrying_a_refused_commit() {
     assert_eq!(target.calls().len(), 1);
 }
 
+/// Found by `the_console_shows_pipes_and_acts_on_them_in_a_browser` (lag stayed 0 for 90 s with
+/// 4,000 records held back by a slow target): before a partition's first commit, the lag was
+/// measured from the consumer's fetch position, which had already passed every prefetched record.
+/// It is now measured from the first record the lane read, as the group would read it again.
+#[tokio::test(start_paused = true)]
+async fn regression_lag_before_the_first_commit_counted_prefetched_records_as_done() {
+    let target = FakeTarget::new(NO_LATENCY, vec![Reply::Hang]);
+    let mut h = Harness::start(&kafka(10, 0), "", target.clone());
+    h.next_offset = 40;
+    assert_eq!(h.control.committed.load(Ordering::Relaxed), -1);
+    h.send(10, b"{}");
+    target.wait_calls(1).await;
+    assert_eq!(h.control.committed.load(Ordering::Relaxed), 40);
+    assert!(h.commits().is_empty());
+}
+
 const INTERVAL_2S: &str = r#","SluiceParameters":{"OffsetCommitIntervalSeconds":2}"#;
 
 #[tokio::test(start_paused = true)]

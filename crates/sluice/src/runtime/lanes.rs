@@ -76,7 +76,8 @@ impl LaneRegistry {
             .insert(control.partition, LaneHandle { control, done });
     }
 
-    /// The committed offset of each lane that committed (-1 for the others).
+    /// The committed offset of each lane (before its first commit, the first offset it read; -1
+    /// before that).
     pub fn committed(&self) -> Vec<(i32, i64)> {
         self.lanes()
             .iter()
